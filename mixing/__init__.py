@@ -1,0 +1,39 @@
+"""Beta schedules and the per-env MixingPolicy (torch only; no rsl_rl import)."""
+
+from dagmix.mixing.config import (
+    ASSIGNMENTS,
+    GRANULARITIES,
+    PRESETS,
+    SCHEDULE_KINDS,
+    MixingConfig,
+    build_schedule,
+    schedule_names,
+)
+from dagmix.mixing.policy import MixingPolicy
+from dagmix.mixing.schedules import (
+    BetaSchedule,
+    ConstantSchedule,
+    CosineSchedule,
+    ExponentialSchedule,
+    LinearSchedule,
+    PiecewiseLinearSchedule,
+    StepSchedule,
+)
+
+__all__ = [
+    "ASSIGNMENTS",
+    "GRANULARITIES",
+    "PRESETS",
+    "SCHEDULE_KINDS",
+    "BetaSchedule",
+    "ConstantSchedule",
+    "CosineSchedule",
+    "ExponentialSchedule",
+    "LinearSchedule",
+    "MixingConfig",
+    "MixingPolicy",
+    "PiecewiseLinearSchedule",
+    "StepSchedule",
+    "build_schedule",
+    "schedule_names",
+]

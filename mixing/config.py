@@ -1,0 +1,195 @@
+"""The ``mixing`` config: schedule kinds and presets by name, granularity, assignment, seed."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from dagmix.mixing.schedules import (
+    BetaSchedule,
+    ConstantSchedule,
+    CosineSchedule,
+    ExponentialSchedule,
+    LinearSchedule,
+    PiecewiseLinearSchedule,
+    StepSchedule,
+)
+
+Granularity = Literal["step", "episode", "iteration"]
+Assignment = Literal["random", "quota"]
+GRANULARITIES: tuple[str, ...] = ("step", "episode", "iteration")
+ASSIGNMENTS: tuple[str, ...] = ("random", "quota")
+
+SCHEDULE_KINDS: dict[str, type[BetaSchedule]] = {
+    "constant": ConstantSchedule,
+    "step": StepSchedule,
+    "linear": LinearSchedule,
+    "exponential": ExponentialSchedule,
+    "cosine": CosineSchedule,
+    "piecewise_linear": PiecewiseLinearSchedule,
+}
+
+
+def _two_stage(phase1_iterations: int) -> BetaSchedule:
+    """Teacher drives for ``phase1_iterations`` iterations, then the student (the seed's two-stage training)."""
+    return StepSchedule(phase1_iterations)
+
+
+def _student_only() -> BetaSchedule:
+    """Beta 0: the student always drives (stock rsl_rl Distillation)."""
+    return ConstantSchedule(0.0)
+
+
+def _teacher_only() -> BetaSchedule:
+    """Beta 1: the teacher always drives (behaviour cloning)."""
+    return ConstantSchedule(1.0)
+
+
+def _dagger_first() -> BetaSchedule:
+    """Beta 1 in iteration 0 only, then 0 (the DAgger paper's first-iteration expert rollout)."""
+    return StepSchedule(1)
+
+
+def _dagger_linear(iterations: int) -> BetaSchedule:
+    """Beta falls linearly from 1 to 0 over ``iterations`` iterations."""
+    return LinearSchedule(start=1.0, end=0.0, iterations=iterations)
+
+
+def _dagger_exp(decay: float = 0.95, cutoff: float = 0.01) -> BetaSchedule:
+    """Beta_i = decay**i (the DAgger paper's p**i), 0 once below ``cutoff``."""
+    return ExponentialSchedule(decay=decay, start=1.0, cutoff=cutoff)
+
+
+PRESETS: dict[str, Callable[..., BetaSchedule]] = {
+    "two_stage": _two_stage,
+    "student_only": _student_only,
+    "teacher_only": _teacher_only,
+    "dagger_first": _dagger_first,
+    "dagger_linear": _dagger_linear,
+    "dagger_exp": _dagger_exp,
+}
+
+
+def schedule_names() -> list[str]:
+    """Return every name ``mixing.schedule`` accepts: kinds first, then presets."""
+    return [*SCHEDULE_KINDS, *PRESETS]
+
+
+def _unknown(what: str, value: object, valid: list[str]) -> str:
+    """Return an error message naming a bad value, the valid options and a close match."""
+    msg = f"{what}={value!r} is not one of {', '.join(repr(v) for v in valid)}."
+    close = difflib.get_close_matches(str(value), valid, n=1)
+    return msg + (f" Did you mean {close[0]!r}?" if close else "")
+
+
+def _params_of(builder: Callable[..., Any]) -> tuple[list[str], list[str]]:
+    """Return (all parameter names, required parameter names) of a schedule class or preset function."""
+    sig = inspect.signature(builder)
+    names = [p for p in sig.parameters if p != "self"]
+    required = [p for p in names if sig.parameters[p].default is inspect.Parameter.empty]
+    return names, required
+
+
+def build_schedule(name: str, **params: Any) -> BetaSchedule:
+    """Build a schedule from a kind (``constant``, ``step``, ...) or a preset name and its parameters.
+
+    Raises:
+        ValueError: unknown name, unknown or missing parameters, or parameter values out of range.
+    """
+    if not isinstance(name, str):
+        raise ValueError(_unknown("mixing.schedule", name, schedule_names()))
+    builder: Callable[..., BetaSchedule] | None = SCHEDULE_KINDS.get(name) or PRESETS.get(name)
+    if builder is None:
+        raise ValueError(_unknown("mixing.schedule", name, schedule_names()))
+    names, required = _params_of(builder)
+    unknown = [k for k in params if k not in names]
+    if unknown:
+        valid = ", ".join(names) if names else "none"
+        raise ValueError(f"Unknown key(s) {unknown} for mixing.schedule={name!r}; its parameters are: {valid}.")
+    missing = [k for k in required if k not in params]
+    if missing:
+        raise ValueError(f"mixing.schedule={name!r} needs {missing} (e.g. mixing={{'schedule': {name!r}, ...}}).")
+    return builder(**params)
+
+
+@dataclass
+class MixingConfig:
+    """Validated form of the algorithm's ``mixing`` dict."""
+
+    schedule: str = "student_only"
+    """Schedule kind (``constant``, ``step``, ``linear``, ``exponential``, ``cosine``, ``piecewise_linear``) or
+    preset (``two_stage``, ``student_only``, ``teacher_only``, ``dagger_first``, ``dagger_linear``, ``dagger_exp``)."""
+
+    schedule_params: dict[str, Any] = field(default_factory=dict)
+    """The schedule's parameters (in the dict form they sit beside ``schedule``)."""
+
+    granularity: Granularity = "step"
+    """When an env's teacher/student draw is renewed: every ``step``, at each ``episode`` end, or each ``iteration``."""
+
+    assignment: Assignment = "random"
+    """``random``: independent Bernoulli(beta) per env; ``quota``: exactly floor(beta * num_envs + 0.5) teacher envs."""
+
+    seed: int | None = None
+    """Seed of the mask generator; None derives it from the train config's ``seed``."""
+
+    def __post_init__(self) -> None:
+        """Validate every field; errors name the value and the valid options."""
+        if self.granularity not in GRANULARITIES:
+            raise ValueError(_unknown("mixing.granularity", self.granularity, list(GRANULARITIES)))
+        if self.assignment not in ASSIGNMENTS:
+            raise ValueError(_unknown("mixing.assignment", self.assignment, list(ASSIGNMENTS)))
+        if self.assignment == "quota" and self.granularity == "episode":
+            raise ValueError(
+                "mixing.assignment='quota' cannot be combined with granularity='episode': envs end their episodes "
+                "at different times, so no exact quota holds. Use assignment='random' with granularity='episode', "
+                "or quota with granularity='step' or 'iteration'."
+            )
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ValueError(f"mixing.seed={self.seed!r} must be an int or None.")
+        self.build_schedule()  # validates the schedule name and its parameters
+
+    def build_schedule(self) -> BetaSchedule:
+        """Return a fresh schedule object for this config."""
+        return build_schedule(self.schedule, **self.schedule_params)
+
+    @classmethod
+    def from_dict(cls, cfg: Mapping[str, Any]) -> MixingConfig:
+        """Parse the flat ``mixing`` dict; schedule parameters sit beside ``schedule``. Does not modify ``cfg``."""
+        if isinstance(cfg, MixingConfig):
+            return cfg
+        if not isinstance(cfg, Mapping):
+            raise ValueError(f"mixing must be a dict, got {type(cfg).__name__}: {cfg!r}.")
+        if "schedule" not in cfg:
+            raise ValueError(
+                f"mixing={dict(cfg)!r} has no 'schedule'; name one of {', '.join(schedule_names())}, "
+                "e.g. {'schedule': 'two_stage', 'phase1_iterations': 500}."
+            )
+        own = {f.name for f in fields(cls)} - {"schedule_params"}
+        name = cfg["schedule"]
+        builder = SCHEDULE_KINDS.get(name) or PRESETS.get(name) if isinstance(name, str) else None
+        schedule_keys = _params_of(builder)[0] if builder is not None else []
+        params = {k: v for k, v in cfg.items() if k not in own}
+        unknown = [k for k in params if k not in schedule_keys]
+        if builder is not None and unknown:
+            valid = sorted(own) + schedule_keys
+            hints = [
+                f"{k!r} (did you mean {m[0]!r}?)" for k in unknown if (m := difflib.get_close_matches(k, valid, 1))
+            ]
+            raise ValueError(
+                f"Unknown key(s) {unknown} in mixing for schedule={name!r}; valid keys: {', '.join(valid)}."
+                + (f" {'; '.join(hints)}." if hints else "")
+            )
+        return cls(
+            schedule=name,
+            schedule_params=params,
+            **{k: cfg[k] for k in own - {"schedule"} if k in cfg},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the flat dict form accepted by :meth:`from_dict`."""
+        out: dict[str, Any] = {"schedule": self.schedule, **self.schedule_params}
+        out.update(granularity=self.granularity, assignment=self.assignment, seed=self.seed)
+        return out
