@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -35,7 +35,7 @@ MIXING_STATE_FORMAT_VERSION = 1
 CHECKPOINT_KEY = "dagmix"
 """Key of the mixing state in rsl_rl checkpoints (ignored by stock rsl_rl when loading)."""
 
-_DAGMIX_KEYS = ("mixing", "use_two_stage_training", "phase1_iterations", "phase_console_output")
+_DAGMIX_KEYS = ("mixing", "use_two_stage_training", "phase1_iterations", "phase_console_output", "teacher_action_clip")
 _PARENT_KEYS = set(inspect.signature(Distillation.__init__).parameters) | {"rnd_cfg", "symmetry_cfg"}
 
 
@@ -111,6 +111,7 @@ class MixingDistillation(Distillation):
         use_two_stage_training: bool = False,
         phase1_iterations: int | None = None,
         phase_console_output: bool = True,
+        teacher_action_clip: float | None = None,
         **kwargs: Any,
     ) -> None:
         """Build the algorithm; rsl_rl's own keys (``learning_rate``, ...) pass through to ``Distillation``.
@@ -123,6 +124,9 @@ class MixingDistillation(Distillation):
             use_two_stage_training: The seed's switch; with ``phase1_iterations`` it means schedule ``two_stage``.
             phase1_iterations: Teacher-driven iterations; read only when ``use_two_stage_training`` is True.
             phase_console_output: Print the phase lines and the switch banner (rank 0 only).
+            teacher_action_clip: If set, the stored label (the teacher action the student learns) is clamped to
+                [-clip, clip], e.g. to the env's action bounds; the executed action is not changed (the env
+                clamps what it receives). None (default) stores the raw teacher action, as rsl_rl does.
             **kwargs: Passed to rsl_rl's ``Distillation``.
         """
         for key in kwargs:
@@ -132,6 +136,13 @@ class MixingDistillation(Distillation):
                     raise ValueError(f"Unknown algorithm key {key!r}; did you mean {close[0]!r}?")
                 warnings.warn(f"MixingDistillation ignores unknown algorithm key {key!r}.", stacklevel=2)
         self.mixing_cfg = _resolve_mixing(mixing, use_two_stage_training, phase1_iterations)
+        if teacher_action_clip is not None and (
+            isinstance(teacher_action_clip, bool)
+            or not isinstance(teacher_action_clip, (int, float))
+            or not teacher_action_clip > 0
+        ):
+            raise ValueError(f"teacher_action_clip={teacher_action_clip!r} must be a positive number or None.")
+        self.teacher_action_clip = None if teacher_action_clip is None else float(teacher_action_clip)
         super().__init__(student, teacher, storage, **kwargs)
         self.schedule: BetaSchedule = self.mixing_cfg.build_schedule()
         self.phase_console_output = bool(phase_console_output)
@@ -159,7 +170,11 @@ class MixingDistillation(Distillation):
         self._seen_positive_beta = False
         self._banner_printed = False
         self._log_target: dict | None = None
+        self._logged_keys: set[str] = set()
         self.last_metrics: dict[str, float] = {}
+        self.iteration_callbacks: list[Callable[[int, dict[str, float]], Mapping[str, float] | None]] = []
+        """Called as ``fn(iteration, metrics)`` at the end of each update (after the student's gradient steps);
+        a returned mapping of scalars is logged with the iteration's metrics (e.g. ``Eval/student_return``)."""
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -254,8 +269,12 @@ class MixingDistillation(Distillation):
         if self._pending:
             self._begin_iteration()
         student_actions = super().act(obs)
+        teacher_actions = self.transition.privileged_actions
+        if self.teacher_action_clip is not None:
+            clip = self.teacher_action_clip
+            self.transition.privileged_actions = teacher_actions.clamp(-clip, clip)
         mask = self.mixing_policy.step()
-        executed = self.mixing_policy.select(student_actions, self.transition.privileged_actions)
+        executed = self.mixing_policy.select(student_actions, teacher_actions)
         step = self.storage.step
         if step < self.teacher_masks.shape[0]:
             self.teacher_masks[step].copy_(mask)
@@ -292,11 +311,16 @@ class MixingDistillation(Distillation):
             metrics[SCALAR_LOSS_TEACHER_DRIVEN] = loss_t / cnt_t
         if cnt_s > 0:
             metrics[SCALAR_LOSS_STUDENT_DRIVEN] = loss_s / cnt_s
+        for callback in self.iteration_callbacks:
+            extra = callback(it, dict(metrics))
+            if extra:
+                metrics.update(extra)
         self.last_metrics = metrics
         if self._log_target is not None:
-            self._log_target.pop(SCALAR_LOSS_TEACHER_DRIVEN, None)
-            self._log_target.pop(SCALAR_LOSS_STUDENT_DRIVEN, None)
+            for key in self._logged_keys - metrics.keys():  # keys an env-reused dict may still hold
+                self._log_target.pop(key, None)
             self._log_target.update(metrics)
+            self._logged_keys = set(metrics)
         if self._console:
             print("\n".join(phase_lines(self.schedule, it, beta)))
         self._runner_iteration = it

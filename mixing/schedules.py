@@ -158,7 +158,7 @@ class CosineSchedule(BetaSchedule):
 
     def first_zero_iteration(self) -> int | None:
         """Return the first iteration where the curve reaches 0, if it does."""
-        if self.start == 0.0 and self.end == 0.0:
+        if self.start == 0.0:
             return 0
         return self.iterations if self.end == 0.0 else None
 
@@ -181,13 +181,16 @@ class ExponentialSchedule(BetaSchedule):
         self.decay = float(decay)
         self.start = _check_unit("start", start, "ExponentialSchedule")
         self.cutoff = _check_unit("cutoff", cutoff, "ExponentialSchedule")
+        if self.cutoff == 0.0:
+            raise ValueError(
+                "ExponentialSchedule: cutoff=0.0 would let beta reach 0 only by floating-point underflow; "
+                "pass a positive cutoff (e.g. 0.01) below which beta is 0."
+            )
         self._zero_at = self._compute_first_zero()
 
     def _compute_first_zero(self) -> int | None:
-        if self.start < self.cutoff or self.start == 0.0:
+        if self.start < self.cutoff:
             return 0
-        if self.cutoff == 0.0:
-            return None
         i = max(0, math.floor(math.log(self.cutoff / self.start) / math.log(self.decay)) - 1)
         while self.start * self.decay**i >= self.cutoff:
             i += 1

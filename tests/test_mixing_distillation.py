@@ -314,3 +314,34 @@ def test_user_config_is_not_modified_by_mixing_runner(tmp_path, teacher_path):
     r = MixingDistillationRunner(make_env(), cfg, None, "cpu")
     assert "class_name" not in cfg["algorithm"] and cfg["algorithm"]["mixing"] == mixing_before
     assert isinstance(r.alg, MixingDistillation)
+
+
+def test_teacher_action_clip_changes_only_the_stored_label(tmp_path, teacher_path):
+    r = make_runner(
+        tmp_path, teacher_path, {"mixing": {"schedule": "teacher_only"}, "teacher_action_clip": 1.0}, num_envs=64
+    )
+    with torch.no_grad():
+        r.alg.teacher.mlp[-1].weight.mul_(100.0)  # a teacher whose actions leave [-1, 1]
+    r.alg.train_mode()
+    rollout(r.alg, r.env, 8)
+    executed, labels = r.alg.executed_actions, r.alg.storage.privileged_actions
+    assert executed.abs().max() > 1.0  # the env receives the raw teacher action (and clamps it itself)
+    assert labels.abs().max() <= 1.0
+    assert torch.equal(labels, executed.clamp(-1.0, 1.0))
+    with pytest.raises(ValueError, match=r"teacher_action_clip=-1"):
+        make_runner(tmp_path, None, {"teacher_action_clip": -1})
+
+
+def test_iteration_callbacks_add_scalars_to_the_iteration_log(tmp_path, teacher_path):
+    r = make_runner(tmp_path, teacher_path, {"mixing": {"schedule": "two_stage", "phase1_iterations": 1}})
+    seen = []
+
+    def callback(it, metrics):
+        seen.append((it, metrics["Distillation/beta"]))
+        return {"Eval/student_return": 10.0 + it} if it == 1 else None
+
+    r.alg.iteration_callbacks.append(callback)
+    r.learn(3)
+    assert seen == [(0, 1.0), (1, 0.0), (2, 0.0)]
+    assert "Eval/student_return" not in r.alg.last_metrics  # only iteration 1 returned it
+    assert r.alg._log_target.get("Eval/student_return") is None  # and it is not left behind in a reused dict

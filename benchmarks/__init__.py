@@ -1,0 +1,1 @@
+"""Benchmark scripts (run them as modules: ``python -m dagmix.benchmarks.overhead``)."""

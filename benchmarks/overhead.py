@@ -1,0 +1,174 @@
+"""Throughput of the whole distillation loop: dagmix MixingDistillation vs stock rsl_rl Distillation.
+
+Both run in this process on the same env class and sizes, in interleaved repeats; the report is the median
+ratio of env steps per second (dagmix / stock) per mixing mode. Run ``python -m dagmix.benchmarks.overhead -h``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class Args:
+    """Benchmark settings."""
+
+    num_envs: list[int] = field(default_factory=lambda: [4096])
+    """Env counts to measure."""
+    modes: list[str] = field(default_factory=lambda: ["student_only", "step", "episode", "quota"])
+    """Mixing modes: student_only (beta 0), step / episode (random, beta 0.5), quota (step, beta 0.5)."""
+    student: str = "gru"
+    """Student model: mlp or gru."""
+    iterations: int = 3
+    """Learning iterations per timed block."""
+    repeats: int = 5
+    """Interleaved repeats (dagmix block, stock block) per mode; the median ratio is reported."""
+    steps_per_env: int = 24
+    """Rollout length (num_steps_per_env)."""
+    device: str = "cpu"
+    """Torch device."""
+    json_out: str | None = None
+    """Optional path to write the results as JSON."""
+
+
+MODES = {
+    "student_only": None,
+    "step": {"schedule": "constant", "beta": 0.5, "granularity": "step"},
+    "episode": {"schedule": "constant", "beta": 0.5, "granularity": "episode"},
+    "quota": {"schedule": "constant", "beta": 0.5, "granularity": "step", "assignment": "quota"},
+}
+
+
+def _cfg(args: Args, algorithm: dict) -> dict:
+    model = {
+        "class_name": "MLPModel",
+        "hidden_dims": [64, 64],
+        "activation": "elu",
+        "obs_normalization": True,
+        "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 0.1},
+    }
+    student = dict(model)
+    if args.student == "gru":
+        student.update(class_name="RNNModel", rnn_type="gru", rnn_hidden_dim=64, rnn_num_layers=1)
+    return {
+        "num_steps_per_env": args.steps_per_env,
+        "max_iterations": 10**6,
+        "save_interval": 10**6,
+        "seed": 0,
+        "obs_groups": {"student": ["policy"], "teacher": ["teacher"]},
+        "algorithm": {"num_learning_epochs": 1, "gradient_length": args.steps_per_env, **algorithm},
+        "student": student,
+        "teacher": model,
+    }
+
+
+def _runner(args: Args, num_envs: int, algorithm: dict) -> object:
+    from rsl_rl.runners import DistillationRunner
+
+    from dagmix.envs.toy import PointMassEnv
+
+    env = PointMassEnv(num_envs=num_envs, device=args.device, max_episode_length=50)
+    r = DistillationRunner(env, _cfg(args, algorithm), None, args.device)
+    r.alg.teacher_loaded = True  # random teacher: throughput does not depend on its weights
+    return r
+
+
+def _timed(runner: object, iterations: int, num_envs: int, steps: int, device: str) -> float:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    runner.learn(iterations)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return iterations * steps * num_envs / (time.perf_counter() - t0)
+
+
+def run(args: Args) -> list[dict]:
+    """Measure every (num_envs, mode) pair; return one result dict per pair."""
+    import contextlib
+    import io
+
+    results = []
+    for n in args.num_envs:
+        for mode in args.modes:
+            if mode not in MODES:
+                raise ValueError(f"mode={mode!r} is not one of {', '.join(MODES)}")
+            with contextlib.redirect_stdout(io.StringIO()):
+                stock = _runner(args, n, {"class_name": "Distillation"})
+                mixing = _runner(
+                    args,
+                    n,
+                    {
+                        "class_name": "dagmix.algorithms:MixingDistillation",
+                        "mixing": MODES[mode],
+                        "phase_console_output": False,
+                    },
+                )
+                stock.learn(1)  # warm-up
+                mixing.learn(1)
+            ratios, sps_stock, sps_mix = [], [], []
+            for _ in range(args.repeats):
+                with contextlib.redirect_stdout(io.StringIO()):
+                    a = _timed(mixing, args.iterations, n, args.steps_per_env, args.device)
+                    b = _timed(stock, args.iterations, n, args.steps_per_env, args.device)
+                sps_mix.append(a)
+                sps_stock.append(b)
+                ratios.append(a / b)
+            res = {
+                "num_envs": n,
+                "mode": mode,
+                "student": args.student,
+                "device": args.device,
+                "median_ratio": statistics.median(ratios),
+                "ratios": ratios,
+                "median_sps_dagmix": statistics.median(sps_mix),
+                "median_sps_stock": statistics.median(sps_stock),
+            }
+            results.append(res)
+            print(
+                f"num_envs={n:6d} mode={mode:12s} dagmix {res['median_sps_dagmix']:10.0f} steps/s  "
+                f"stock {res['median_sps_stock']:10.0f} steps/s  ratio {res['median_ratio']:.3f} "
+                f"(min {min(ratios):.3f}, max {max(ratios):.3f})",
+                flush=True,
+            )
+    return results
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    """Parse command-line flags named after the Args fields."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in dataclasses.fields(Args):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, list):
+            parser.add_argument(flag, nargs="+", type=type(default[0]), default=default)
+        elif f.name == "json_out":
+            parser.add_argument(flag, default=None)
+        else:
+            parser.add_argument(flag, type=type(default), default=default)
+    ns = parser.parse_args(argv)
+    args = Args(**vars(ns))
+    if args.student not in ("mlp", "gru"):
+        parser.error(f"--student={args.student!r} is not one of 'mlp', 'gru'")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark and optionally write JSON."""
+    args = parse_args(argv)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    results = run(args)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
