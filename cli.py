@@ -57,8 +57,8 @@ def demo(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "obs_groups": {"actor": ["teacher"], "critic": ["teacher"]},
         "algorithm": {"class_name": "PPO", "learning_rate": 1e-3, "num_learning_epochs": 5, "num_mini_batches": 4},
-        "actor": teacher_cfg,
-        "critic": {k: v for k, v in teacher_cfg.items() if k != "distribution_cfg"},
+        "actor": copy.deepcopy(teacher_cfg),
+        "critic": copy.deepcopy({k: v for k, v in teacher_cfg.items() if k != "distribution_cfg"}),
         "logger": "tensorboard",
     }
     print(f"[dagmix demo] 1/3 training the teacher with PPO for {args.teacher_iterations} iterations")
@@ -88,8 +88,8 @@ def demo(args: argparse.Namespace) -> int:
             "use_two_stage_training": True,
             "phase1_iterations": args.phase1_iterations,
         },
-        "student": student_cfg,
-        "teacher": teacher_cfg,
+        "student": copy.deepcopy(student_cfg),
+        "teacher": copy.deepcopy(teacher_cfg),
         "logger": "tensorboard",
     }
     runner = MixingDistillationRunner(env, train_cfg, os.path.join(log_root, "distill"), "cpu")

@@ -7,6 +7,7 @@ ratio of env steps per second (dagmix / stock) per mixing mode. Run ``python -m 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import statistics
@@ -54,7 +55,7 @@ def _cfg(args: Args, algorithm: dict) -> dict:
         "obs_normalization": True,
         "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 0.1},
     }
-    student = dict(model)
+    student = copy.deepcopy(model)  # rsl-rl-lib 5.4 pops class_name from these dicts: never share them
     if args.student == "gru":
         student.update(class_name="RNNModel", rnn_type="gru", rnn_hidden_dim=64, rnn_num_layers=1)
     return {
@@ -65,7 +66,7 @@ def _cfg(args: Args, algorithm: dict) -> dict:
         "obs_groups": {"student": ["policy"], "teacher": ["teacher"]},
         "algorithm": {"num_learning_epochs": 1, "gradient_length": args.steps_per_env, **algorithm},
         "student": student,
-        "teacher": model,
+        "teacher": copy.deepcopy(model),
     }
 
 
