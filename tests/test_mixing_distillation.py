@@ -345,3 +345,29 @@ def test_iteration_callbacks_add_scalars_to_the_iteration_log(tmp_path, teacher_
     assert seen == [(0, 1.0), (1, 0.0), (2, 0.0)]
     assert "Eval/student_return" not in r.alg.last_metrics  # only iteration 1 returned it
     assert r.alg._log_target.get("Eval/student_return") is None  # and it is not left behind in a reused dict
+
+
+def test_mixed_precision_keeps_working(tmp_path, teacher_path):
+    from dagmix.algorithms import _compat
+
+    if not _compat.HAS_MIXED_PRECISION:
+        pytest.skip("rsl-rl-lib < 5.5 has no use_mixed_precision")
+    algo = {"mixing": {"schedule": "constant", "beta": 0.5}, "use_mixed_precision": True}
+    r = make_runner(tmp_path, teacher_path, algo, student="gru", num_envs=32)
+    r.learn(2)
+    m = r.alg.last_metrics
+    assert m["Distillation/behavior_loss_teacher_driven"] >= 0 and m["Distillation/behavior_loss_student_driven"] >= 0
+
+
+def test_torch_compile_mode_keeps_working(tmp_path, teacher_path):
+    from helpers import make_env, make_train_cfg
+    from rsl_rl.runners import DistillationRunner
+
+    cfg = make_train_cfg({"mixing": {"schedule": "two_stage", "phase1_iterations": 1}})
+    cfg["torch_compile_mode"] = "default"
+    r = DistillationRunner(make_env(), cfg, None, "cpu")
+    assert r.alg.student is not r.alg._raw_student  # compiled wrapper
+    r.load(teacher_path)
+    r.learn(2)
+    assert r.alg.last_metrics["Distillation/beta"] == 0.0
+    assert torch.equal(r.alg.executed_actions, r.alg.storage.actions)  # phase 2: the student drove
