@@ -66,6 +66,9 @@ class MixingPolicy:
         self.beta = 0.0
         self.iteration = 0
         self._drawn = False  # whether the mask has ever been drawn (episode granularity keeps draws)
+        self._version = 0  # bumped whenever teacher_mask may have changed (host-side counter, no sync)
+        self._wide: torch.Tensor | None = None  # teacher_mask expanded to (num_envs, num_actions), contiguous
+        self._wide_version = -1
 
     # ------------------------------------------------------------------ drawing
     def _draw_all(self) -> None:
@@ -81,6 +84,7 @@ class MixingPolicy:
             torch.rand(self.num_envs, generator=self.generator, device=self.device, out=self._uniform)
             torch.lt(self._uniform, self.beta, out=self.teacher_mask)
         self._drawn = True
+        self._version += 1
 
     def begin_iteration(self, beta: float, iteration: int) -> None:
         """Set this iteration's beta; redraws as the granularity demands (all envs at once when beta is 0 or 1)."""
@@ -109,15 +113,30 @@ class MixingPolicy:
         fresh = self._uniform < self.beta
         done = dones.view(-1).to(torch.bool)
         torch.where(done, fresh, self.teacher_mask, out=self.teacher_mask)
+        self._version += 1
 
     def select(self, student_actions: torch.Tensor, teacher_actions: torch.Tensor) -> torch.Tensor:
         """Return the executed actions: the teacher's where ``teacher_mask`` is set, else the student's.
+
+        At beta 0 (1) this is the student's (teacher's) tensor itself, as stock rsl_rl returns its action;
+        otherwise one ``torch.where`` over a contiguous copy of the mask (a broadcast mask is several times slower
+        on the CPU), refreshed only when the mask changed.
 
         Args:
             student_actions: Tensor, shape (num_envs, num_actions), on ``device``.
             teacher_actions: Tensor, same shape and device.
         """
-        return torch.where(self.teacher_mask.unsqueeze(-1), teacher_actions, student_actions)
+        if self.beta == 0.0:
+            return student_actions
+        if self.beta == 1.0:
+            return teacher_actions
+        if self._wide is None or self._wide.shape != student_actions.shape:
+            self._wide = torch.empty(student_actions.shape, dtype=torch.bool, device=self.device)
+            self._wide_version = -1
+        if self._wide_version != self._version:
+            self._wide.copy_(self.teacher_mask.unsqueeze(-1).expand_as(self._wide))
+            self._wide_version = self._version
+        return torch.where(self._wide, teacher_actions, student_actions)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -157,6 +176,7 @@ class MixingPolicy:
         if mask.shape == self.teacher_mask.shape:
             self.teacher_mask.copy_(mask.to(self.device))
             self._drawn = bool(state["drawn"])
+            self._version += 1
         else:
             warnings.warn(
                 f"The saved teacher mask has {mask.numel()} envs but this run has {self.num_envs}; redrawing it.",
