@@ -30,7 +30,7 @@ class Args:
     iterations: int = 3
     """Learning iterations per timed block."""
     repeats: int = 5
-    """Interleaved repeats (dagmix block, stock block) per mode; the median ratio is reported."""
+    """Interleaved repeats (dagmix and stock blocks, order alternating) per mode; the median ratio is reported."""
     steps_per_env: int = 24
     """Rollout length (num_steps_per_env)."""
     device: str = "cpu"
@@ -115,10 +115,14 @@ def run(args: Args) -> list[dict]:
                 stock.learn(1)  # warm-up
                 mixing.learn(1)
             ratios, sps_stock, sps_mix = [], [], []
-            for _ in range(args.repeats):
+            for rep in range(args.repeats):
                 with contextlib.redirect_stdout(io.StringIO()):
-                    a = _timed(mixing, args.iterations, n, args.steps_per_env, args.device)
-                    b = _timed(stock, args.iterations, n, args.steps_per_env, args.device)
+                    if rep % 2 == 0:  # alternate the order (ABBA) so drifts in machine load cancel out
+                        a = _timed(mixing, args.iterations, n, args.steps_per_env, args.device)
+                        b = _timed(stock, args.iterations, n, args.steps_per_env, args.device)
+                    else:
+                        b = _timed(stock, args.iterations, n, args.steps_per_env, args.device)
+                        a = _timed(mixing, args.iterations, n, args.steps_per_env, args.device)
                 sps_mix.append(a)
                 sps_stock.append(b)
                 ratios.append(a / b)
