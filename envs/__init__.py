@@ -1,5 +1,7 @@
-"""Built-in batched environments (rsl_rl VecEnv)."""
+"""Built-in batched environments (rsl_rl VecEnv) and their registry."""
 
+from dagmix.envs.quadcopter import QuadcopterEnv, QuadcopterEnvCfg
+from dagmix.envs.registry import list_tasks, make
 from dagmix.envs.toy import PointMassEnv
 
-__all__ = ["PointMassEnv"]
+__all__ = ["PointMassEnv", "QuadcopterEnv", "QuadcopterEnvCfg", "list_tasks", "make"]

@@ -1,0 +1,118 @@
+"""Evaluate one policy driving a VecEnv alone: per-episode return, success and final distance, with 95% CIs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from scipy import stats
+
+
+@dataclass
+class EvalResult:
+    """Per-policy evaluation summary (JSON keys are the field names)."""
+
+    return_mean: float
+    """Mean undiscounted episode return."""
+    return_ci95: float
+    """Half-width of the 95% Student-t confidence interval of the mean return."""
+    success_rate: float
+    """Fraction of episodes that ended within the success radius of the goal."""
+    success_ci95: float
+    """Half-width of the 95% Wilson score interval of the success rate (max distance to its bounds)."""
+    final_distance: float
+    """Mean distance to the goal at episode end (m)."""
+    final_distance_ci95: float
+    """Half-width of the 95% Student-t confidence interval of the mean final distance."""
+    num_episodes: int
+    """Episodes the summary is over."""
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Return the JSON form."""
+        return asdict(self)
+
+
+def t_ci95(values: torch.Tensor) -> tuple[float, float]:
+    """Return (mean, half-width of the 95% Student-t interval) of a 1-D sample."""
+    x = values.double().cpu()
+    n = x.numel()
+    mean = float(x.mean())
+    if n < 2:
+        return mean, float("nan")
+    sem = float(x.std(unbiased=True)) / math.sqrt(n)
+    return mean, float(stats.t.ppf(0.975, n - 1)) * sem
+
+
+def wilson_ci95(successes: int, n: int) -> tuple[float, float]:
+    """Return (rate, half-width) of the 95% Wilson score interval; the half-width is the larger side."""
+    if n == 0:
+        return float("nan"), float("nan")
+    z = float(stats.norm.ppf(0.975))
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return p, max(p - (centre - half), (centre + half) - p)
+
+
+def _clone_hidden(hidden: Any) -> Any:
+    if hidden is None:
+        return None
+    if isinstance(hidden, tuple):
+        return tuple(h.clone() for h in hidden)
+    return hidden.clone()
+
+
+def evaluate_policy(env: Any, policy: torch.nn.Module, num_episodes: int) -> EvalResult:
+    """Run ``policy`` (deterministic output) alone on ``env`` and summarize each env's first ``num_episodes``.
+
+    Every env's first episode counts once; the env must have at least ``num_episodes`` envs, and it is reset
+    first. ``env`` must expose ``last_episode_success`` and ``last_episode_final_distance`` (bool / float
+    tensors, shape (num_envs,), valid where ``dones``), as the built-in tasks do.
+
+    Args:
+        env: An rsl_rl VecEnv of the built-in tasks.
+        policy: rsl_rl model called as ``policy(obs)`` (deterministic output); a recurrent model is reset first,
+            and its hidden state and train/eval mode are restored afterwards, so a training run is left untouched.
+        num_episodes: Episodes to collect (<= env.num_envs).
+    """
+    if num_episodes < 1 or num_episodes > env.num_envs:
+        raise ValueError(f"num_episodes={num_episodes} must be in [1, env.num_envs={env.num_envs}].")
+    was_training = policy.training
+    hidden = _clone_hidden(policy.get_hidden_state()) if hasattr(policy, "get_hidden_state") else None
+    try:
+        return _run_episodes(env, policy, num_episodes)
+    finally:
+        policy.train(was_training)
+        if hidden is not None:
+            policy.reset(hidden_state=hidden)
+
+
+def _run_episodes(env: Any, policy: torch.nn.Module, num_episodes: int) -> EvalResult:
+    policy.eval()
+    env.reset()
+    policy.reset()
+    n, device = env.num_envs, env.device
+    returns = torch.zeros(n, device=device)
+    finished = torch.zeros(n, dtype=torch.bool, device=device)
+    success = torch.zeros(n, dtype=torch.bool, device=device)
+    final_distance = torch.zeros(n, device=device)
+    obs = env.get_observations()
+    with torch.inference_mode():
+        for _ in range(int(env.max_episode_length) + 1):
+            obs, rewards, dones, _ = env.step(policy(obs))
+            dones = dones.bool()
+            returns += torch.where(finished, torch.zeros_like(rewards), rewards)
+            first_end = dones & ~finished
+            success = torch.where(first_end, env.last_episode_success, success)
+            final_distance = torch.where(first_end, env.last_episode_final_distance, final_distance)
+            finished |= dones
+            policy.reset(dones)
+    if not bool(finished[:num_episodes].all()):
+        raise RuntimeError("Some evaluation episodes did not end within max_episode_length steps.")
+    ret_mean, ret_ci = t_ci95(returns[:num_episodes])
+    rate, rate_ci = wilson_ci95(int(success[:num_episodes].sum()), num_episodes)
+    dist_mean, dist_ci = t_ci95(final_distance[:num_episodes])
+    return EvalResult(ret_mean, ret_ci, rate, rate_ci, dist_mean, dist_ci, num_episodes)

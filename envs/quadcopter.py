@@ -1,0 +1,322 @@
+"""Batched 6-DoF quadcopter point control in pure PyTorch, modelled on Isaac Lab's Isaac-Quadcopter-Direct."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from rsl_rl.env import VecEnv
+from tensordict import TensorDict
+
+# Row layout of the state tensor, component-major (STATE_DIM, num_envs): every component is a contiguous row, so
+# the physics runs as a few dozen cheap elementwise kernels, and a reset is one torch.where over the whole state.
+POS, VEL, QUAT, OMEGA, GOAL, MASS, TTW, LAST_ACTION = (
+    slice(0, 3),
+    slice(3, 6),
+    slice(6, 10),
+    slice(10, 13),
+    slice(13, 16),
+    slice(16, 17),
+    slice(17, 18),
+    slice(18, 22),
+)
+STATE_DIM = 22
+
+
+@dataclass
+class QuadcopterEnvCfg:
+    """Configuration of :class:`QuadcopterEnv` (defaults follow Isaac Lab's Isaac-Quadcopter-Direct)."""
+
+    mass: float = 0.027
+    """Nominal body mass (kg), a Crazyflie."""
+    inertia: tuple[float, float, float] = (1.4e-5, 1.4e-5, 2.17e-5)
+    """Diagonal body inertia (kg m^2)."""
+    gravity: float = 9.81
+    """Gravity (m/s^2)."""
+    thrust_to_weight: float = 1.9
+    """Nominal maximum thrust over weight."""
+    moment_scale: float = 0.01
+    """Body moment (N m) per unit action."""
+    physics_dt: float = 0.01
+    """Physics step (s)."""
+    decimation: int = 2
+    """Physics steps per env step."""
+    episode_length_s: float = 10.0
+    """Episode length (s); 500 env steps by default."""
+    goal_xy_range: float = 2.0
+    """Goals x, y are uniform in [-goal_xy_range, goal_xy_range] (m)."""
+    goal_z_range: tuple[float, float] = (0.5, 1.5)
+    """Goal height range (m)."""
+    spawn_height: float = 0.5
+    """Initial height (m), level and at rest."""
+    min_height: float = 0.1
+    """Terminate below this height (m)."""
+    max_height: float = 2.0
+    """Terminate above this height (m)."""
+    max_angular_speed: float = 35.0
+    """Physical cap of each body rate (rad/s, a gyro's range): random actions cannot spin the state to overflow."""
+    lin_vel_reward_scale: float = -0.05
+    """Weight of the squared body linear velocity (times the step dt)."""
+    ang_vel_reward_scale: float = -0.01
+    """Weight of the squared body angular velocity (times the step dt)."""
+    distance_to_goal_reward_scale: float = 15.0
+    """Weight of 1 - tanh(distance / 0.8) (times the step dt)."""
+    success_radius: float = 0.1
+    """An episode succeeds if it ends within this distance of the goal (m)."""
+    mass_range: tuple[float, float] = (0.8, 1.2)
+    """Per-env mass multiplier, uniform, drawn at reset (equal bounds: no randomization)."""
+    thrust_to_weight_range: tuple[float, float] = (1.7, 2.1)
+    """Per-env thrust-to-weight, uniform, drawn at reset (equal bounds: no randomization)."""
+    gyro_noise: float = 0.05
+    """Std of the student's gyro noise (rad/s)."""
+    gravity_noise: float = 0.02
+    """Std of the student's projected-gravity noise."""
+    position_noise: float = 0.02
+    """Std of the student's goal-relative position noise (m)."""
+    stats_window: int = 24
+    """Env steps over which the logged episode success rate and final distance are averaged."""
+
+    def __post_init__(self) -> None:
+        """Validate; errors name the field, the value and the valid range."""
+        positive = ("mass", "gravity", "thrust_to_weight", "physics_dt", "episode_length_s", "spawn_height")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"QuadcopterEnvCfg.{name}={getattr(self, name)!r} must be > 0.")
+        for name in ("moment_scale", "max_angular_speed", "success_radius", "goal_xy_range"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"QuadcopterEnvCfg.{name}={getattr(self, name)!r} must be >= 0.")
+        if isinstance(self.decimation, bool) or not isinstance(self.decimation, int) or self.decimation < 1:
+            raise ValueError(f"QuadcopterEnvCfg.decimation={self.decimation!r} must be an int >= 1.")
+        if not self.min_height < self.spawn_height < self.max_height:
+            raise ValueError(
+                f"QuadcopterEnvCfg: spawn_height={self.spawn_height} must lie strictly between min_height="
+                f"{self.min_height} and max_height={self.max_height}."
+            )
+        for name in ("goal_z_range", "mass_range", "thrust_to_weight_range"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ValueError(
+                    f"QuadcopterEnvCfg.{name}={getattr(self, name)!r} must be (low, high) with 0 < low <= high."
+                )
+        if not all(i > 0 for i in self.inertia) or len(self.inertia) != 3:
+            raise ValueError(f"QuadcopterEnvCfg.inertia={self.inertia!r} must be three positive numbers.")
+        for name in ("gyro_noise", "gravity_noise", "position_noise"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"QuadcopterEnvCfg.{name}={getattr(self, name)!r} must be >= 0.")
+        if not isinstance(self.stats_window, int) or self.stats_window < 1:
+            raise ValueError(f"QuadcopterEnvCfg.stats_window={self.stats_window!r} must be an int >= 1.")
+
+    @property
+    def step_dt(self) -> float:
+        """Env step duration (s)."""
+        return self.physics_dt * self.decimation
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """Return the names of the configurable fields."""
+        return [f.name for f in fields(cls)]
+
+
+class QuadcopterEnv(VecEnv):
+    """A batched quadcopter flying to a goal point: an rsl_rl VecEnv on CPU or CUDA, no host syncs in ``step``.
+
+    Observation groups (TensorDict, batch (num_envs,)):
+        ``teacher`` (14): body linear velocity, body angular velocity, projected gravity, goal in the body frame,
+            mass ratio - 1, thrust_to_weight - nominal (the privileged state and randomized parameters).
+        ``policy`` (13): noisy gyro, noisy projected gravity, noisy goal in the body frame, last clamped action.
+
+    ``extras["log"]``: ``Episode/success_rate`` and ``Episode/final_distance``, means over the episodes that
+    ended in the last ``stats_window`` steps (each episode counted once; 0-d tensors, no host sync).
+    After each ``step``, ``last_episode_success`` (bool) and ``last_episode_final_distance`` (float), shape
+    (num_envs,), hold the outcome of the episodes that ended in that step (valid where ``dones``).
+    """
+
+    def __init__(
+        self, num_envs: int, device: str | torch.device = "cpu", seed: int = 0, cfg: QuadcopterEnvCfg | None = None
+    ) -> None:
+        """Args: num_envs: parallel envs; device: torch device; seed: env RNG seed; cfg: the task config."""
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs={num_envs!r} must be a positive int.")
+        self.cfg = cfg or QuadcopterEnvCfg()
+        c = self.cfg
+        self.num_envs, self.num_actions = num_envs, 4
+        self.device = torch.device(device)
+        self.max_episode_length = int(round(c.episode_length_s / c.step_dt))
+        self.step_dt = c.step_dt
+        n, dev = num_envs, self.device
+        self.gen = torch.Generator(device=dev)
+        self.gen.manual_seed(int(seed))
+        self.state = torch.zeros(STATE_DIM, n, device=dev)
+        self.episode_length_buf = torch.zeros(n, dtype=torch.long, device=dev)
+        # reset template: constant rows (spawn pose) plus rows 13:18 (goal, mass, thrust_to_weight) drawn fresh
+        self._fresh = torch.zeros(STATE_DIM, n, device=dev)
+        self._fresh[2], self._fresh[6] = c.spawn_height, 1.0  # position z, quaternion w
+        self._draw_low = torch.tensor(
+            [
+                -c.goal_xy_range,
+                -c.goal_xy_range,
+                c.goal_z_range[0],
+                c.mass * c.mass_range[0],
+                c.thrust_to_weight_range[0],
+            ],
+            device=dev,
+        ).unsqueeze(1)
+        self._draw_span = torch.tensor(
+            [
+                2 * c.goal_xy_range,
+                2 * c.goal_xy_range,
+                c.goal_z_range[1] - c.goal_z_range[0],
+                c.mass * (c.mass_range[1] - c.mass_range[0]),
+                c.thrust_to_weight_range[1] - c.thrust_to_weight_range[0],
+            ],
+            device=dev,
+        ).unsqueeze(1)
+        self._uniform = torch.empty(5, n, device=dev)
+        self._noise = torch.empty(9, n, device=dev)
+        self._noise_std = torch.tensor(
+            [c.gyro_noise] * 3 + [c.gravity_noise] * 3 + [c.position_noise] * 3, device=dev
+        ).unsqueeze(1)
+        ix, iy, iz = c.inertia
+        # omega x (I omega) / I per axis = coef * omega[1, 2, 0] * omega[2, 0, 1]
+        self._gyro_coef = torch.tensor([(iz - iy) / ix, (ix - iz) / iy, (iy - ix) / iz], device=dev).unsqueeze(1)
+        self._moment_over_inertia = (c.moment_scale / torch.tensor(c.inertia, device=dev)).unsqueeze(1)
+        rot = torch.zeros(9, 16, device=dev)  # R (row-major, 9) = rot @ vec(q q^T) + eye; vec index 4 i + j
+        w, x, y, z = 0, 1, 2, 3
+        terms = {
+            0: [(-2, y, y), (-2, z, z)], 1: [(2, x, y), (-2, w, z)], 2: [(2, x, z), (2, w, y)],
+            3: [(2, x, y), (2, w, z)], 4: [(-2, x, x), (-2, z, z)], 5: [(2, y, z), (-2, w, x)],
+            6: [(2, x, z), (-2, w, y)], 7: [(2, y, z), (2, w, x)], 8: [(-2, x, x), (-2, y, y)],
+        }  # fmt: skip
+        for row, entries in terms.items():
+            for coef, i, j in entries:
+                rot[row, 4 * i + j] += coef
+        self._rot_coef = rot
+        self._rot_eye = torch.eye(3, device=dev).reshape(9, 1)
+        self._vectors = torch.empty(3, 3, n, device=dev)  # [velocity, goal - position, (0, 0, -1)] in the world
+        self._vectors[2] = 0.0
+        self._vectors[2, 2] = -1.0
+        self.last_episode_success = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.last_episode_final_distance = torch.zeros(n, device=dev)
+        self._stats = torch.zeros(c.stats_window, 3, device=dev)  # per step: successes, final distances, ends
+        self._stats_i = 0
+        self._teacher_t = torch.empty(14, n, device=dev)  # observations, component-major
+        self._policy_t = torch.empty(13, n, device=dev)
+        self.reset()
+
+    # ------------------------------------------------------------------------------------------------ physics
+    def _rotation(self) -> torch.Tensor:
+        """Return body-to-world rotations R[i, j], shape (3, 3, num_envs), from the unit quaternions (w, x, y, z).
+
+        R's entries are linear in the quaternion outer product q q^T: one broadcast product and one small matmul.
+        """
+        q = self.state[QUAT]
+        outer = (q.unsqueeze(1) * q.unsqueeze(0)).view(16, -1)
+        return torch.addmm(self._rot_eye, self._rot_coef, outer).view(3, 3, -1)
+
+    def _physics_step(self, thrust_acc: torch.Tensor, alpha: torch.Tensor, dt: float) -> None:
+        """Advance one semi-implicit Euler step; ``alpha`` (3, n) is the moment over the inertia (rad/s^2)."""
+        s, c = self.state, self.cfg
+        pos, vel, quat, omega = s[POS], s[VEL], s[QUAT], s[OMEGA]
+        w, x, y, z = quat
+        z_axis = torch.stack([(x * z + w * y) * 2, (y * z - w * x) * 2, 1 - (x * x + y * y) * 2])
+        vel.addcmul_(z_axis, thrust_acc, value=dt)
+        vel[2] -= c.gravity * dt
+        pos.add_(vel, alpha=dt)
+        gyro = omega.roll(-1, 0).mul_(omega.roll(-2, 0)).mul_(self._gyro_coef)
+        omega.add_(alpha.sub(gyro), alpha=dt).clamp_(-c.max_angular_speed, c.max_angular_speed)
+        ox, oy, oz = omega
+        # q (x) (0, omega) = P1(q) ox + P2(q) oy + P3(q) oz with row permutations of q
+        dq = torch.stack([-x, w, z, -y]).mul_(ox)
+        dq.addcmul_(torch.stack([-y, -z, w, x]), oy).addcmul_(torch.stack([-z, y, -x, w]), oz)
+        quat.add_(dq, alpha=0.5 * dt)
+        quat.mul_(torch.rsqrt(quat.square().sum(0)))
+
+    # ------------------------------------------------------------------------------------------------ VecEnv
+    def _draw_reset_state(self) -> torch.Tensor:
+        torch.rand(self._uniform.shape, generator=self.gen, device=self.device, out=self._uniform)
+        torch.addcmul(self._draw_low, self._uniform, self._draw_span, out=self._fresh[GOAL.start : TTW.stop])
+        return self._fresh
+
+    def reset(self) -> TensorDict:
+        """Reset every env (fresh goals and physical parameters) and return the observations."""
+        self.state.copy_(self._draw_reset_state())
+        self.episode_length_buf.zero_()
+        self._stats.zero_()
+        self._stats_i = 0
+        return self.get_observations()
+
+    def _compute_obs(self) -> None:
+        s, c = self.state, self.cfg
+        vec = self._vectors
+        vec[0] = s[VEL]
+        torch.sub(s[GOAL], s[POS], out=vec[1])
+        r = self._rotation()  # r[i, j]: body axis j in world component i; body = R^T world
+        body = (r.unsqueeze(0) * vec.unsqueeze(2)).sum(1)  # [k, j] = sum_i vec[k, i] r[i, j]
+        t = self._teacher_t
+        t[0:3], t[3:6], t[6:9], t[9:12] = body[0], s[OMEGA], body[2], body[1]
+        torch.div(s[MASS], c.mass, out=t[12:13]).sub_(1.0)
+        torch.sub(s[TTW], c.thrust_to_weight, out=t[13:14])
+        torch.randn(self._noise.shape, generator=self.gen, device=self.device, out=self._noise)
+        p = self._policy_t
+        torch.addcmul(t[3:12], self._noise, self._noise_std, out=p[0:9])  # gyro, gravity, goal (body frame)
+        p[9:13] = s[LAST_ACTION]
+
+    def _obs(self) -> TensorDict:
+        return TensorDict(
+            {"policy": self._policy_t.t().contiguous(), "teacher": self._teacher_t.t().contiguous()},
+            batch_size=[self.num_envs],
+            device=self.device,
+        )
+
+    def get_observations(self) -> TensorDict:
+        """Return the current ``policy`` and ``teacher`` observations (new noise on the student's)."""
+        self._compute_obs()
+        return self._obs()
+
+    def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
+        """Apply actions (num_envs, 4), clamped to [-1, 1]; return obs, rewards, dones (num_envs,), extras."""
+        c, s = self.cfg, self.state
+        a = s[LAST_ACTION]
+        torch.clamp(actions.t(), -1.0, 1.0, out=a)
+        # the motors are sized for the nominal mass; the randomized mass (and inertia, scaled alike) responds
+        inv_ratio = torch.reciprocal(s[MASS][0]).mul_(c.mass)
+        thrust_acc = (a[0] + 1.0).mul_(s[TTW][0]).mul_(inv_ratio).mul_(0.5 * c.gravity)
+        alpha = a[1:4] * self._moment_over_inertia * inv_ratio
+        for _ in range(c.decimation):
+            self._physics_step(thrust_acc, alpha, c.physics_dt)
+        self.episode_length_buf += 1
+        # rewards use rotation-invariant norms: no frame change needed before the reset
+        dist = (s[GOAL] - s[POS]).square_().sum(0).sqrt_()
+        lin = s[VEL].square().sum(0)
+        ang = s[OMEGA].square().sum(0)
+        rewards = lin.mul_(c.lin_vel_reward_scale * self.step_dt)
+        rewards.add_(ang, alpha=c.ang_vel_reward_scale * self.step_dt)
+        rewards.add_(1.0 - torch.tanh(dist / 0.8), alpha=c.distance_to_goal_reward_scale * self.step_dt)
+        z = s[2]
+        died = (z < c.min_height) | (z > c.max_height)
+        time_outs = self.episode_length_buf >= self.max_episode_length
+        dones = died | time_outs
+        success = dist < c.success_radius
+        self.last_episode_success = success & dones
+        self.last_episode_final_distance = dist
+        # windowed episode statistics (device-only)
+        d = dones.float()
+        torch.stack([(success.float() * d).sum(), (dist * d).sum(), d.sum()], out=self._stats[self._stats_i])
+        self._stats_i = (self._stats_i + 1) % self._stats.shape[0]
+        totals = self._stats.sum(0)
+        count = totals[2].clamp(min=1.0)
+        extras = {
+            "time_outs": time_outs,
+            "log": {"Episode/success_rate": totals[0] / count, "Episode/final_distance": totals[1] / count},
+        }
+        # reset finished envs in one masked write over the whole state
+        torch.where(dones, self._draw_reset_state(), s, out=s)
+        self.episode_length_buf.masked_fill_(dones, 0)
+        self._compute_obs()
+        return self._obs(), rewards, dones, extras
+
+
+def nominal_hover_action(cfg: QuadcopterEnvCfg, thrust_to_weight: float | None = None) -> float:
+    """Return the thrust action a0 in [-1, 1] whose thrust equals the nominal weight."""
+    ttw = cfg.thrust_to_weight if thrust_to_weight is None else thrust_to_weight
+    return 2.0 / ttw - 1.0

@@ -1,0 +1,129 @@
+"""Default rsl_rl train configs per built-in task, the shipped teacher, and ``key=value`` overrides."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import os
+from typing import Any
+
+ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+
+_MLP = {"class_name": "MLPModel", "hidden_dims": [64, 64], "activation": "elu", "obs_normalization": True}
+
+TEACHER_MODEL: dict[str, Any] = {
+    **_MLP,
+    "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 1.0},
+}
+"""The PPO actor (and, loaded from its checkpoint, the distillation teacher)."""
+
+STUDENT_MODEL: dict[str, Any] = {
+    **_MLP,
+    "class_name": "RNNModel",
+    "rnn_type": "gru",
+    "rnn_hidden_dim": 64,
+    "rnn_num_layers": 1,
+    "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 0.1},
+}
+"""The default student: a GRU (the student observes no velocity, so it needs memory)."""
+
+
+def shipped_teacher(task: str) -> str:
+    """Return the path of the teacher checkpoint shipped for ``task``; raise if there is none."""
+    path = os.path.join(ASSETS, f"{task}_teacher.pt")
+    if not os.path.isfile(path):
+        raise ValueError(f"No teacher is shipped for task {task!r}; pass --checkpoint PATH (a PPO checkpoint).")
+    return path
+
+
+def teacher_train_cfg(task: str) -> dict[str, Any]:
+    """Return the rsl_rl PPO train config used to train the privileged teacher."""
+    return {
+        "experiment_name": f"{task}_teacher",
+        "run_name": "",
+        "num_steps_per_env": 24,
+        "max_iterations": 200,
+        "save_interval": 50,
+        "seed": 0,
+        "obs_groups": {"actor": ["teacher"], "critic": ["teacher"]},
+        "algorithm": {
+            "class_name": "PPO",
+            "learning_rate": 5e-4,
+            "schedule": "adaptive",
+            "desired_kl": 0.01,
+            "num_learning_epochs": 5,
+            "num_mini_batches": 4,
+            "gamma": 0.99,
+            "lam": 0.95,
+            "entropy_coef": 0.0,
+            "clip_param": 0.2,
+            "max_grad_norm": 1.0,
+        },
+        "actor": copy.deepcopy(TEACHER_MODEL),
+        "critic": copy.deepcopy(_MLP),
+        "logger": "tensorboard",
+    }
+
+
+def distill_train_cfg(task: str) -> dict[str, Any]:
+    """Return the rsl_rl distillation train config with MixingDistillation (two-stage by default)."""
+    return {
+        "experiment_name": f"{task}_distillation",
+        "run_name": "",
+        "num_steps_per_env": 24,
+        "max_iterations": 150,
+        "save_interval": 50,
+        "seed": 0,
+        "obs_groups": {"student": ["policy"], "teacher": ["teacher"]},
+        "algorithm": {
+            "class_name": "dagmix.algorithms:MixingDistillation",
+            "num_learning_epochs": 1,
+            "gradient_length": 8,
+            "learning_rate": 1e-3,
+            "max_grad_norm": 1.0,
+            "loss_type": "mse",
+            "teacher_action_clip": 1.0,
+            "mixing": {"schedule": "two_stage", "phase1_iterations": 50, "granularity": "step", "assignment": "random"},
+        },
+        "student": copy.deepcopy(STUDENT_MODEL),
+        "teacher": copy.deepcopy(TEACHER_MODEL),
+        "logger": "tensorboard",
+    }
+
+
+def parse_value(text: str) -> Any:
+    """Parse an override value: Python literals (numbers, True/False/None, lists), else the plain string."""
+    lowered = {"true": True, "false": False, "none": None, "null": None}
+    if text.lower() in lowered:
+        return lowered[text.lower()]
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def apply_overrides(cfg: dict[str, Any], env_cfg: dict[str, Any], overrides: list[str]) -> None:
+    """Apply ``key=value`` overrides in place: ``env.X`` to ``env_cfg``, anything else to the train ``cfg``.
+
+    Train-config keys must exist, except new schedule parameters under ``algorithm.mixing`` (validated when the
+    algorithm is built); env keys are validated by ``dagmix.envs.make``. Raises ValueError naming the key.
+    """
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"Override {item!r} is not of the form key=value (e.g. algorithm.learning_rate=5e-4).")
+        key, text = item.split("=", 1)
+        value = parse_value(text)
+        if key.startswith("env."):
+            env_cfg[key[4:]] = value
+            continue
+        node: Any = cfg
+        parts = key.split(".")
+        for depth, part in enumerate(parts[:-1]):
+            if not isinstance(node, dict) or part not in node or not isinstance(node[part], dict):
+                section = ".".join(parts[: depth + 1])
+                raise ValueError(f"Unknown config key {key!r}: {section!r} is not a config section.")
+            node = node[part]
+        leaf = parts[-1]
+        if leaf not in node and parts[:-1] != ["algorithm", "mixing"]:
+            raise ValueError(f"Unknown config key {key!r}; keys here: {', '.join(node)}.")
+        node[leaf] = value
