@@ -1,131 +1,350 @@
-"""The ``dagmix`` command. ``dagmix demo``: train a toy teacher with PPO, then distill it in two stages."""
+"""The ``dagmix`` command: train-teacher, distill, eval and export on the built-in tasks."""
 
 from __future__ import annotations
 
 import argparse
-import copy
+import contextlib
+import io
+import json
 import os
-import tempfile
+import re
+import sys
 import time
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 import torch
 
+from dagmix.envs.task_configs import apply_overrides, distill_train_cfg, shipped_teacher, teacher_train_cfg
 
-def _models(hidden: list[int], rnn: bool) -> tuple[dict, dict]:
-    teacher = {
-        "class_name": "MLPModel",
-        "hidden_dims": hidden,
-        "activation": "elu",
-        "obs_normalization": True,
-        "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 0.5},
-    }
-    student = copy.deepcopy(teacher)
-    student["distribution_cfg"]["init_std"] = 0.1
-    if rnn:
-        student.update(class_name="RNNModel", rnn_type="gru", rnn_hidden_dim=32, rnn_num_layers=1)
-    return teacher, student
+SCHEDULE_HELP = "mixing schedule: a kind or preset (see README), e.g. two_stage, student_only, dagger_exp"
 
 
-def _evaluate(env: object, policy: torch.nn.Module, steps: int) -> float:
-    """Return the mean per-step reward of ``policy`` driving ``env`` alone (deterministic actions)."""
-    obs = env.get_observations()
-    total = torch.zeros((), device=env.device)
-    policy.reset()
-    with torch.inference_mode():
-        for _ in range(steps):
-            obs, rewards, dones, _ = env.step(policy(obs))
-            policy.reset(dones)
-            total += rewards.mean()
-    return float(total) / steps
+# ---------------------------------------------------------------------------------------------------- helpers
+def _log_dir(root: str, experiment: str, run_name: str) -> str:
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    return os.path.join(root, "rsl_rl", experiment, stamp + (f"_{run_name}" if run_name else ""))
 
 
-def demo(args: argparse.Namespace) -> int:
-    """Train the toy teacher (PPO), distill it two-stage with MixingDistillationRunner, evaluate both."""
+def _logger_cfg(args: argparse.Namespace, experiment: str) -> Any:
+    if args.logger == "tensorboard":
+        return "tensorboard"
+    try:
+        import wandb  # noqa: F401
+    except ModuleNotFoundError as e:
+        raise SystemExit("--logger wandb needs the wandb package: pip install 'dagmix[wandb]'") from e
+    return {"class_name": "WandbLogWriter", "project_name": args.log_project_name or experiment}
+
+
+def find_checkpoint(root: str, experiment: str, load_run: str, load_checkpoint: str) -> str:
+    """Return the newest checkpoint matching Isaac Lab's ``--load_run`` / ``--load_checkpoint`` regexes."""
+    base = os.path.join(root, "rsl_rl", experiment)
+    runs = sorted(d for d in os.listdir(base) if re.fullmatch(load_run, d)) if os.path.isdir(base) else []
+    if not runs:
+        raise SystemExit(f"No run matching --load_run {load_run!r} in {base}.")
+    run = os.path.join(base, runs[-1])
+    files = [f for f in os.listdir(run) if re.fullmatch(load_checkpoint, f)]
+    numbered = sorted((int(m.group(1)), f) for f in files if (m := re.fullmatch(r"model_(\d+)\.pt", f)))
+    if numbered:
+        return os.path.join(run, numbered[-1][1])
+    if files:
+        return os.path.join(run, sorted(files)[-1])
+    raise SystemExit(f"No checkpoint matching --load_checkpoint {load_checkpoint!r} in {run}.")
+
+
+def _make_env(task: str, num_envs: int, device: str, seed: int, env_overrides: dict[str, Any]) -> Any:
+    from dagmix.envs import make
+
+    try:
+        return make(task, num_envs=num_envs, device=device, seed=seed, **env_overrides)
+    except ValueError as e:
+        raise SystemExit(f"dagmix: {e}") from e
+
+
+def _write_params(log_dir: str, cfg: dict, env_overrides: dict, task: str) -> None:
+    os.makedirs(os.path.join(log_dir, "params"), exist_ok=True)
+    with open(os.path.join(log_dir, "params", "agent.json"), "w") as f:
+        json.dump(cfg, f, indent=2, default=str)
+    with open(os.path.join(log_dir, "params", "env.json"), "w") as f:
+        json.dump({"task": task, "overrides": env_overrides}, f, indent=2, default=str)
+
+
+def _build_model(model_cfg: dict, obs: Any, obs_groups: dict, obs_set: str, num_actions: int) -> torch.nn.Module:
+    from rsl_rl.utils import resolve_callable
+
+    cfg = dict(model_cfg)
+    cls = resolve_callable(cfg.pop("class_name"))
+    return cls(obs, obs_groups, obs_set, num_actions, **cfg)
+
+
+def _format_table(rows: dict[str, Any]) -> str:
+    lines = [f"{'policy':<10} {'return':>20} {'success rate':>20} {'final distance (m)':>22} {'episodes':>9}"]
+    for name, r in rows.items():
+        lines.append(
+            f"{name:<10} {r.return_mean:>11.2f} ± {r.return_ci95:<6.2f}"
+            f" {r.success_rate:>11.3f} ± {r.success_ci95:<6.3f}"
+            f" {r.final_distance:>13.3f} ± {r.final_distance_ci95:<6.3f} {r.num_episodes:>9d}"
+        )
+    return "\n".join(lines) + "\n(± : half-width of the 95% CI: Student-t for means, Wilson for the success rate)"
+
+
+# ---------------------------------------------------------------------------------------------------- commands
+def cmd_train_teacher(args: argparse.Namespace) -> int:
+    """Train the privileged teacher with rsl_rl PPO (OnPolicyRunner)."""
     from rsl_rl.runners import OnPolicyRunner
 
-    from dagmix.algorithms import MixingDistillationRunner
-    from dagmix.envs.toy import PointMassEnv
+    from dagmix.envs.evaluation import evaluate_policy
 
-    torch.manual_seed(args.seed)
-    log_root = args.log_dir or tempfile.mkdtemp(prefix="dagmix-demo-")
-    teacher_cfg, student_cfg = _models([64, 64], rnn=True)
-    env = PointMassEnv(num_envs=args.num_envs, seed=args.seed)
-    ppo_cfg = {
-        "num_steps_per_env": 24,
-        "save_interval": 10_000,
-        "seed": args.seed,
-        "obs_groups": {"actor": ["teacher"], "critic": ["teacher"]},
-        "algorithm": {"class_name": "PPO", "learning_rate": 1e-3, "num_learning_epochs": 5, "num_mini_batches": 4},
-        "actor": copy.deepcopy(teacher_cfg),
-        "critic": copy.deepcopy({k: v for k, v in teacher_cfg.items() if k != "distribution_cfg"}),
-        "logger": "tensorboard",
-    }
-    print(f"[dagmix demo] 1/3 training the teacher with PPO for {args.teacher_iterations} iterations")
+    cfg, env_over = teacher_train_cfg(args.task), {}
+    _apply_common(args, cfg, env_over)
+    env = _make_env(args.task, cfg_num_envs(args), args.device, cfg["seed"], env_over)
+    log_dir = _log_dir(args.log_root, cfg["experiment_name"], cfg["run_name"])
+    _write_params(log_dir, cfg, env_over, args.task)
+    torch.manual_seed(cfg["seed"])
+    runner = OnPolicyRunner(env, cfg, log_dir, args.device)
     t0 = time.time()
-    ppo = OnPolicyRunner(env, ppo_cfg, os.path.join(log_root, "teacher"), "cpu")
-    ppo.learn(args.teacher_iterations)
-    teacher_path = os.path.join(log_root, "teacher", f"model_{ppo.current_learning_iteration}.pt")
-    print(f"[dagmix demo] teacher saved to {teacher_path} ({time.time() - t0:.0f} s)")
-
-    print(
-        f"[dagmix demo] 2/3 two-stage distillation: {args.iterations} iterations, "
-        f"teacher drives the first {args.phase1_iterations}"
-    )
-    env = PointMassEnv(num_envs=args.num_envs, seed=args.seed + 1)
-    train_cfg = {
-        "num_steps_per_env": 24,
-        "max_iterations": args.iterations,
-        "save_interval": 10_000,
-        "seed": args.seed,
-        "obs_groups": {"student": ["policy"], "teacher": ["teacher"]},
-        "algorithm": {
-            "class_name": "dagmix.algorithms:MixingDistillation",
-            "num_learning_epochs": 2,
-            "gradient_length": 24,
-            "learning_rate": 1e-3,
-            "max_grad_norm": 1.0,
-            "use_two_stage_training": True,
-            "phase1_iterations": args.phase1_iterations,
-        },
-        "student": copy.deepcopy(student_cfg),
-        "teacher": copy.deepcopy(teacher_cfg),
-        "logger": "tensorboard",
-    }
-    runner = MixingDistillationRunner(env, train_cfg, os.path.join(log_root, "distill"), "cpu")
-    runner.load(teacher_path)
-    runner.learn(args.iterations)
-
-    print("[dagmix demo] 3/3 evaluation, each policy driving alone (mean reward per step, higher is better)")
-    eval_env = PointMassEnv(num_envs=args.num_envs, seed=args.seed + 2)
-    student_r = _evaluate(eval_env, runner.get_inference_policy(), 200)
-    eval_env = PointMassEnv(num_envs=args.num_envs, seed=args.seed + 2)
-    teacher = runner.alg.teacher
-    teacher_r = _evaluate(eval_env, teacher, 200)
-    print(f"[dagmix demo] teacher {teacher_r:.4f}  student {student_r:.4f}  ratio {student_r / teacher_r:.2f}")
-    print(f"[dagmix demo] logs and checkpoints: {log_root}")
+    runner.learn(cfg["max_iterations"])
+    print(f"[dagmix] teacher trained in {time.time() - t0:.0f} s; checkpoints in {log_dir}")
+    if args.eval_episodes > 0:
+        eval_env = _make_env(args.task, args.eval_episodes, args.device, cfg["seed"] + 10_000, env_over)
+        res = evaluate_policy(eval_env, runner.get_inference_policy(args.device), args.eval_episodes)
+        print(_format_table({"teacher": res}))
     return 0
+
+
+def cfg_num_envs(args: argparse.Namespace) -> int:
+    """Return --num_envs, validated."""
+    if args.num_envs < 1:
+        raise SystemExit(f"--num_envs={args.num_envs} must be >= 1")
+    return args.num_envs
+
+
+def _apply_common(args: argparse.Namespace, cfg: dict, env_over: dict) -> None:
+    if args.max_iterations is not None:
+        cfg["max_iterations"] = args.max_iterations
+    cfg["seed"] = args.seed
+    if args.run_name:
+        cfg["run_name"] = args.run_name
+    if args.experiment_name:
+        cfg["experiment_name"] = args.experiment_name
+    cfg["logger"] = _logger_cfg(args, cfg["experiment_name"])
+    try:
+        apply_overrides(cfg, env_over, args.overrides)
+    except ValueError as e:
+        raise SystemExit(f"dagmix: {e}") from e
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    """Distill the teacher into the student with MixingDistillation; evaluate the student alone as it trains."""
+    from dagmix.algorithms import MixingDistillationRunner
+    from dagmix.envs.evaluation import evaluate_policy
+
+    cfg, env_over = distill_train_cfg(args.task), {}
+    if args.schedule is not None:
+        cfg["algorithm"]["mixing"] = {"schedule": args.schedule}
+        if args.phase1_iterations is not None:
+            cfg["algorithm"]["mixing"]["phase1_iterations"] = args.phase1_iterations
+    elif args.phase1_iterations is not None:
+        cfg["algorithm"]["mixing"]["phase1_iterations"] = args.phase1_iterations
+    _apply_common(args, cfg, env_over)
+    env = _make_env(args.task, cfg_num_envs(args), args.device, cfg["seed"], env_over)
+    if args.resume:
+        checkpoint = find_checkpoint(args.log_root, cfg["experiment_name"], args.load_run, args.load_checkpoint)
+    else:
+        checkpoint = args.checkpoint or shipped_teacher(args.task)
+    log_dir = _log_dir(args.log_root, cfg["experiment_name"], cfg["run_name"])
+    _write_params(log_dir, cfg, env_over, args.task)
+    torch.manual_seed(cfg["seed"])
+    try:
+        if args.runner == "stock":  # rsl_rl's own runner, as Isaac Lab's `isaaclab train` uses it
+            from rsl_rl.runners import DistillationRunner
+
+            runner = DistillationRunner(env, cfg, log_dir, args.device)
+        else:
+            runner = MixingDistillationRunner(env, cfg, log_dir, args.device)
+    except ValueError as e:
+        raise SystemExit(f"dagmix: {e}") from e
+    print(f"[dagmix] loading {'run' if args.resume else 'teacher'} checkpoint {checkpoint}")
+    runner.load(checkpoint, map_location=args.device)
+    print(f"[dagmix] mixing: {runner.alg.schedule.describe()}, granularity={runner.alg.mixing_cfg.granularity}")
+
+    eval_env = None
+    if args.eval_episodes > 0 and args.eval_interval > 0:
+        eval_env = _make_env(args.task, args.eval_episodes, args.device, cfg["seed"] + 10_000, env_over)
+        best = {"return": -float("inf")}
+        last_it = runner.current_learning_iteration + cfg["max_iterations"] - 1
+
+        def evaluate(it: int, metrics: dict[str, float]) -> dict[str, float] | None:
+            if it % args.eval_interval != 0 and it != last_it:
+                return None
+            res = evaluate_policy(eval_env, runner.alg.get_policy(), args.eval_episodes)
+            if res.return_mean > best["return"]:
+                best["return"] = res.return_mean
+                saved = runner.alg.save()
+                saved.update(iter=it, infos={"eval": res.to_dict()})
+                torch.save(saved, os.path.join(log_dir, "model_best.pt"))
+            print(
+                f"[dagmix] iteration {it}: student alone over {res.num_episodes} episodes: return "
+                f"{res.return_mean:.2f} ± {res.return_ci95:.2f}, success {res.success_rate:.3f}, "
+                f"final distance {res.final_distance:.3f} m"
+            )
+            return {
+                "Eval/student_return": res.return_mean,
+                "Eval/student_success_rate": res.success_rate,
+                "Eval/student_final_distance": res.final_distance,
+            }
+
+        runner.alg.iteration_callbacks.append(evaluate)
+    t0 = time.time()
+    runner.learn(cfg["max_iterations"])
+    print(f"[dagmix] distillation took {time.time() - t0:.0f} s; checkpoints in {log_dir}")
+    if args.final_eval_episodes > 0:
+        final_env = _make_env(args.task, args.final_eval_episodes, args.device, cfg["seed"] + 20_000, env_over)
+        rows = {
+            "student": evaluate_policy(final_env, runner.alg.get_policy(), args.final_eval_episodes),
+            "teacher": evaluate_policy(final_env, runner.alg.teacher, args.final_eval_episodes),
+        }
+        print(_format_table(rows))
+        ratio = rows["student"].return_mean / rows["teacher"].return_mean
+        print(f"[dagmix] student / teacher return: {ratio:.3f}")
+    return 0
+
+
+def _load_models(task: str, checkpoint: str, device: str, env: Any) -> tuple[dict[str, torch.nn.Module], str]:
+    loaded = torch.load(checkpoint, map_location=device, weights_only=False)
+    params = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "params", "agent.json")
+    obs = env.get_observations()
+    if "actor_state_dict" in loaded:  # a PPO checkpoint: the teacher alone
+        cfg = teacher_train_cfg(task)
+        if os.path.isfile(params):
+            with open(params) as f:
+                cfg = json.load(f)
+        teacher = _build_model(cfg["actor"], obs, {"teacher": ["teacher"]}, "teacher", env.num_actions)
+        teacher.load_state_dict(loaded["actor_state_dict"])
+        return {"teacher": teacher.to(device)}, "PPO checkpoint: evaluating the teacher alone"
+    if "student_state_dict" not in loaded:
+        raise SystemExit(f"{checkpoint} is neither a PPO nor a distillation checkpoint.")
+    cfg = distill_train_cfg(task)
+    if os.path.isfile(params):
+        with open(params) as f:
+            cfg = json.load(f)
+    groups = {"student": ["policy"], "teacher": ["teacher"]}
+    student = _build_model(cfg["student"], obs, groups, "student", env.num_actions)
+    student.load_state_dict(loaded["student_state_dict"])
+    teacher = _build_model(cfg["teacher"], obs, groups, "teacher", env.num_actions)
+    teacher.load_state_dict(loaded["teacher_state_dict"])
+    return {"student": student.to(device), "teacher": teacher.to(device)}, "distillation checkpoint"
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate the student alone and the teacher alone from a checkpoint; print (and write) the table."""
+    from dagmix.envs.evaluation import evaluate_policy
+
+    if args.num_episodes < 1:
+        raise SystemExit(f"--num_episodes={args.num_episodes} must be >= 1")
+    env_over: dict[str, Any] = {}
+    apply_overrides({}, env_over, [o for o in args.overrides if o.startswith("env.")])
+    env = _make_env(args.task, args.num_episodes, args.device, args.seed, env_over)
+    models, kind = _load_models(args.task, args.checkpoint, args.device, env)
+    print(f"[dagmix] {args.checkpoint}: {kind}")
+    rows = {name: evaluate_policy(env, m, args.num_episodes) for name, m in models.items()}
+    print(_format_table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({name: r.to_dict() for name, r in rows.items()}, f, indent=2)
+        print(f"[dagmix] wrote {args.json}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export the student of a distillation checkpoint as ONNX and TorchScript."""
+    from rsl_rl.runners import DistillationRunner
+
+    env = _make_env(args.task, 1, "cpu", 0, {})
+    loaded = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    if "student_state_dict" not in loaded:
+        raise SystemExit(f"{args.checkpoint} is not a distillation checkpoint (no student_state_dict).")
+    models, _ = _load_models(args.task, args.checkpoint, "cpu", env)
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "exported")
+    cfg = distill_train_cfg(args.task)
+    cfg["algorithm"] = {"class_name": "Distillation"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        runner = DistillationRunner(env, cfg, None, "cpu")
+    runner.alg.get_policy().load_state_dict(models["student"].state_dict())
+    runner.export_policy_to_onnx(out, "policy.onnx")
+    runner.export_policy_to_jit(out, "policy.pt")
+    print(f"[dagmix] exported the student to {out}/policy.onnx and {out}/policy.pt")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- parser
+def _add_run_flags(p: argparse.ArgumentParser, num_envs: int) -> None:
+    p.add_argument("--task", default="quadcopter", help="built-in task (see dagmix.envs.list_tasks())")
+    p.add_argument("--num_envs", type=int, default=num_envs, help="parallel envs")
+    p.add_argument("--max_iterations", type=int, default=None, help="learning iterations (default: task config)")
+    p.add_argument("--seed", type=int, default=0, help="seed of torch, the env and the mask generator")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    p.add_argument("--logger", choices=["tensorboard", "wandb"], default="tensorboard", help="log writer")
+    p.add_argument("--log_project_name", default=None, help="W&B project (default: the experiment name)")
+    p.add_argument("--experiment_name", default=None, help="logs go to <log_root>/rsl_rl/<experiment_name>/")
+    p.add_argument("--run_name", default="", help="suffix of the run folder <timestamp>_<run_name>")
+    p.add_argument("--log_root", default="logs", help="root folder of the logs")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="override any config field, e.g. env.X=1")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``dagmix`` argument parser."""
+    parser = argparse.ArgumentParser(prog="dagmix", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train-teacher", help="train the privileged teacher with PPO")
+    _add_run_flags(p, 4096)
+    p.add_argument("--eval_episodes", type=int, default=1000, help="episodes of the final teacher evaluation")
+    p.set_defaults(fn=cmd_train_teacher)
+
+    p = sub.add_parser("distill", help="distill the teacher into the student with a mixing schedule")
+    _add_run_flags(p, 4096)
+    p.add_argument("--checkpoint", default=None, help="teacher (PPO) checkpoint; default: the shipped teacher")
+    p.add_argument("--schedule", default=None, help=SCHEDULE_HELP + " (default: two_stage)")
+    p.add_argument("--phase1_iterations", type=int, default=None, help="iterations the teacher drives (two_stage)")
+    p.add_argument("--eval_interval", type=int, default=25, help="evaluate the student alone every N iterations")
+    p.add_argument("--eval_episodes", type=int, default=256, help="episodes per periodic student evaluation")
+    p.add_argument("--final_eval_episodes", type=int, default=1000, help="episodes of the final eval table")
+    p.add_argument(
+        "--runner",
+        choices=["mixing", "stock"],
+        default="mixing",
+        help="MixingDistillationRunner, or rsl_rl's stock DistillationRunner (as `isaaclab train` runs it)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue a distillation run (see --load_run)")
+    p.add_argument("--load_run", default=".*", help="regex of the run folder to resume (newest match)")
+    p.add_argument("--load_checkpoint", default=r"model_.*\.pt", help="regex of the checkpoint (newest match)")
+    p.set_defaults(fn=cmd_distill)
+
+    p = sub.add_parser("eval", help="evaluate the student alone and the teacher alone (95% CIs)")
+    p.add_argument("--task", default="quadcopter", help="built-in task")
+    p.add_argument("--checkpoint", required=True, help="distillation or PPO checkpoint")
+    p.add_argument("--num_episodes", type=int, default=1000, help="episodes per policy")
+    p.add_argument("--seed", type=int, default=0, help="env seed")
+    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--json", default=None, help="also write the table as JSON to this path")
+    p.add_argument("overrides", nargs="*", metavar="env.key=value", help="env config overrides")
+    p.set_defaults(fn=cmd_eval)
+
+    p = sub.add_parser("export", help="export the student as ONNX and TorchScript")
+    p.add_argument("--task", default="quadcopter", help="built-in task")
+    p.add_argument("--checkpoint", required=True, help="distillation checkpoint")
+    p.add_argument("--out", default=None, help="output folder (default: <checkpoint dir>/exported)")
+    p.set_defaults(fn=cmd_export)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dagmix`` command."""
-    parser = argparse.ArgumentParser(prog="dagmix", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="train a toy teacher, then distill it two-stage (a few minutes on CPU)")
-    p.add_argument("--num-envs", type=int, default=256)
-    p.add_argument("--teacher-iterations", type=int, default=60)
-    p.add_argument("--iterations", type=int, default=30, help="distillation iterations")
-    p.add_argument("--phase1-iterations", type=int, default=10, help="iterations the teacher drives")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--log-dir", default=None, help="where logs and checkpoints go (default: a temp dir)")
-    args = parser.parse_args(argv)
-    for name in ("num_envs", "teacher_iterations", "iterations"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= 1")
-    if args.phase1_iterations < 0:
-        parser.error(f"--phase1-iterations={args.phase1_iterations} must be >= 0")
-    return demo(args)
+    args = build_parser().parse_args(argv)
+    return int(args.fn(args) or 0)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

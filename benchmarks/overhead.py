@@ -26,7 +26,9 @@ class Args:
     modes: list[str] = field(default_factory=lambda: ["student_only", "step", "episode", "quota"])
     """Mixing modes: student_only (beta 0), step / episode (random, beta 0.5), quota (step, beta 0.5)."""
     student: str = "gru"
-    """Student model: mlp or gru."""
+    """Student model: gru (the demo's) or mlp."""
+    task: str = "quadcopter"
+    """Built-in task (the shipped teacher is loaded for the quadcopter)."""
     iterations: int = 3
     """Learning iterations per timed block."""
     repeats: int = 5
@@ -48,36 +50,35 @@ MODES = {
 
 
 def _cfg(args: Args, algorithm: dict) -> dict:
-    model = {
-        "class_name": "MLPModel",
-        "hidden_dims": [64, 64],
-        "activation": "elu",
-        "obs_normalization": True,
-        "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 0.1},
-    }
-    student = copy.deepcopy(model)  # rsl-rl-lib 5.4 pops class_name from these dicts: never share them
-    if args.student == "gru":
-        student.update(class_name="RNNModel", rnn_type="gru", rnn_hidden_dim=64, rnn_num_layers=1)
+    from dagmix.envs.task_configs import STUDENT_MODEL, TEACHER_MODEL
+
+    student = copy.deepcopy(STUDENT_MODEL)  # rsl-rl-lib 5.4 pops class_name from these dicts: never share them
+    if args.student == "mlp":
+        student = {k: v for k, v in student.items() if not k.startswith("rnn_")} | {"class_name": "MLPModel"}
     return {
         "num_steps_per_env": args.steps_per_env,
         "max_iterations": 10**6,
         "save_interval": 10**6,
         "seed": 0,
         "obs_groups": {"student": ["policy"], "teacher": ["teacher"]},
-        "algorithm": {"num_learning_epochs": 1, "gradient_length": args.steps_per_env, **algorithm},
+        "algorithm": {"num_learning_epochs": 1, "gradient_length": 8, **algorithm},
         "student": student,
-        "teacher": copy.deepcopy(model),
+        "teacher": copy.deepcopy(TEACHER_MODEL),
     }
 
 
 def _runner(args: Args, num_envs: int, algorithm: dict) -> object:
     from rsl_rl.runners import DistillationRunner
 
-    from dagmix.envs.toy import PointMassEnv
+    from dagmix.envs import make
+    from dagmix.envs.task_configs import shipped_teacher
 
-    env = PointMassEnv(num_envs=num_envs, device=args.device, max_episode_length=50)
+    env = make(args.task, num_envs=num_envs, device=args.device, seed=0)
     r = DistillationRunner(env, _cfg(args, algorithm), None, args.device)
-    r.alg.teacher_loaded = True  # random teacher: throughput does not depend on its weights
+    if args.task == "quadcopter":
+        r.load(shipped_teacher("quadcopter"), map_location=args.device)
+    else:
+        r.alg.teacher_loaded = True  # a random teacher: throughput does not depend on its weights
     return r
 
 

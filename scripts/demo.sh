@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job: creates its own virtual environment, then runs `dagmix demo` (extra arguments are passed on).
+# The main job: creates its own virtual environment, then runs a two-stage distillation of the shipped quadcopter
+# teacher into a GRU student on the CPU and prints the eval table (extra arguments go to `dagmix distill`).
 set -euo pipefail
 source "$(dirname "$0")/_venv.sh"
 cd "$REPO"
 ensure_venv .venvs/rsl551 "rsl-rl-lib==5.5.1"
-exec .venvs/rsl551/bin/dagmix demo "$@"
+exec .venvs/rsl551/bin/dagmix distill --task quadcopter "$@"

@@ -1,0 +1,108 @@
+"""The dagmix command end to end on the quadcopter with tiny sizes (seconds, CPU)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import pytest
+import torch
+
+from dagmix import cli
+
+TINY = ["--num_envs", "32", "--seed", "3"]
+SHORT = "env.episode_length_s=1.0"  # 50-step episodes keep every evaluation short
+
+
+@pytest.fixture(scope="module")
+def teacher_ckpt(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("logs"))
+    argv = ["train-teacher", *TINY, "--max_iterations", "2", "--eval_episodes", "8", "--log_root", root, SHORT]
+    assert cli.main(argv) == 0
+    ckpts = glob.glob(os.path.join(root, "rsl_rl", "quadcopter_teacher", "*", "model_1.pt"))
+    assert len(ckpts) == 1
+    return ckpts[0]
+
+
+def _distill(tmp_path, teacher, *extra):
+    argv = ["distill", *TINY, "--checkpoint", teacher, "--max_iterations", "3", "--log_root", str(tmp_path)]
+    argv += ["--eval_interval", "1", "--eval_episodes", "8", "--final_eval_episodes", "8", SHORT, *extra]
+    return cli.main(argv)
+
+
+def test_distill_two_stage_prints_phases_evaluates_and_saves_best(tmp_path, teacher_ckpt, capsys):
+    assert _distill(tmp_path, teacher_ckpt, "--schedule", "two_stage", "--phase1_iterations", "2") == 0
+    out = capsys.readouterr().out
+    assert "Phase Iteration: 2/2 (Phase 1)" in out and "  Iteration: 2\n" in out
+    assert "Eval/student_return" in out and "Eval/student_success_rate" in out
+    assert "student / teacher return:" in out
+    (run,) = glob.glob(str(tmp_path / "rsl_rl" / "quadcopter_distillation" / "*"))
+    assert os.path.isfile(os.path.join(run, "model_best.pt")) and os.path.isfile(os.path.join(run, "model_2.pt"))
+    agent = json.load(open(os.path.join(run, "params", "agent.json")))
+    assert agent["algorithm"]["mixing"] == {"schedule": "two_stage", "phase1_iterations": 2}
+
+
+def test_distill_under_the_stock_runner_and_overrides(tmp_path, teacher_ckpt, capsys):
+    extra = ["--runner", "stock", "--schedule", "two_stage", "--phase1_iterations", "1"]
+    extra += ["algorithm.mixing.granularity=episode", "env.thrust_to_weight=2.0"]
+    assert _distill(tmp_path, teacher_ckpt, *extra) == 0
+    out = capsys.readouterr().out
+    assert "granularity=episode" in out and "  Iteration: 1\n" in out
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("algorithm.learnin_rate=1", "Unknown config key 'algorithm.learnin_rate'"),
+        ("env.no_such_field=1", "no_such_field"),
+        ("algorithm.mixing.phase_1=3", "Unknown key"),
+        ("nokeyvalue", "not of the form key=value"),
+    ],
+)
+def test_distill_bad_override_names_the_key(tmp_path, teacher_ckpt, override, match):
+    with pytest.raises(SystemExit, match=match):
+        _distill(tmp_path, teacher_ckpt, override)
+
+
+def test_resume_continues_the_run(tmp_path, teacher_ckpt, capsys):
+    assert _distill(tmp_path, teacher_ckpt, "--schedule", "two_stage", "--phase1_iterations", "5") == 0
+    capsys.readouterr()
+    argv = ["distill", *TINY, "--resume", "--max_iterations", "3", "--log_root", str(tmp_path), "--eval_interval", "0"]
+    argv += ["--final_eval_episodes", "0", "--schedule", "two_stage", "--phase1_iterations", "5", SHORT]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "loading run checkpoint" in out and "model_2.pt" in out
+    assert "Phase Iteration: 3/5 (Phase 1)" in out and "Phase Iteration: 5/5 (Phase 1)" in out  # iterations 2..4
+    assert "Phase Iteration: 1/5" not in out
+
+
+def test_eval_table_json_and_teacher_only_checkpoint(tmp_path, teacher_ckpt, capsys):
+    assert _distill(tmp_path, teacher_ckpt) == 0
+    ckpt = sorted(glob.glob(str(tmp_path / "rsl_rl" / "quadcopter_distillation" / "*" / "model_2.pt")))[-1]
+    out_json = tmp_path / "eval.json"
+    assert cli.main(["eval", "--checkpoint", ckpt, "--num_episodes", "8", "--json", str(out_json), SHORT]) == 0
+    data = json.loads(out_json.read_text())
+    keys = {"return_mean", "return_ci95", "success_rate", "success_ci95", "final_distance", "final_distance_ci95"}
+    assert set(data) == {"student", "teacher"} and keys <= set(data["student"]) and keys <= set(data["teacher"])
+    assert 0.0 <= data["student"]["success_rate"] <= 1.0
+    capsys.readouterr()
+    assert cli.main(["eval", "--checkpoint", teacher_ckpt, "--num_episodes", "8", SHORT]) == 0
+    out = capsys.readouterr().out
+    assert "PPO checkpoint: evaluating the teacher alone" in out and "student" not in out.split("policy")[-1]
+
+
+def test_export_writes_onnx_and_torchscript(tmp_path, teacher_ckpt):
+    assert _distill(tmp_path, teacher_ckpt) == 0
+    ckpt = sorted(glob.glob(str(tmp_path / "rsl_rl" / "quadcopter_distillation" / "*" / "model_2.pt")))[-1]
+    assert cli.main(["export", "--checkpoint", ckpt, "--out", str(tmp_path / "exp")]) == 0
+    assert (tmp_path / "exp" / "policy.onnx").stat().st_size > 0
+    jit = torch.jit.load(str(tmp_path / "exp" / "policy.pt"))
+    assert jit is not None
+
+
+def test_help_explains_every_subcommand(capsys):
+    for sub in ("train-teacher", "distill", "eval", "export"):
+        with pytest.raises(SystemExit):
+            cli.main([sub, "--help"])
+        assert "--" in capsys.readouterr().out
