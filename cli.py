@@ -201,13 +201,19 @@ def cmd_distill(args: argparse.Namespace) -> int:
     print(f"[dagmix] distillation took {time.time() - t0:.0f} s; checkpoints in {log_dir}")
     if args.final_eval_episodes > 0:
         final_env = _make_env(args.task, args.final_eval_episodes, args.device, cfg["seed"] + 20_000, env_over)
-        rows = {
-            "student": evaluate_policy(final_env, runner.alg.get_policy(), args.final_eval_episodes),
-            "teacher": evaluate_policy(final_env, runner.alg.teacher, args.final_eval_episodes),
-        }
+        n = args.final_eval_episodes
+        rows = {"student": evaluate_policy(final_env, runner.alg.get_policy(), n)}
+        best_path = os.path.join(log_dir, "model_best.pt")
+        if os.path.isfile(best_path):
+            best_it = torch.load(best_path, map_location="cpu", weights_only=False)["iter"]
+            best = _load_models(args.task, best_path, args.device, final_env)[0]["student"]
+            rows[f"best@{best_it}"] = evaluate_policy(final_env, best, n)
+        rows["teacher"] = evaluate_policy(final_env, runner.alg.teacher, n)
+        print("[dagmix] final evaluation on fresh episodes: the last student, the best by periodic eval, the teacher")
         print(_format_table(rows))
-        ratio = rows["student"].return_mean / rows["teacher"].return_mean
-        print(f"[dagmix] student / teacher return: {ratio:.3f}")
+        for name, res in rows.items():
+            if name != "teacher":
+                print(f"[dagmix] {name} / teacher return: {res.return_mean / rows['teacher'].return_mean:.3f}")
     return 0
 
 

@@ -36,7 +36,7 @@ def test_distill_two_stage_prints_phases_evaluates_and_saves_best(tmp_path, teac
     out = capsys.readouterr().out
     assert "Phase Iteration: 2/2 (Phase 1)" in out and "  Iteration: 2\n" in out
     assert "Eval/student_return" in out and "Eval/student_success_rate" in out
-    assert "student / teacher return:" in out
+    assert "student / teacher return:" in out and "best@" in out
     (run,) = glob.glob(str(tmp_path / "rsl_rl" / "quadcopter_distillation" / "*"))
     assert os.path.isfile(os.path.join(run, "model_best.pt")) and os.path.isfile(os.path.join(run, "model_2.pt"))
     agent = json.load(open(os.path.join(run, "params", "agent.json")))
