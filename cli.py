@@ -348,7 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dagmix`` command."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # key=value overrides may stand anywhere among the flags: collect the ones argparse leaves over
+    args, extra = parser.parse_known_args(argv)
+    flags = [t for t in extra if t.startswith("-")]
+    if flags or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(flags or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     return int(args.fn(args) or 0)
 
 

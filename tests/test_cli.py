@@ -106,3 +106,9 @@ def test_help_explains_every_subcommand(capsys):
         with pytest.raises(SystemExit):
             cli.main([sub, "--help"])
         assert "--" in capsys.readouterr().out
+
+
+def test_unknown_flag_is_an_error(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["distill", "--phase1_iteration", "5"])
+    assert "unrecognized arguments: --phase1_iteration" in capsys.readouterr().err
