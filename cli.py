@@ -301,15 +301,17 @@ def _add_run_flags(p: argparse.ArgumentParser, num_envs: int) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``dagmix`` argument parser."""
-    parser = argparse.ArgumentParser(prog="dagmix", description=__doc__)
+    parser = argparse.ArgumentParser(prog="dagmix", description=__doc__, allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train-teacher", help="train the privileged teacher with PPO")
+    p = sub.add_parser("train-teacher", allow_abbrev=False, help="train the privileged teacher with PPO")
     _add_run_flags(p, 4096)
     p.add_argument("--eval_episodes", type=int, default=1000, help="episodes of the final teacher evaluation")
     p.set_defaults(fn=cmd_train_teacher)
 
-    p = sub.add_parser("distill", help="distill the teacher into the student with a mixing schedule")
+    p = sub.add_parser(
+        "distill", allow_abbrev=False, help="distill the teacher into the student with a mixing schedule"
+    )
     _add_run_flags(p, 4096)
     p.add_argument("--checkpoint", default=None, help="teacher (PPO) checkpoint; default: the shipped teacher")
     p.add_argument("--schedule", default=None, help=SCHEDULE_HELP + " (default: two_stage)")
@@ -328,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load_checkpoint", default=r"model_.*\.pt", help="regex of the checkpoint (newest match)")
     p.set_defaults(fn=cmd_distill)
 
-    p = sub.add_parser("eval", help="evaluate the student alone and the teacher alone (95% CIs)")
+    p = sub.add_parser("eval", allow_abbrev=False, help="evaluate the student alone and the teacher alone (95% CIs)")
     p.add_argument("--task", default="quadcopter", help="built-in task")
     p.add_argument("--checkpoint", required=True, help="distillation or PPO checkpoint")
     p.add_argument("--num_episodes", type=int, default=1000, help="episodes per policy")
@@ -338,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="env.key=value", help="env config overrides")
     p.set_defaults(fn=cmd_eval)
 
-    p = sub.add_parser("export", help="export the student as ONNX and TorchScript")
+    p = sub.add_parser("export", allow_abbrev=False, help="export the student as ONNX and TorchScript")
     p.add_argument("--task", default="quadcopter", help="built-in task")
     p.add_argument("--checkpoint", required=True, help="distillation checkpoint")
     p.add_argument("--out", default=None, help="output folder (default: <checkpoint dir>/exported)")
