@@ -161,3 +161,20 @@ def test_throughput_benchmark_smoke():
 
     res = env_throughput.main(["--num-envs", "16", "--steps", "5", "--repeats", "1"])
     assert res[0]["num_envs"] == 16 and res[0]["median_steps_per_s"] > 0
+
+
+def test_reset_draws_are_never_reused_and_episodes_outlast_the_draw_period():
+    env = make("quadcopter", num_envs=1024, seed=4)
+    assert 1 <= env.reset_draw_period < env.min_episode_steps
+    g = torch.Generator().manual_seed(1)
+    shortest = 10**9
+    prev_goal = env.state[GOAL].clone()
+    for _ in range(600):
+        length_before = env.episode_length_buf.clone()
+        _, _, dones, _ = env.step(torch.rand(1024, 4, generator=g) * 8 - 4)  # violent random actions
+        if dones.any():
+            shortest = min(shortest, int((length_before[dones] + 1).min()))
+            new_goal = env.state[GOAL][:, dones]
+            assert (new_goal != prev_goal[:, dones]).any(0).all()  # every reset got a fresh goal
+        prev_goal = env.state[GOAL].clone()
+    assert shortest > env.reset_draw_period
