@@ -6,9 +6,8 @@ ratio of env steps per second (dagmix / stock) per mixing mode. Run ``python -m 
 
 from __future__ import annotations
 
-import argparse
 import copy
-import dataclasses
+import itertools
 import json
 import statistics
 import time
@@ -21,7 +20,7 @@ import torch
 class Args:
     """Benchmark settings."""
 
-    num_envs: list[int] = field(default_factory=lambda: [4096])
+    num_envs: list[int] = field(default_factory=lambda: [1024, 4096, 16384])
     """Env counts to measure."""
     modes: list[str] = field(default_factory=lambda: ["student_only", "step", "episode", "quota"])
     """Mixing modes: student_only (beta 0), step / episode (random, beta 0.5), quota (step, beta 0.5)."""
@@ -35,8 +34,8 @@ class Args:
     """Interleaved repeats (dagmix and stock blocks, order alternating) per mode; the median ratio is reported."""
     steps_per_env: int = 24
     """Rollout length (num_steps_per_env)."""
-    device: str = "cpu"
-    """Torch device."""
+    devices: list[str] = field(default_factory=lambda: ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    """Torch devices to measure on (default: the CPU, and CUDA when present)."""
     json_out: str | None = None
     """Optional path to write the results as JSON."""
 
@@ -67,16 +66,16 @@ def _cfg(args: Args, algorithm: dict) -> dict:
     }
 
 
-def _runner(args: Args, num_envs: int, algorithm: dict) -> object:
+def _runner(args: Args, device: str, num_envs: int, algorithm: dict) -> object:
     from rsl_rl.runners import DistillationRunner
 
     from dagmix.envs import make
     from dagmix.envs.task_configs import shipped_teacher
 
-    env = make(args.task, num_envs=num_envs, device=args.device, seed=0)
-    r = DistillationRunner(env, _cfg(args, algorithm), None, args.device)
+    env = make(args.task, num_envs=num_envs, device=device, seed=0)
+    r = DistillationRunner(env, _cfg(args, algorithm), None, device)
     if args.task == "quadcopter":
-        r.load(shipped_teacher("quadcopter"), map_location=args.device)
+        r.load(shipped_teacher("quadcopter"), map_location=device)
     else:
         r.alg.teacher_loaded = True  # a random teacher: throughput does not depend on its weights
     return r
@@ -93,72 +92,59 @@ def _timed(runner: object, iterations: int, num_envs: int, steps: int, device: s
 
 
 def run(args: Args) -> list[dict]:
-    """Measure every (num_envs, mode) pair; return one result dict per pair."""
+    """Measure every (device, num_envs, mode); return one result dict each."""
+    for mode in args.modes:
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r} is not one of {', '.join(MODES)}")
+    return [_measure(args, *combo) for combo in itertools.product(args.devices, args.num_envs, args.modes)]
+
+
+def _measure(args: Args, device: str, n: int, mode: str) -> dict:
     import contextlib
     import io
 
-    results = []
-    for n in args.num_envs:
-        for mode in args.modes:
-            if mode not in MODES:
-                raise ValueError(f"mode={mode!r} is not one of {', '.join(MODES)}")
-            with contextlib.redirect_stdout(io.StringIO()):
-                stock = _runner(args, n, {"class_name": "Distillation"})
-                mixing = _runner(
-                    args,
-                    n,
-                    {
-                        "class_name": "dagmix.algorithms:MixingDistillation",
-                        "mixing": MODES[mode],
-                        "phase_console_output": False,
-                    },
-                )
-                stock.learn(1)  # warm-up
-                mixing.learn(1)
-            ratios, sps_stock, sps_mix = [], [], []
-            for rep in range(args.repeats):
-                with contextlib.redirect_stdout(io.StringIO()):
-                    if rep % 2 == 0:  # alternate the order (ABBA) so drifts in machine load cancel out
-                        a = _timed(mixing, args.iterations, n, args.steps_per_env, args.device)
-                        b = _timed(stock, args.iterations, n, args.steps_per_env, args.device)
-                    else:
-                        b = _timed(stock, args.iterations, n, args.steps_per_env, args.device)
-                        a = _timed(mixing, args.iterations, n, args.steps_per_env, args.device)
-                sps_mix.append(a)
-                sps_stock.append(b)
-                ratios.append(a / b)
-            res = {
-                "num_envs": n,
-                "mode": mode,
-                "student": args.student,
-                "device": args.device,
-                "median_ratio": statistics.median(ratios),
-                "ratios": ratios,
-                "median_sps_dagmix": statistics.median(sps_mix),
-                "median_sps_stock": statistics.median(sps_stock),
-            }
-            results.append(res)
-            print(
-                f"num_envs={n:6d} mode={mode:12s} dagmix {res['median_sps_dagmix']:10.0f} steps/s  "
-                f"stock {res['median_sps_stock']:10.0f} steps/s  ratio {res['median_ratio']:.3f} "
-                f"(min {min(ratios):.3f}, max {max(ratios):.3f})",
-                flush=True,
-            )
-    return results
+    mixing_alg = {"class_name": "dagmix.algorithms:MixingDistillation", "mixing": MODES[mode]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        stock = _runner(args, device, n, {"class_name": "Distillation"})
+        mixing = _runner(args, device, n, {**mixing_alg, "phase_console_output": False})
+        stock.learn(1)  # warm-up
+        mixing.learn(1)
+    ratios, sps_stock, sps_mix = [], [], []
+    for rep in range(args.repeats):
+        with contextlib.redirect_stdout(io.StringIO()):
+            if rep % 2 == 0:  # alternate the order (ABBA) so drifts in machine load cancel out
+                a = _timed(mixing, args.iterations, n, args.steps_per_env, device)
+                b = _timed(stock, args.iterations, n, args.steps_per_env, device)
+            else:
+                b = _timed(stock, args.iterations, n, args.steps_per_env, device)
+                a = _timed(mixing, args.iterations, n, args.steps_per_env, device)
+        sps_mix.append(a)
+        sps_stock.append(b)
+        ratios.append(a / b)
+    res = {
+        "num_envs": n,
+        "mode": mode,
+        "student": args.student,
+        "device": device,
+        "median_ratio": statistics.median(ratios),
+        "ratios": ratios,
+        "median_sps_dagmix": statistics.median(sps_mix),
+        "median_sps_stock": statistics.median(sps_stock),
+    }
+    print(
+        f"{device:6s} num_envs={n:6d} mode={mode:12s} dagmix {res['median_sps_dagmix']:10.0f} steps/s  "
+        f"stock {res['median_sps_stock']:10.0f} steps/s  ratio {res['median_ratio']:.3f} "
+        f"(min {min(ratios):.3f}, max {max(ratios):.3f})",
+        flush=True,
+    )
+    return res
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
     """Parse command-line flags named after the Args fields."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in dataclasses.fields(Args):
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, list):
-            parser.add_argument(flag, nargs="+", type=type(default[0]), default=default)
-        elif f.name == "json_out":
-            parser.add_argument(flag, default=None)
-        else:
-            parser.add_argument(flag, type=type(default), default=default)
+    from dagmix.benchmarks._args import dataclass_parser
+
+    parser = dataclass_parser(Args, "python -m dagmix.benchmarks.overhead", __doc__)
     ns = parser.parse_args(argv)
     args = Args(**vars(ns))
     if args.student not in ("mlp", "gru"):
@@ -169,7 +155,7 @@ def parse_args(argv: list[str] | None = None) -> Args:
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and optionally write JSON."""
     args = parse_args(argv)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, devices {', '.join(args.devices)}")
     results = run(args)
     if args.json_out:
         with open(args.json_out, "w") as f:

@@ -28,10 +28,16 @@ class EvalResult:
     """Half-width of the 95% Student-t confidence interval of the mean final distance."""
     num_episodes: int
     """Episodes the summary is over."""
+    behavior_loss: float | None = None
+    """With a ``teacher``: MSE between the policy's action and the teacher's on the states the policy visited
+    (each env's first episode), averaged over steps and action dimensions; None (not in the JSON) otherwise."""
 
     def to_dict(self) -> dict[str, float | int]:
-        """Return the JSON form."""
-        return asdict(self)
+        """Return the JSON form (``behavior_loss`` only when it was measured)."""
+        d = asdict(self)
+        if d["behavior_loss"] is None:
+            del d["behavior_loss"]
+        return d
 
 
 def t_ci95(values: torch.Tensor) -> tuple[float, float]:
@@ -65,7 +71,13 @@ def _clone_hidden(hidden: Any) -> Any:
     return hidden.clone()
 
 
-def evaluate_policy(env: Any, policy: torch.nn.Module, num_episodes: int) -> EvalResult:
+def evaluate_policy(
+    env: Any,
+    policy: torch.nn.Module,
+    num_episodes: int,
+    teacher: torch.nn.Module | None = None,
+    teacher_action_clip: float | None = None,
+) -> EvalResult:
     """Run ``policy`` (deterministic output) alone on ``env`` and summarize each env's first ``num_episodes``.
 
     Every env's first episode counts once; the env must have at least ``num_episodes`` envs, and it is reset
@@ -77,21 +89,29 @@ def evaluate_policy(env: Any, policy: torch.nn.Module, num_episodes: int) -> Eva
         policy: rsl_rl model called as ``policy(obs)`` (deterministic output); a recurrent model is reset first,
             and its hidden state and train/eval mode are restored afterwards, so a training run is left untouched.
         num_episodes: Episodes to collect (<= env.num_envs).
+        teacher: Optional non-recurrent teacher model, queried (never executed) on the states ``policy`` visits,
+            to measure the behaviour loss on the policy's own state distribution.
+        teacher_action_clip: Clamp the teacher's action to [-clip, clip] before the loss, as the distillation's
+            stored labels are (``MixingDistillation(teacher_action_clip=...)``).
     """
     if num_episodes < 1 or num_episodes > env.num_envs:
         raise ValueError(f"num_episodes={num_episodes} must be in [1, env.num_envs={env.num_envs}].")
     was_training = policy.training
     hidden = _clone_hidden(policy.get_hidden_state()) if hasattr(policy, "get_hidden_state") else None
     try:
-        return _run_episodes(env, policy, num_episodes)
+        return _run_episodes(env, policy, num_episodes, teacher, teacher_action_clip)
     finally:
         policy.train(was_training)
         if hidden is not None:
             policy.reset(hidden_state=hidden)
 
 
-def _run_episodes(env: Any, policy: torch.nn.Module, num_episodes: int) -> EvalResult:
+def _run_episodes(
+    env: Any, policy: torch.nn.Module, num_episodes: int, teacher: torch.nn.Module | None, clip: float | None
+) -> EvalResult:
     policy.eval()
+    if teacher is not None:
+        teacher.eval()
     env.reset()
     policy.reset()
     n, device = env.num_envs, env.device
@@ -99,10 +119,20 @@ def _run_episodes(env: Any, policy: torch.nn.Module, num_episodes: int) -> EvalR
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     success = torch.zeros(n, dtype=torch.bool, device=device)
     final_distance = torch.zeros(n, device=device)
+    sq_err = torch.zeros(n, device=device)
+    counted = torch.zeros(n, device=device)
     obs = env.get_observations()
     with torch.inference_mode():
         for _ in range(int(env.max_episode_length) + 1):
-            obs, rewards, dones, _ = env.step(policy(obs))
+            actions = policy(obs)
+            if teacher is not None:
+                target = teacher(obs)
+                if clip is not None:
+                    target = target.clamp(-clip, clip)
+                live = (~finished).float()
+                sq_err += live * (actions - target).square().mean(dim=-1)
+                counted += live
+            obs, rewards, dones, _ = env.step(actions)
             dones = dones.bool()
             returns += torch.where(finished, torch.zeros_like(rewards), rewards)
             first_end = dones & ~finished
@@ -115,4 +145,7 @@ def _run_episodes(env: Any, policy: torch.nn.Module, num_episodes: int) -> EvalR
     ret_mean, ret_ci = t_ci95(returns[:num_episodes])
     rate, rate_ci = wilson_ci95(int(success[:num_episodes].sum()), num_episodes)
     dist_mean, dist_ci = t_ci95(final_distance[:num_episodes])
-    return EvalResult(ret_mean, ret_ci, rate, rate_ci, dist_mean, dist_ci, num_episodes)
+    loss = None
+    if teacher is not None:
+        loss = float(sq_err[:num_episodes].sum() / counted[:num_episodes].sum())
+    return EvalResult(ret_mean, ret_ci, rate, rate_ci, dist_mean, dist_ci, num_episodes, loss)

@@ -27,3 +27,71 @@ def test_overhead_benchmark_on_the_quadcopter_with_the_shipped_teacher():
     argv = ["--num-envs", "32", "--modes", "step", "--iterations", "1", "--repeats", "2", "--steps-per-env", "8"]
     (res,) = overhead.run(overhead.parse_args(argv))
     assert res["mode"] == "step" and res["student"] == "gru" and len(res["ratios"]) == 2
+
+
+# ------------------------------------------------------------------------------------------ compare_schedules
+def _compare_argv(out, *extra):
+    return [
+        *("--schedules", "two_stage_third", "dagger_linear_episode", "--seeds", "2", "--iterations", "3"),
+        *("--num-envs", "16", "--steps-per-env", "4", "--eval-interval", "2", "--eval-episodes", "8"),
+        *("--final-eval-episodes", "8", "--workers", "1", "--out-dir", str(out)),
+        *("--env-overrides", "episode_length_s=1.0"),
+        *extra,
+    ]
+
+
+def test_compare_schedules_smoke_outputs_exist_parse_and_resume(tmp_path, capsys):
+    import csv
+
+    from dagmix.benchmarks import compare_schedules
+
+    compare_schedules.main(_compare_argv(tmp_path))
+    rows = list(csv.DictReader((tmp_path / "per_iteration.csv").open()))
+    assert len(rows) == 2 * 2 * 3  # variants x seeds x iterations
+    by_key = {(r["variant"], r["seed"], r["iteration"]): r for r in rows}
+    # two_stage at 1/3 of 3 iterations: the teacher drives iteration 0 only; evals at 0, 2 and the handover (0, 1)
+    assert [float(by_key[("two_stage_third", "0", str(i))]["beta"]) for i in range(3)] == [1.0, 0.0, 0.0]
+    assert float(by_key[("two_stage_third", "1", "0")]["teacher_fraction"]) == 1.0
+    assert all(by_key[("two_stage_third", "0", str(i))]["eval_return"] != "" for i in range(3))
+    assert all(float(r["eval_behavior_loss"]) >= 0 for r in rows if r["eval_behavior_loss"])
+    summary = list(csv.DictReader((tmp_path / "summary.csv").open()))
+    ratio = {r["variant"]: r for r in summary if r["metric"] == "final_return_ratio"}
+    assert set(ratio) == {"two_stage_third", "dagger_linear_episode"} and ratio["two_stage_third"]["n"] == "2"
+    md = (tmp_path / "summary.md").read_text()
+    assert "| two_stage_third | StepSchedule(phase1_iterations=1) | 2 |" in md and "Welch" in md
+    assert "| dagger_linear_episode | 2 |" in md  # the handover table: beta reaches 0 at iteration 2
+    for name in ("learning_curves.png", "beta_teacher_fraction.png", "steps_to_threshold.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    run = json.loads((tmp_path / "runs" / "two_stage_third" / "seed0.json").read_text())
+    assert run["mixing"] == {"schedule": "two_stage", "phase1_iterations": 1} and run["first_zero_iteration"] == 1
+    assert run["final"]["num_episodes"] == 8 and "behavior_loss" in run["final"]
+
+    # resumable: a second call finds every run finished and only rewrites the reports
+    before = (tmp_path / "runs" / "two_stage_third" / "seed1.json").stat().st_mtime_ns
+    capsys.readouterr()
+    compare_schedules.main(_compare_argv(tmp_path))
+    assert "4/4 runs already finished; 0 to run" in capsys.readouterr().out
+    assert (tmp_path / "runs" / "two_stage_third" / "seed1.json").stat().st_mtime_ns == before
+    # other settings in the same folder are refused rather than mixed in
+    with pytest.raises(SystemExit, match="produced with other settings"):
+        compare_schedules.main([*_compare_argv(tmp_path), "--eval-interval", "1"])
+
+
+def test_compare_schedules_variant_names():
+    from dagmix.benchmarks.compare_schedules import parse_args, resolve_variant
+
+    assert resolve_variant("two_stage_half", 300) == {"schedule": "two_stage", "phase1_iterations": 150}
+    assert resolve_variant("linear:iterations=100,granularity=episode", 300) == {
+        "schedule": "linear",
+        "iterations": 100,
+        "granularity": "episode",
+    }
+    with pytest.raises(ValueError, match="Unknown schedule variant 'lineer'.*built-in variant"):
+        resolve_variant("lineer", 10)
+    with pytest.raises(ValueError, match="iterationz"):
+        resolve_variant("linear:iterationz=100", 10)
+    with pytest.raises(SystemExit):
+        parse_args(["--schedules", "student_only", "student_only"])
+    with pytest.raises(SystemExit):
+        parse_args(["--env-overrides", "episode_lenght_s=1.0"])
+    assert parse_args([]).schedules[0] == "student_only" and parse_args([]).seeds >= 5

@@ -1,0 +1,46 @@
+"""CleanRL-style flags from a settings dataclass: one ``--flag-name`` per field, its docstring as the help."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+from typing import Any
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Return each dataclass field's docstring (the string literal right after it in the class body)."""
+    body = ast.parse(inspect.getsource(cls)).body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, nxt in zip(body, body[1:], strict=False):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())  # type: ignore[union-attr]
+    return docs
+
+
+def dataclass_parser(cls: type, prog: str, description: str | None) -> argparse.ArgumentParser:
+    """Return a parser with one flag per field of ``cls``: bools are switches, lists take several values.
+
+    A field whose default is None takes a string; ``parser.parse_args`` then gives ``cls(**vars(ns))``.
+    """
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
+    docs = field_docs(cls)
+    for f in dataclasses.fields(cls):
+        default: Any = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        flag = "--" + f.name.replace("_", "-")
+        doc = docs.get(f.name, "")
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true", help=doc)
+        elif isinstance(default, list):
+            kind = type(default[0]) if default else str
+            parser.add_argument(
+                flag, nargs="+" if default else "*", type=kind, default=default, help=f"{doc} ({default})"
+            )
+        elif default is None:
+            parser.add_argument(flag, default=None, help=doc)
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=f"{doc} (default: {default})")
+    return parser

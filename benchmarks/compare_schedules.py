@@ -1,0 +1,380 @@
+"""Which mixing schedule distills best? Multi-seed comparison at an equal env-step budget, with 95% CIs.
+
+Distills the shipped quadcopter teacher into the demo's GRU student under several mixing schedules, over several
+seeds, each run with the same number of iterations (so the same env steps). The student is evaluated alone (no
+teacher action ever executed) on fresh episodes of a separate env every ``eval_interval`` iterations and around
+the handover (the iterations just before and after beta reaches 0), and once more at the end on many episodes.
+
+Outputs in ``--out-dir``: ``runs/<variant>/seed<k>.json`` (one per finished run: finished runs are skipped when
+the script runs again, so it is resumable), ``per_iteration.csv``, ``summary.csv``, ``summary.md`` and the PNG
+figures. ``--report-only`` rebuilds the reports from the finished runs.
+
+Run ``python -m dagmix.benchmarks.compare_schedules -h``; benchmarks/RESULTS.md has the committed results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from typing import Any
+
+# ------------------------------------------------------------------------------------------------ variants
+# A variant is a name and a function of the run length (iterations) that returns the ``algorithm.mixing`` dict.
+VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {
+    "student_only": lambda n: {"schedule": "student_only"},
+    "teacher_only": lambda n: {"schedule": "teacher_only"},
+    "two_stage_third": lambda n: {"schedule": "two_stage", "phase1_iterations": round(n / 3)},
+    "two_stage_half": lambda n: {"schedule": "two_stage", "phase1_iterations": round(n / 2)},
+    "dagger_first": lambda n: {"schedule": "dagger_first"},
+    "dagger_linear": lambda n: {"schedule": "dagger_linear", "iterations": round(n / 2)},
+    "dagger_linear_episode": lambda n: {
+        "schedule": "dagger_linear",
+        "iterations": round(n / 2),
+        "granularity": "episode",
+    },
+    "dagger_exp_0.9": lambda n: {"schedule": "dagger_exp", "decay": 0.9},
+    "dagger_exp_0.97": lambda n: {"schedule": "dagger_exp", "decay": 0.97},
+    "cosine": lambda n: {"schedule": "cosine", "start": 1.0, "end": 0.0, "iterations": round(n / 2)},
+}
+"""Built-in variants. Switch points scale with the run: two_stage at 1/3 and 1/2 of it (the seed note's range),
+linear and cosine reach beta 0 at 1/2; dagger_exp_0.9 reaches its 0.01 cutoff at iteration 44, 0.97 at 152."""
+
+BASELINE = "student_only"
+"""What stock rsl_rl Distillation does; every variant is tested against it."""
+
+
+def resolve_variant(name: str, iterations: int) -> dict[str, Any]:
+    """Return the ``mixing`` dict of a built-in variant, or of ``schedule[:key=value,...]`` for any dagmix schedule.
+
+    Examples: ``two_stage_third``, ``linear:iterations=100``, ``dagger_exp:decay=0.95,granularity=episode``.
+    Raises ValueError (naming the valid choices) for anything dagmix cannot build.
+    """
+    from dagmix.envs.task_configs import parse_value
+    from dagmix.mixing import MixingConfig
+    from dagmix.mixing.config import schedule_names
+
+    if name in VARIANTS:
+        mixing = VARIANTS[name](iterations)
+    else:
+        kind, _, params = name.partition(":")
+        if kind not in schedule_names():
+            raise ValueError(
+                f"Unknown schedule variant {name!r}: use a built-in variant ({', '.join(VARIANTS)}) or "
+                f"'<schedule>[:key=value,...]' with a schedule dagmix knows ({', '.join(schedule_names())})."
+            )
+        mixing = {"schedule": kind}
+        for item in filter(None, params.split(",")):
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise ValueError(f"Variant {name!r}: {item!r} is not key=value.")
+            mixing[key] = parse_value(value)
+    MixingConfig.from_dict(mixing).build_schedule()  # validate now, not in a worker an hour later
+    return mixing
+
+
+def variant_dir_name(name: str) -> str:
+    """Return a file-system-safe folder name for a variant."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name.replace(":", "__").replace(",", "_"))
+
+
+# ------------------------------------------------------------------------------------------------ args
+@dataclass
+class Args:
+    """Benchmark settings (flags are the field names with dashes)."""
+
+    schedules: list[str] = field(default_factory=lambda: list(VARIANTS))
+    """Variants to compare: built-in names, or '<schedule>[:key=value,...]' for any schedule dagmix knows."""
+    seeds: int = 5
+    """Seeds per variant (0 .. seeds-1); the same seed gives every variant the same env and eval episodes."""
+    iterations: int = 200
+    """Learning iterations per run (equal env-step budget: iterations * num_envs * steps_per_env)."""
+    num_envs: int = 1024
+    """Parallel training envs."""
+    steps_per_env: int = 24
+    """Rollout length per iteration (num_steps_per_env)."""
+    student: str = "gru"
+    """Student model: gru (the demo's) or mlp."""
+    eval_interval: int = 20
+    """Evaluate the student alone every N iterations (and at the last iteration)."""
+    eval_episodes: int = 256
+    """Episodes per periodic student-alone evaluation."""
+    final_eval_episodes: int = 1000
+    """Episodes of the final student-alone evaluation (and of the teacher's)."""
+    handover_offsets: list[int] = field(default_factory=lambda: [-1, 0, 1, 5])
+    """Extra evaluations at these offsets from the first beta-0 iteration (the handover)."""
+    workers: int = 2
+    """Runs in parallel (spawned processes); 1 runs them one after the other in this process."""
+    threads: int = 1
+    """torch threads per worker."""
+    device: str = "cpu"
+    """Torch device of each run."""
+    env_overrides: list[str] = field(default_factory=list)
+    """Quadcopter config overrides for every env of a run, as key=value (e.g. episode_length_s=5.0)."""
+    out_dir: str = "benchmarks/results/compare_schedules"
+    """Output folder (runs/ holds one JSON per finished run)."""
+    report_only: bool = False
+    """Only rebuild the CSVs, table and figures from the finished runs."""
+
+    def run_config(self) -> dict[str, Any]:
+        """Return the settings a run's result depends on (stored with it; resuming with others is refused)."""
+        keys = ("iterations", "num_envs", "steps_per_env", "student", "eval_interval", "eval_episodes")
+        cfg = {k: getattr(self, k) for k in (*keys, "final_eval_episodes", "handover_offsets")}
+        if self.env_overrides:
+            cfg["env_overrides"] = list(self.env_overrides)
+        return cfg
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """Return the env overrides as keyword arguments of ``dagmix.envs.make``."""
+        from dagmix.envs.task_configs import parse_value
+
+        kwargs = {}
+        for item in self.env_overrides:
+            key, eq, value = item.partition("=")
+            if not eq or not key:
+                raise ValueError(f"--env-overrides item {item!r} is not key=value (e.g. episode_length_s=5.0).")
+            kwargs[key] = parse_value(value)
+        return kwargs
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    """Parse flags named after the Args fields; validate them."""
+    from dagmix.benchmarks._args import dataclass_parser
+
+    parser = dataclass_parser(Args, "python -m dagmix.benchmarks.compare_schedules", __doc__)
+    args = Args(**vars(parser.parse_args(argv)))
+    for name in ("seeds", "iterations", "num_envs", "steps_per_env", "workers", "threads", "eval_interval"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= 1")
+    if args.student not in ("gru", "mlp"):
+        parser.error(f"--student={args.student!r} is not one of 'gru', 'mlp'")
+    if not 1 <= args.eval_episodes <= 100_000 or not 1 <= args.final_eval_episodes <= 100_000:
+        parser.error("--eval-episodes and --final-eval-episodes must be in [1, 100000]")
+    if len(set(args.schedules)) != len(args.schedules):
+        parser.error(f"--schedules names a variant twice: {args.schedules}")
+    try:
+        for name in args.schedules:
+            resolve_variant(name, args.iterations)
+        from dagmix.envs import make
+
+        make("quadcopter", num_envs=1, **args.env_kwargs())  # unknown or bad env keys fail here, not in a worker
+    except ValueError as e:
+        parser.error(str(e))
+    return args
+
+
+# ------------------------------------------------------------------------------------------------ one run
+def _train_cfg(args: Args, mixing: dict[str, Any], seed: int) -> dict[str, Any]:
+    from dagmix.envs.task_configs import distill_train_cfg
+
+    cfg = distill_train_cfg("quadcopter")
+    cfg.update(num_steps_per_env=args.steps_per_env, max_iterations=args.iterations, seed=seed, logger="tensorboard")
+    cfg["algorithm"]["mixing"] = dict(mixing)
+    cfg["algorithm"]["phase_console_output"] = False
+    if args.student == "mlp":
+        cfg["student"] = {k: v for k, v in cfg["student"].items() if not k.startswith("rnn_")}
+        cfg["student"]["class_name"] = "MLPModel"
+    return cfg
+
+
+def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> dict[str, Any]:
+    """Distill one (variant, seed); write its JSON to ``path`` (atomically) and return a short summary."""
+    import torch
+
+    from dagmix.algorithms import MixingDistillationRunner
+    from dagmix.envs import make
+    from dagmix.envs.evaluation import evaluate_policy
+    from dagmix.envs.task_configs import shipped_teacher
+
+    args = Args(**args_dict)
+    torch.set_num_threads(args.threads)
+    mixing = resolve_variant(variant, args.iterations)
+    cfg = _train_cfg(args, mixing, seed)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    t0 = time.time()
+    log_path = path[: -len(".json")] + ".log"
+    with open(log_path, "w") as log, contextlib.redirect_stdout(log):
+        torch.manual_seed(seed)
+        kw = args.env_kwargs()
+        env = make("quadcopter", num_envs=args.num_envs, device=args.device, seed=seed, **kw)
+        eval_env = make("quadcopter", num_envs=args.eval_episodes, device=args.device, seed=10_000 + seed, **kw)
+        runner = MixingDistillationRunner(env, cfg, None, args.device)
+        runner.load(shipped_teacher("quadcopter"), map_location=args.device)
+        alg = runner.alg
+        clip = alg.teacher_action_clip
+        zero = alg.schedule.first_zero_iteration()
+        handover = {zero + o for o in args.handover_offsets} if zero else set()
+        last = args.iterations - 1
+        steps_per_it = args.num_envs * args.steps_per_env
+        rows: list[dict[str, Any]] = []
+
+        def record(it: int, metrics: dict[str, float]) -> None:
+            row: dict[str, Any] = {
+                "iteration": it,
+                "env_steps": (it + 1) * steps_per_it,
+                "beta": metrics["Distillation/beta"],
+                "teacher_fraction": metrics["Distillation/teacher_fraction"],
+                "loss_teacher_driven": metrics.get("Distillation/behavior_loss_teacher_driven"),
+                "loss_student_driven": metrics.get("Distillation/behavior_loss_student_driven"),
+            }
+            if it % args.eval_interval == 0 or it == last or it in handover:
+                res = evaluate_policy(eval_env, alg.get_policy(), args.eval_episodes, alg.teacher, clip)
+                row.update(
+                    eval_return=res.return_mean,
+                    eval_success=res.success_rate,
+                    eval_final_distance=res.final_distance,
+                    eval_behavior_loss=res.behavior_loss,
+                )
+            rows.append(row)
+
+        alg.iteration_callbacks.append(record)
+        original_update = alg.update
+
+        def update() -> dict[str, float]:
+            losses = original_update()
+            rows[-1]["loss"] = losses.get("behavior")
+            return losses
+
+        alg.update = update  # type: ignore[method-assign]
+        runner.learn(args.iterations)
+        train_s = time.time() - t0
+        teacher_eval = evaluate_policy(eval_env, alg.teacher, args.eval_episodes)
+        final_env = make("quadcopter", num_envs=args.final_eval_episodes, device=args.device, seed=20_000 + seed, **kw)
+        final = evaluate_policy(final_env, alg.get_policy(), args.final_eval_episodes, alg.teacher, clip)
+        teacher_final = evaluate_policy(final_env, alg.teacher, args.final_eval_episodes)
+    result = {
+        "variant": variant,
+        "seed": seed,
+        "mixing": mixing,
+        "schedule": alg.schedule.describe(),
+        "first_zero_iteration": zero,
+        "config": args.run_config(),
+        "config_hash": _hash(args.run_config()),
+        "versions": _versions(),
+        "train_seconds": train_s,
+        "total_seconds": time.time() - t0,
+        "teacher_eval": teacher_eval.to_dict(),
+        "final": final.to_dict(),
+        "teacher_final": teacher_final.to_dict(),
+        "iterations": rows,
+    }
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f)
+    os.replace(tmp, path)
+    return {"ratio": final.return_mean / teacher_final.return_mean, "seconds": result["total_seconds"]}
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _versions() -> dict[str, str]:
+    import platform
+
+    import rsl_rl  # noqa: F401
+    import torch
+
+    from dagmix import __version__
+    from dagmix.algorithms._compat import RSL_RL_VERSION
+
+    return {
+        "dagmix": __version__,
+        "rsl_rl": str(RSL_RL_VERSION),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+    }
+
+
+# ------------------------------------------------------------------------------------------------ scheduling
+def run_all(args: Args) -> None:
+    """Run every (variant, seed) that has no finished JSON yet, ``workers`` at a time, with progress lines."""
+    todo = []
+    want = _hash(args.run_config())
+    for variant in args.schedules:
+        for seed in range(args.seeds):
+            path = _run_path(args, variant, seed)
+            if os.path.isfile(path):
+                with open(path) as f:
+                    have = json.load(f).get("config_hash")
+                if have != want:
+                    raise SystemExit(
+                        f"{path} was produced with other settings (config {have}, now {want}); use another "
+                        "--out-dir, or the settings it was run with, instead of mixing results."
+                    )
+                continue
+            todo.append((variant, seed, path))
+    total = len(args.schedules) * args.seeds
+    print(f"[compare] {total - len(todo)}/{total} runs already finished; {len(todo)} to run, {args.workers} at a time")
+    if not todo:
+        return
+    t0, done = time.time(), 0
+
+    def report(variant: str, seed: int, res: dict[str, float]) -> None:
+        elapsed = time.time() - t0
+        eta = elapsed / done * (len(todo) - done)
+        print(
+            f"[compare] {done}/{len(todo)} {variant} seed {seed}: student/teacher return {res['ratio']:.3f} "
+            f"({res['seconds']:.0f} s); elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min",
+            flush=True,
+        )
+
+    if args.workers == 1:  # in this process, one after the other (torch's thread count is restored after)
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            for variant, seed, path in todo:
+                res = run_one(dataclasses.asdict(args), variant, seed, path)
+                done += 1
+                report(variant, seed, res)
+        finally:
+            torch.set_num_threads(threads)
+        return
+    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
+        futures = {pool.submit(run_one, dataclasses.asdict(args), v, s, p): (v, s) for v, s, p in todo}
+        for fut in as_completed(futures):
+            variant, seed = futures[fut]
+            try:
+                res = fut.result()
+            except Exception as e:  # report which run failed; the others keep going and are kept
+                print(f"[compare] FAILED {variant} seed {seed}: {type(e).__name__}: {e}", flush=True)
+                continue
+            done += 1
+            report(variant, seed, res)
+    if done < len(todo):
+        raise SystemExit(f"[compare] {len(todo) - done} runs failed; see the messages above and runs/*/*.log")
+
+
+def _run_path(args: Args, variant: str, seed: int) -> str:
+    return os.path.join(args.out_dir, "runs", variant_dir_name(variant), f"seed{seed}.json")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the missing runs (unless --report-only), then write the CSVs, the table and the figures."""
+    from dagmix.benchmarks import schedule_report
+
+    args = parse_args(argv)
+    os.makedirs(args.out_dir, exist_ok=True)
+    if not args.report_only:
+        run_all(args)
+    runs = schedule_report.load_runs(args.out_dir, args.schedules, args.seeds, lambda v, s: _run_path(args, v, s))
+    if not runs:
+        raise SystemExit(f"No finished runs under {args.out_dir}/runs for the selected schedules.")
+    written = schedule_report.write_reports(runs, args.out_dir, args.schedules, BASELINE)
+    for path in written:
+        print(f"[compare] wrote {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,391 @@
+"""Reports of the schedule comparison: per-iteration and summary CSVs, a Markdown table with 95% CIs, figures.
+
+Statistics: every per-run figure (one number per seed) is summarized across seeds as mean ± half-width of the
+95% Student-t confidence interval (scipy.stats.t, n-1 degrees of freedom). Differences between variants are
+Welch's unequal-variance t-tests (scipy.stats.ttest_ind, equal_var=False), Holm-corrected over the comparisons of
+one table; "significant" means a corrected p < 0.05.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+THRESHOLDS = (0.90, 0.95)
+"""Fractions of the teacher's return for the steps-to-threshold figures."""
+
+PER_ITERATION_FIELDS = [
+    "variant",
+    "seed",
+    "iteration",
+    "env_steps",
+    "beta",
+    "teacher_fraction",
+    "loss",
+    "loss_teacher_driven",
+    "loss_student_driven",
+    "eval_return",
+    "eval_return_ratio",
+    "eval_success",
+    "eval_final_distance",
+    "eval_behavior_loss",
+]
+
+
+def load_runs(
+    out_dir: str, variants: Sequence[str], seeds: int, path_of: Callable[[str, int], str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Return the finished runs per variant (variants without any finished run are left out, with a note)."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for variant in variants:
+        found = []
+        for seed in range(seeds):
+            path = path_of(variant, seed)
+            if os.path.isfile(path):
+                with open(path) as f:
+                    found.append(json.load(f))
+        if len(found) < seeds:
+            print(f"[report] {variant}: {len(found)}/{seeds} seeds finished")
+        if found:
+            runs[variant] = found
+    return runs
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float, int]:
+    """Return (mean, 95% Student-t half-width, n) of the finite values (nan half-width when n < 2)."""
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    n = int(x.size)
+    if n == 0:
+        return float("nan"), float("nan"), 0
+    if n == 1:
+        return float(x[0]), float("nan"), 1
+    return float(x.mean()), float(stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n)), n
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Return Holm-Bonferroni adjusted p-values (same order as given; nan stays nan)."""
+    idx = [i for i, p in enumerate(pvalues) if math.isfinite(p)]
+    order = sorted(idx, key=lambda i: pvalues[i])
+    adjusted = [float("nan")] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Return the two-sided p-value of Welch's t-test (nan when either side has < 2 values or no variance)."""
+    a = [v for v in a if v is not None and math.isfinite(v)]
+    b = [v for v in b if v is not None and math.isfinite(v)]
+    if len(a) < 2 or len(b) < 2 or (np.std(a) == 0 and np.std(b) == 0):
+        return float("nan")
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+# ------------------------------------------------------------------------------------------------ per run
+def _eval_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in run["iterations"] if r.get("eval_return") is not None]
+
+
+def run_metrics(run: dict[str, Any]) -> dict[str, Any]:
+    """Return one run's figures: final student-alone metrics, steps to thresholds, handover."""
+    teacher = run["teacher_eval"]["return_mean"]
+    final = run["final"]
+    m: dict[str, Any] = {
+        "final_return": final["return_mean"],
+        "final_return_ratio": final["return_mean"] / run["teacher_final"]["return_mean"],
+        "final_success": final["success_rate"],
+        "final_distance": final["final_distance"],
+        "final_behavior_loss": final.get("behavior_loss"),
+        "teacher_return": run["teacher_final"]["return_mean"],
+    }
+    evals = _eval_rows(run)
+    for thr in THRESHOLDS:
+        hit = next((r for r in evals if r["eval_return"] >= thr * teacher), None)
+        m[f"steps_to_{round(thr * 100)}"] = None if hit is None else hit["env_steps"]
+    zero = run.get("first_zero_iteration")
+    rows = {r["iteration"]: r for r in run["iterations"]}
+    if zero:  # the handover: the evaluation just before beta reaches 0 and the last one planned after it
+        after_it = zero + max(run["config"]["handover_offsets"])
+        before, after = rows.get(zero - 1, {}), rows.get(after_it, {})
+        m.update(
+            handover_iteration=zero,
+            handover_after_iteration=after_it,
+            handover_return_before=before.get("eval_return"),
+            handover_return_after=after.get("eval_return"),
+            handover_eval_loss_before=before.get("eval_behavior_loss"),
+            handover_eval_loss_after=after.get("eval_behavior_loss"),
+            handover_train_loss_before=before.get("loss_teacher_driven"),
+            handover_train_loss_after=rows.get(zero, {}).get("loss_student_driven"),
+        )
+    return m
+
+
+# ------------------------------------------------------------------------------------------------ writers
+def write_reports(runs: dict[str, list[dict[str, Any]]], out_dir: str, order: Sequence[str], baseline: str) -> list:
+    """Write per_iteration.csv, summary.csv, summary.md and the figures; return the written paths."""
+    variants = [v for v in order if v in runs]
+    metrics = {v: [run_metrics(r) for r in runs[v]] for v in variants}
+    written = [_write_per_iteration(runs, variants, out_dir), _write_summary_csv(metrics, variants, out_dir)]
+    written.append(_write_markdown(runs, metrics, variants, baseline, out_dir))
+    written += _write_figures(runs, metrics, variants, out_dir)
+    return written
+
+
+def _write_per_iteration(runs: dict[str, list[dict[str, Any]]], variants: Sequence[str], out_dir: str) -> str:
+    path = os.path.join(out_dir, "per_iteration.csv")
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, PER_ITERATION_FIELDS)
+        w.writeheader()
+        for v in variants:
+            for run in runs[v]:
+                teacher = run["teacher_eval"]["return_mean"]
+                for row in run["iterations"]:
+                    out = {k: row.get(k) for k in PER_ITERATION_FIELDS}
+                    out.update(variant=v, seed=run["seed"])
+                    if row.get("eval_return") is not None:
+                        out["eval_return_ratio"] = row["eval_return"] / teacher
+                    w.writerow(out)
+    return path
+
+
+SUMMARY_METRICS = [
+    "final_return",
+    "final_return_ratio",
+    "final_success",
+    "final_distance",
+    "final_behavior_loss",
+    "steps_to_90",
+    "steps_to_95",
+    "handover_return_before",
+    "handover_return_after",
+    "handover_eval_loss_before",
+    "handover_eval_loss_after",
+    "handover_train_loss_before",
+    "handover_train_loss_after",
+]
+
+
+def _write_summary_csv(metrics: dict[str, list[dict[str, Any]]], variants: Sequence[str], out_dir: str) -> str:
+    path = os.path.join(out_dir, "summary.csv")
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["variant", "metric", "mean", "ci95", "n", "seeds"])
+        for v in variants:
+            for key in SUMMARY_METRICS:
+                values = [m.get(key) for m in metrics[v]]
+                if all(x is None for x in values):
+                    continue
+                mean, ci, n = mean_ci(values)
+                w.writerow([v, key, mean, ci, n, len(values)])
+    return path
+
+
+def _fmt(values: Sequence[Any], digits: int, scale: float = 1.0) -> str:
+    mean, ci, n = mean_ci([None if x is None else x * scale for x in values])
+    if n == 0:
+        return "–"
+    text = f"{mean:.{digits}f}" + ("" if not math.isfinite(ci) else f" ± {ci:.{digits}f}")
+    if n < len(values):
+        text += f" ({n}/{len(values)} reached)"
+    return text
+
+
+def _write_markdown(
+    runs: dict[str, list[dict[str, Any]]],
+    metrics: dict[str, list[dict[str, Any]]],
+    variants: Sequence[str],
+    baseline: str,
+    out_dir: str,
+) -> str:
+    first = runs[variants[0]][0]
+    cfg = first["config"]
+    steps = cfg["iterations"] * cfg["num_envs"] * cfg["steps_per_env"]
+    lines = [
+        f"Budget per run: {cfg['iterations']} iterations x {cfg['num_envs']} envs x {cfg['steps_per_env']} steps "
+        f"= {steps / 1e6:.1f} M env steps; student {cfg['student']}; versions {first['versions']}.",
+        "",
+        "Mean ± half-width of the 95% Student-t CI across seeds (n = seeds). Return ratio: the student's mean "
+        f"return over {cfg['final_eval_episodes']} fresh episodes, driving alone, / the teacher's on the same "
+        "episodes. Behaviour loss: MSE between the student's action and the teacher's on the states the student "
+        "visits when it drives alone. Steps to X%: env steps until a periodic student-alone evaluation "
+        f"({cfg['eval_episodes']} episodes, every {cfg['eval_interval']} iterations) first reached X% of the "
+        "teacher's return; '(k/n reached)' averages only the seeds that reached it.",
+        "",
+        "| variant | schedule | seeds | return ratio | return | success rate | final distance (m) | "
+        "behaviour loss (student states) | M steps to 90% | M steps to 95% |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for v in variants:
+        ms = metrics[v]
+        col = {k: [m.get(k) for m in ms] for k in SUMMARY_METRICS}
+        lines.append(
+            f"| {v} | {runs[v][0]['schedule']} | {len(ms)} | {_fmt(col['final_return_ratio'], 3)} | "
+            f"{_fmt(col['final_return'], 1)} | {_fmt(col['final_success'], 3)} | {_fmt(col['final_distance'], 3)} | "
+            f"{_fmt(col['final_behavior_loss'], 4)} | {_fmt(col['steps_to_90'], 1, 1e-6)} | "
+            f"{_fmt(col['steps_to_95'], 1, 1e-6)} |"
+        )
+    lines += ["", *_significance(metrics, variants, baseline), "", *_handover_table(metrics, variants)]
+    path = os.path.join(out_dir, "summary.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def _significance(metrics: dict[str, list[dict[str, Any]]], variants: Sequence[str], baseline: str) -> list[str]:
+    lines = [
+        "Significance (Welch's t-test, Holm-corrected over the pairs of each metric; corrected p < 0.05):",
+        "",
+    ]
+    for key, label in (("final_return_ratio", "final return ratio"), ("final_behavior_loss", "behaviour loss")):
+        pairs = [(a, b) for i, a in enumerate(variants) for b in variants[i + 1 :]]
+        raw = [welch_p([m[key] for m in metrics[a]], [m[key] for m in metrics[b]]) for a, b in pairs]
+        adj = holm(raw)
+        sig = []
+        for (a, b), p in zip(pairs, adj, strict=True):
+            if math.isfinite(p) and p < 0.05:
+                ma = mean_ci([m[key] for m in metrics[a]])[0]
+                mb = mean_ci([m[key] for m in metrics[b]])[0]
+                hi, lo = (a, b) if ma > mb else (b, a)
+                sig.append(f"{hi} > {lo} (p={p:.3g})")
+        lines.append(
+            f"- {label}: " + ("; ".join(sig) if sig else f"no significant difference among {len(pairs)} pairs")
+        )
+        if baseline in variants:
+            vs = []
+            for v in variants:
+                if v == baseline:
+                    continue
+                p = welch_p([m[key] for m in metrics[v]], [m[key] for m in metrics[baseline]])
+                vs.append(f"{v} p={p:.3g}" if math.isfinite(p) else f"{v} p=n/a")
+            lines.append(f"  - uncorrected p vs {baseline}: " + ", ".join(vs))
+    return lines
+
+
+def _handover_table(metrics: dict[str, list[dict[str, Any]]], variants: Sequence[str]) -> list[str]:
+    rows = [v for v in variants if any(m.get("handover_iteration") for m in metrics[v])]
+    if not rows:
+        return []
+    lines = [
+        "Handover (z = first iteration with beta 0; 'before' = after iteration z-1's update, 'after' = after "
+        "iteration z+k's, k the largest handover offset). Student-alone eval return and behaviour loss on the "
+        "student's own states; training loss on teacher-driven samples at z-1 vs student-driven samples at z.",
+        "",
+        "| variant | z | return before | return after | eval loss before | eval loss after | train loss (teacher-"
+        "driven, z-1) | train loss (student-driven, z) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for v in rows:
+        ms = [m for m in metrics[v] if m.get("handover_iteration")]
+        col = {k: [m.get(k) for m in ms] for k in SUMMARY_METRICS}
+        lines.append(
+            f"| {v} | {ms[0]['handover_iteration']} | {_fmt(col['handover_return_before'], 1)} | "
+            f"{_fmt(col['handover_return_after'], 1)} | {_fmt(col['handover_eval_loss_before'], 4)} | "
+            f"{_fmt(col['handover_eval_loss_after'], 4)} | {_fmt(col['handover_train_loss_before'], 4)} | "
+            f"{_fmt(col['handover_train_loss_after'], 4)} |"
+        )
+    return lines
+
+
+# ------------------------------------------------------------------------------------------------ figures
+def _curve(runs: list[dict[str, Any]], key: str, ratio: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (env steps, mean, 95% half-width) over seeds at the iterations every seed has ``key`` at."""
+    per_it: dict[int, list[float]] = {}
+    steps: dict[int, int] = {}
+    for run in runs:
+        teacher = run["teacher_eval"]["return_mean"]
+        for row in run["iterations"]:
+            if row.get(key) is None:
+                continue
+            per_it.setdefault(row["iteration"], []).append(row[key] / teacher if ratio else row[key])
+            steps[row["iteration"]] = row["env_steps"]
+    its = sorted(i for i, vals in per_it.items() if len(vals) == len(runs))
+    stats_ = [mean_ci(per_it[i]) for i in its]
+    mean = np.array([s[0] for s in stats_])
+    ci = np.nan_to_num(np.array([s[1] for s in stats_]))
+    return np.array([steps[i] for i in its], dtype=float), mean, ci
+
+
+def _write_figures(
+    runs: dict[str, list[dict[str, Any]]], metrics: dict[str, list[dict[str, Any]]], variants: Sequence[str], out: str
+) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = plt.get_cmap("tab20").colors
+    written = []
+
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
+    for i, v in enumerate(variants):
+        for ax, key, ratio in ((axes[0], "eval_return", True), (axes[1], "eval_behavior_loss", False)):
+            x, mean, ci = _curve(runs[v], key, ratio)
+            ax.plot(x / 1e6, mean, label=v, color=colors[i % 20])
+            ax.fill_between(x / 1e6, mean - ci, mean + ci, color=colors[i % 20], alpha=0.2)
+    axes[0].set(xlabel="env steps (M)", ylabel="student-alone return / teacher return", title="Learning curves")
+    axes[0].axhline(0.95, color="grey", ls=":", lw=1)
+    axes[0].axhline(0.90, color="grey", ls="--", lw=1)
+    axes[0].set_ylim(bottom=-0.05)
+    axes[1].set(xlabel="env steps (M)", ylabel="MSE to teacher on student-driven states", yscale="log")
+    axes[1].set_title("Behaviour loss on the student's own states")
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle("Mean over seeds, shaded: 95% Student-t CI")
+    fig.tight_layout()
+    written.append(_save(fig, out, "learning_curves.png"))
+
+    cols = min(4, len(variants))
+    nrows = math.ceil(len(variants) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.6 * nrows), squeeze=False, sharey=True)
+    for ax, v in zip(axes.flat, variants, strict=False):
+        x, beta, _ = _curve(runs[v], "beta")
+        _, frac, ci = _curve(runs[v], "teacher_fraction")
+        ax.plot(x / 1e6, beta, color="k", lw=1.5, label="beta (schedule)")
+        ax.plot(x / 1e6, frac, color="tab:orange", lw=1, ls="--", label="realized teacher fraction")
+        ax.set_title(v, fontsize=9)
+        ax.set_xlabel("env steps (M)", fontsize=8)
+    for ax in axes.flat[len(variants) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    written.append(_save(fig, out, "beta_teacher_fraction.png"))
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(variants)), 4.5))
+    width = 0.38
+    for j, thr in enumerate(THRESHOLDS):
+        key = f"steps_to_{round(thr * 100)}"
+        means, cis, labels = [], [], []
+        for v in variants:
+            vals = [m[key] for m in metrics[v]]
+            mean, ci, n = mean_ci(vals)
+            means.append(mean / 1e6 if n else 0.0)
+            cis.append(ci / 1e6 if math.isfinite(ci) else 0.0)
+            labels.append(f"{n}/{len(vals)}")
+        xs = np.arange(len(variants)) + (j - 0.5) * width
+        bars = ax.bar(xs, means, width, yerr=cis, capsize=3, label=f"{round(thr * 100)}% of teacher return")
+        for b, lab in zip(bars, labels, strict=True):
+            ax.annotate(lab, (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=6)
+    ax.set_xticks(np.arange(len(variants)), variants, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("env steps (M); labels: seeds that reached it")
+    ax.set_title("Env steps until the student alone first reaches 90% / 95% of the teacher's return")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    written.append(_save(fig, out, "steps_to_threshold.png"))
+    return written
+
+
+def _save(fig: Any, out_dir: str, name: str) -> str:
+    import matplotlib.pyplot as plt
+
+    path = os.path.join(out_dir, name)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
