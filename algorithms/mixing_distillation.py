@@ -23,6 +23,9 @@ from dagmix.algorithms.phase_log import (
     phase_lines,
     switch_banner,
 )
+from dagmix.algorithms.replay import AggregationReplay
+from dagmix.algorithms.training_options import LossWeighting, ReplayConfig
+from dagmix.mixing.adaptive import AdaptiveSchedule, ReturnRatioSchedule
 from dagmix.mixing.config import MixingConfig
 from dagmix.mixing.policy import MixingPolicy, reseed_value
 from dagmix.mixing.schedules import BetaSchedule, StepSchedule
@@ -35,7 +38,16 @@ MIXING_STATE_FORMAT_VERSION = 1
 CHECKPOINT_KEY = "dagmix"
 """Key of the mixing state in rsl_rl checkpoints (ignored by stock rsl_rl when loading)."""
 
-_DAGMIX_KEYS = ("mixing", "use_two_stage_training", "phase1_iterations", "phase_console_output", "teacher_action_clip")
+_DAGMIX_KEYS = (
+    "mixing",
+    "use_two_stage_training",
+    "phase1_iterations",
+    "phase_console_output",
+    "teacher_action_clip",
+    "loss_weighting",
+    "replay",
+)
+SCALAR_REPLAY_LOSS = "Distillation/replay_loss"
 _PARENT_KEYS = set(inspect.signature(Distillation.__init__).parameters) | {"rnd_cfg", "symmetry_cfg"}
 
 
@@ -46,17 +58,24 @@ class _SplitLoss:
         self.fn = fn
         self.sums = torch.zeros(4, device=device)  # loss teacher-driven, count, loss student-driven, count
         self.mask: torch.Tensor | None = None
+        self.weights: torch.Tensor | None = None  # (steps, num_envs) per-sample weights, or None: the plain mean
         self.index = 0
 
-    def begin(self, mask: torch.Tensor) -> None:
-        self.mask, self.index = mask, 0
+    def begin(self, mask: torch.Tensor, weights: torch.Tensor | None = None) -> None:
+        self.mask, self.weights, self.index = mask, weights, 0
         self.sums.zero_()
 
     def end(self) -> None:
-        self.mask = None
+        self.mask = self.weights = None
 
     def __call__(self, pred: torch.Tensor, target: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        loss = self.fn(pred, target, *args, **kwargs)
+        if self.weights is not None and self.mask is not None:
+            per = self.fn(pred, target, *args, reduction="none", **kwargs)
+            per = per.reshape(per.shape[0], -1).mean(-1)
+            w = self.weights[self.index % self.weights.shape[0]].to(per.dtype)
+            loss = (per * w).sum() / w.sum().clamp_min(1e-12)
+        else:
+            loss = self.fn(pred, target, *args, **kwargs)
         if self.mask is not None:
             with torch.no_grad():
                 per = self.fn(pred.detach().float(), target.float(), reduction="none")
@@ -112,6 +131,8 @@ class MixingDistillation(Distillation):
         phase1_iterations: int | None = None,
         phase_console_output: bool = True,
         teacher_action_clip: float | None = None,
+        loss_weighting: Mapping[str, Any] | LossWeighting | None = None,
+        replay: Mapping[str, Any] | ReplayConfig | None = None,
         **kwargs: Any,
     ) -> None:
         """Build the algorithm; rsl_rl's own keys (``learning_rate``, ...) pass through to ``Distillation``.
@@ -127,7 +148,9 @@ class MixingDistillation(Distillation):
             teacher_action_clip: If set, the stored label (the teacher action the student learns) is clamped to
                 [-clip, clip], e.g. to the env's action bounds; the executed action is not changed (the env
                 clamps what it receives). None (default) stores the raw teacher action, as rsl_rl does.
-            **kwargs: Passed to rsl_rl's ``Distillation``.
+            loss_weighting: Who-drove-aware loss weights (see :class:`LossWeighting`); off by default.
+            replay: Bounded aggregation of past rollouts (see :class:`ReplayConfig`); off by default.
+            **kwargs: Passed to rsl_rl's ``Distillation`` (e.g. ``multi_gpu_cfg``).
         """
         for key in kwargs:
             if key not in _PARENT_KEYS:
@@ -143,8 +166,16 @@ class MixingDistillation(Distillation):
         ):
             raise ValueError(f"teacher_action_clip={teacher_action_clip!r} must be a positive number or None.")
         self.teacher_action_clip = None if teacher_action_clip is None else float(teacher_action_clip)
+        self.loss_weighting = LossWeighting.from_dict(loss_weighting)
+        self.replay_cfg = ReplayConfig.from_dict(replay)
+        schedule = self.mixing_cfg.build_schedule()
+        if isinstance(schedule, ReturnRatioSchedule) and self.mixing_cfg.granularity != "episode":
+            raise ValueError(
+                "mixing.schedule='return_ratio' compares episodes driven by the student alone with episodes driven by "
+                f"the teacher alone, so it needs mixing.granularity='episode' (got {self.mixing_cfg.granularity!r})."
+            )
         super().__init__(student, teacher, storage, **kwargs)
-        self.schedule: BetaSchedule = self.mixing_cfg.build_schedule()
+        self.schedule: BetaSchedule = schedule
         self.phase_console_output = bool(phase_console_output)
 
         num_envs, steps = storage.num_envs, storage.num_transitions_per_env
@@ -154,11 +185,29 @@ class MixingDistillation(Distillation):
             self.device,
             granularity=self.mixing_cfg.granularity,
             assignment=self.mixing_cfg.assignment,
-            seed=self.mixing_cfg.seed if self.mixing_cfg.seed is not None else reseed_value(0, 0),
+            seed=self._rank_seed(self.mixing_cfg.seed) if self.mixing_cfg.seed is not None else reseed_value(0, 0),
         )
         self.teacher_masks = torch.zeros(steps, num_envs, dtype=torch.bool, device=self.device)
         self.executed_actions = torch.zeros(steps, num_envs, num_actions, device=self.device)
         self.loss_fn = _SplitLoss(self.loss_fn, self.device)
+        self._step_mask = self.mixing_policy.teacher_mask
+        # per-env episode bookkeeping, only for the schedule / weighting that reads it (no cost otherwise)
+        self._track_returns = isinstance(schedule, ReturnRatioSchedule)
+        if self._track_returns:
+            self._ep_return = torch.zeros(num_envs, device=self.device)
+            self._ep_teacher = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+            self._ep_student = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+            self._return_sums = torch.zeros(4, device=self.device)  # student sum, count, teacher sum, count
+        self._track_outcomes = self.loss_weighting.failed_episode != 1.0
+        if self._track_outcomes:
+            self._time_outs = torch.zeros(steps, num_envs, dtype=torch.bool, device=self.device)
+        self.replay: AggregationReplay | None = None
+        if self.replay_cfg.active:
+            self.replay = AggregationReplay(self.replay_cfg, student, storage.observations, num_actions, self.device)
+            self._replay_generator = torch.Generator(device=self.device)
+            self._replay_generator.manual_seed(self.mixing_policy.seed + 1)
+            if self.gpu_global_rank == 0:
+                print(self.replay.describe())
 
         self.max_iterations: int | None = None
         self._run_length: int | None = None
@@ -191,8 +240,26 @@ class MixingDistillation(Distillation):
         if max_iterations is not None:
             self.max_iterations = int(max_iterations)
         if self.mixing_cfg.seed is None and seed is not None:
-            self.mixing_policy.seed = reseed_value(int(seed), 0)
+            self.mixing_policy.seed = reseed_value(self._rank_seed(int(seed)), 0)
             self.mixing_policy.generator.manual_seed(self.mixing_policy.seed)
+
+    def _rank_seed(self, base: int) -> int:
+        """Return ``base`` made distinct per rank, offsetting by the rank at most once.
+
+        Launchers such as Isaac Lab's train script already add the rank to the run's seed; where the ranks'
+        seeds already differ they are kept, and where they coincide (e.g. an explicit ``mixing.seed``), the
+        global rank is added. Without a process group the rank is added.
+        """
+        if not self.is_multi_gpu:
+            return base
+        dist = torch.distributed
+        if not (dist.is_available() and dist.is_initialized()):
+            return base + self.gpu_global_rank
+        mine = torch.tensor([base], dtype=torch.int64, device=self.device)
+        everyone = [torch.zeros_like(mine) for _ in range(self.gpu_world_size)]
+        dist.all_gather(everyone, mine)
+        seeds = [int(t.item()) for t in everyone]
+        return base if len(set(seeds)) == len(seeds) else base + self.gpu_global_rank
 
     # ------------------------------------------------------------------ schedule
     def beta_at(self, iteration: int) -> float:
@@ -274,6 +341,7 @@ class MixingDistillation(Distillation):
             clip = self.teacher_action_clip
             self.transition.privileged_actions = teacher_actions.clamp(-clip, clip)
         mask = self.mixing_policy.step()
+        self._step_mask = mask
         executed = self.mixing_policy.select(student_actions, teacher_actions)
         step = self.storage.step
         if step < self.teacher_masks.shape[0]:
@@ -285,21 +353,76 @@ class MixingDistillation(Distillation):
         self, obs: TensorDict, rewards: torch.Tensor, dones: torch.Tensor, extras: dict[str, Any]
     ) -> None:
         """Record the step, renew episode-level draws of finished envs, and note where to log scalars."""
+        if self._track_returns:
+            self._record_episode_returns(rewards, dones)
+        if self._track_outcomes:
+            step = self.storage.step
+            time_outs = extras.get("time_outs")
+            if time_outs is None:
+                raise ValueError(
+                    "loss_weighting.failed_episode needs extras['time_outs'] from the env (rsl_rl's convention) to "
+                    "tell terminations from time-outs; this env does not provide it."
+                )
+            if step < self._time_outs.shape[0]:
+                self._time_outs[step].copy_(time_outs.view(-1))
         self.mixing_policy.on_dones(dones)
         self._log_target = extras["episode"] if "episode" in extras else extras.setdefault("log", {})
         super().process_env_step(obs, rewards, dones, extras)
 
+    def _record_episode_returns(self, rewards: torch.Tensor, dones: torch.Tensor) -> None:
+        """Accumulate returns of episodes that one driver drove from start to end (on the device, no sync)."""
+        mask = self._step_mask
+        self._ep_return += rewards.view(-1)
+        self._ep_teacher |= mask
+        self._ep_student |= ~mask
+        done = dones.view(-1).bool()
+        pure_s = done & ~self._ep_teacher
+        pure_t = done & ~self._ep_student
+        ret = self._ep_return
+        self._return_sums += torch.stack([(ret * pure_s).sum(), pure_s.sum(), (ret * pure_t).sum(), pure_t.sum()])
+        keep = ~done
+        self._ep_return *= keep
+        self._ep_teacher &= keep
+        self._ep_student &= keep
+
     def update(self) -> dict[str, float]:
         """Train the student on all visited states; compute, log and print this iteration's mixing metrics."""
         filled = max(1, min(self.storage.step, self.teacher_masks.shape[0]))
-        self.loss_fn.begin(self.teacher_masks)
+        masks = self.teacher_masks[:filled]
+        stats = [masks.sum().view(1).float(), torch.full((1,), float(masks.numel()), device=self.device)]
+        wants = self.schedule.signal if isinstance(self.schedule, AdaptiveSchedule) else None
+        if wants == "discrepancy":  # teacher-label moments on student-driven samples, for Var(a_teacher)
+            labels = self.storage.privileged_actions[:filled].float()
+            on_s = (~masks).unsqueeze(-1).float()
+            stats += [on_s.sum().view(1), (labels * on_s).sum((0, 1)), (labels.square() * on_s).sum((0, 1))]
+        weights = self._loss_weights(filled) if self.loss_weighting.active else None
+        self.loss_fn.begin(self.teacher_masks, weights)
         try:
             loss_dict = super().update()
         finally:
             self.loss_fn.end()
-        frac = self.teacher_masks[:filled].float().mean()
-        # the only device-to-host read of the iteration
-        frac_value, loss_t, cnt_t, loss_s, cnt_s = torch.cat([frac.view(1), self.loss_fn.sums]).tolist()
+        stats.append(self.loss_fn.sums)
+        if self.replay is not None:
+            stats.append(self._replay_update(filled))
+        if self._track_returns:
+            stats.append(self._return_sums.clone())
+            self._return_sums.zero_()
+        vec = torch.cat(stats)
+        if self.is_multi_gpu and torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(vec)  # every rank sees the same sums, so takes the same decisions
+        values = vec.tolist()  # the only device-to-host read of the iteration
+        mask_sum, mask_count = values[0], values[1]
+        rest = values[2:]
+        signals: dict[str, float] = {}
+        if wants == "discrepancy":
+            a = self.storage.privileged_actions.shape[-1]
+            n_s, sum_a, sum_a2 = rest[0], rest[1 : 1 + a], rest[1 + a : 1 + 2 * a]
+            rest = rest[1 + 2 * a :]
+            var = sum(q / n_s - (m / n_s) ** 2 for m, q in zip(sum_a, sum_a2, strict=True)) / a if n_s else 0.0
+            signals["label_variance"] = var
+        loss_t, cnt_t, loss_s, cnt_s = rest[:4]
+        rest = rest[4:]
+        frac_value = mask_sum / mask_count
         it, beta = self._iteration, self._beta
         metrics = {
             SCALAR_TRAINING_PHASE: 1.0 if beta > 0.0 else 2.0,
@@ -311,6 +434,24 @@ class MixingDistillation(Distillation):
             metrics[SCALAR_LOSS_TEACHER_DRIVEN] = loss_t / cnt_t
         if cnt_s > 0:
             metrics[SCALAR_LOSS_STUDENT_DRIVEN] = loss_s / cnt_s
+        if self.replay is not None:
+            replay_sum, replay_count = rest[:2]
+            rest = rest[2:]
+            if replay_count > 0:
+                metrics[SCALAR_REPLAY_LOSS] = replay_sum / replay_count
+        if isinstance(self.schedule, AdaptiveSchedule):
+            nan = float("nan")
+            signals["behavior_loss"] = (loss_t + loss_s) / (cnt_t + cnt_s) if cnt_t + cnt_s else nan
+            if wants == "discrepancy":
+                var = signals.pop("label_variance")
+                signals["discrepancy"] = (loss_s / cnt_s) / var if cnt_s and var > 0 else nan
+            if self._track_returns:
+                ret_s, n_s, ret_t, n_t = rest[:4]
+                teacher_mean = ret_t / n_t if n_t else nan
+                ok = n_s and n_t and teacher_mean > 0
+                signals["return_ratio"] = (ret_s / n_s) / teacher_mean if ok else nan
+            self.schedule.observe(it, signals)
+            metrics.update(self.schedule.log_scalars())
         for callback in self.iteration_callbacks:
             extra = callback(it, dict(metrics))
             if extra:
@@ -327,6 +468,50 @@ class MixingDistillation(Distillation):
         self._iteration = it + 1
         self._pending = True
         return loss_dict
+
+    def _loss_weights(self, filled: int) -> torch.Tensor:
+        """Return the (steps, num_envs) per-sample loss weights of this rollout (who drove, episode outcome)."""
+        cfg = self.loss_weighting
+        dropped = cfg.drop_teacher_driven_after is not None and self._iteration >= cfg.drop_teacher_driven_after
+        w_teacher = 0.0 if dropped else cfg.teacher_driven
+        weights = torch.where(self.teacher_masks, w_teacher, cfg.student_driven).float()
+        if self._track_outcomes:
+            steps = self.teacher_masks.shape[0]
+            dones = self.storage.dones.view(steps, -1).bool()
+            failed_end = dones & ~self._time_outs
+            failed = torch.zeros_like(dones)
+            outcome = torch.zeros_like(dones[0])  # outcome of the episode each step belongs to; False: unknown
+            for t in range(filled - 1, -1, -1):  # backwards: a done at t decides the steps since the last done
+                outcome = torch.where(dones[t], failed_end[t], outcome)
+                failed[t] = outcome
+            weights = weights * torch.where(failed, cfg.failed_episode, 1.0)
+        return weights
+
+    def _replay_update(self, filled: int) -> torch.Tensor:
+        """Take the replay's gradient steps on past rollouts, then store this one; return (loss sum, steps)."""
+        replay = self.replay
+        assert replay is not None
+        total = torch.zeros(2, device=self.device)
+        if replay.filled > 0:
+            onpolicy_steps = max(1, self.num_learning_epochs * filled // self.gradient_length)
+            n_steps = max(1, round(self.replay_cfg.ratio * onpolicy_steps))
+            batch = self.gradient_length * self.storage.num_envs
+            for _ in range(n_steps):
+                obs, labels = replay.sample(batch, self._replay_generator)
+                with torch.amp.autocast(  # as rsl_rl's update does
+                    device_type=torch.device(self.device).type, enabled=self.use_mixed_precision, dtype=torch.bfloat16
+                ):
+                    loss = self.loss_fn.fn(self.student(obs), labels)
+                self.optimizer.zero_grad()
+                loss.backward()
+                if self.is_multi_gpu:
+                    self.reduce_parameters()
+                if self.max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(self.student.parameters(), self.max_grad_norm)
+                self.optimizer.step()
+                total += torch.stack([loss.detach().float(), torch.ones((), device=self.device)])
+        replay.add(self.storage.observations[:filled], self.storage.privileged_actions[:filled])
+        return total
 
     # ------------------------------------------------------------------ seed helpers
     def get_training_phase_info(self) -> dict[str, Any]:

@@ -49,6 +49,42 @@ VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {
 """Built-in variants. Switch points scale with the run: two_stage at 1/3 and 1/2 of it (the seed note's range),
 linear and cosine reach beta 0 at 1/2; dagger_exp_0.9 reaches its 0.01 cutoff at iteration 44, 0.97 at 152."""
 
+DEFAULT_VARIANTS = list(VARIANTS)
+"""What ``--schedules`` compares by default: the fixed schedules."""
+
+ALGORITHM_KEYS = ("loss_weighting", "replay")
+"""Keys of a variant dict that go to the algorithm config rather than to ``mixing``."""
+
+VARIANTS.update(
+    {
+        # closed-loop schedules (each with a hard deadline at 1/2 of the run, like the fixed ones' latest handover)
+        "loss_triggered": lambda n: {
+            "schedule": "loss_triggered",
+            "threshold": 0.02,
+            "patience": 5,
+            "deadline": round(n / 2),
+        },
+        "discrepancy_gated": lambda n: {
+            "schedule": "discrepancy_gated",
+            "probe_fraction": 0.1,
+            "deadline": round(n / 2),
+        },
+        "return_ratio": lambda n: {
+            "schedule": "return_ratio",
+            "granularity": "episode",
+            "probe_fraction": 0.1,
+            "deadline": round(n / 2),
+        },
+        # who-drove-aware training
+        "dagger_linear_student_x2": lambda n: {
+            **VARIANTS["dagger_linear"](n),
+            "loss_weighting": {"student_driven": 2.0},
+        },
+        "student_only_failed_0.25": lambda n: {"schedule": "student_only", "loss_weighting": {"failed_episode": 0.25}},
+    }
+)
+"""Issue-6 variants, named with ``--schedules`` (not in the default set)."""
+
 BASELINE = "student_only"
 """What stock rsl_rl Distillation does; every variant is tested against it."""
 
@@ -78,7 +114,11 @@ def resolve_variant(name: str, iterations: int) -> dict[str, Any]:
             if not eq:
                 raise ValueError(f"Variant {name!r}: {item!r} is not key=value.")
             mixing[key] = parse_value(value)
-    MixingConfig.from_dict(mixing).build_schedule()  # validate now, not in a worker an hour later
+    MixingConfig.from_dict({k: v for k, v in mixing.items() if k not in ALGORITHM_KEYS})  # validate it now
+    from dagmix.algorithms.training_options import LossWeighting, ReplayConfig
+
+    LossWeighting.from_dict(mixing.get("loss_weighting"))
+    ReplayConfig.from_dict(mixing.get("replay"))
     return mixing
 
 
@@ -92,7 +132,7 @@ def variant_dir_name(name: str) -> str:
 class Args:
     """Benchmark settings (flags are the field names with dashes)."""
 
-    schedules: list[str] = field(default_factory=lambda: list(VARIANTS))
+    schedules: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
     """Variants to compare: built-in names, or '<schedule>[:key=value,...]' for any schedule dagmix knows."""
     seeds: int = 5
     """Seeds per variant (0 .. seeds-1); the same seed gives every variant the same env and eval episodes."""
@@ -178,7 +218,10 @@ def _train_cfg(args: Args, mixing: dict[str, Any], seed: int) -> dict[str, Any]:
 
     cfg = distill_train_cfg("quadcopter")
     cfg.update(num_steps_per_env=args.steps_per_env, max_iterations=args.iterations, seed=seed, logger="tensorboard")
-    cfg["algorithm"]["mixing"] = dict(mixing)
+    cfg["algorithm"]["mixing"] = {k: v for k, v in mixing.items() if k not in ALGORITHM_KEYS}
+    for key in ALGORITHM_KEYS:
+        if key in mixing:
+            cfg["algorithm"][key] = mixing[key]
     cfg["algorithm"]["phase_console_output"] = False
     if args.student == "mlp":
         cfg["student"] = {k: v for k, v in cfg["student"].items() if not k.startswith("rnn_")}
@@ -225,6 +268,8 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> di
                 "teacher_fraction": metrics["Distillation/teacher_fraction"],
                 "loss_teacher_driven": metrics.get("Distillation/behavior_loss_teacher_driven"),
                 "loss_student_driven": metrics.get("Distillation/behavior_loss_student_driven"),
+                "adaptive_signal": metrics.get("Distillation/adaptive_signal"),
+                "replay_loss": metrics.get("Distillation/replay_loss"),
             }
             if it % args.eval_interval == 0 or it == last or it in handover:
                 res = evaluate_policy(eval_env, alg.get_policy(), args.eval_episodes, alg.teacher, clip)

@@ -31,6 +31,8 @@ PER_ITERATION_FIELDS = [
     "loss",
     "loss_teacher_driven",
     "loss_student_driven",
+    "adaptive_signal",
+    "replay_loss",
     "eval_return",
     "eval_return_ratio",
     "eval_success",

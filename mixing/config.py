@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from dagmix.mixing.adaptive import DiscrepancyGatedSchedule, LossTriggeredSchedule, ReturnRatioSchedule
 from dagmix.mixing.schedules import (
     BetaSchedule,
     ConstantSchedule,
@@ -30,6 +31,9 @@ SCHEDULE_KINDS: dict[str, type[BetaSchedule]] = {
     "exponential": ExponentialSchedule,
     "cosine": CosineSchedule,
     "piecewise_linear": PiecewiseLinearSchedule,
+    "loss_triggered": LossTriggeredSchedule,
+    "discrepancy_gated": DiscrepancyGatedSchedule,
+    "return_ratio": ReturnRatioSchedule,
 }
 
 

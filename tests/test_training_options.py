@@ -1,0 +1,157 @@
+"""Who-drove-aware loss weighting and bounded aggregation replay."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import make_runner, rollout
+
+from dagmix.algorithms.mixing_distillation import _SplitLoss
+from dagmix.algorithms.training_options import LossWeighting, ReplayConfig
+
+
+def _params(model):
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def _changed(before, model):
+    return any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+# ------------------------------------------------------------------------------------------ weighting
+def test_split_loss_weights_reduce_to_the_mean_over_the_weighted_samples():
+    fn = _SplitLoss(torch.nn.functional.mse_loss, "cpu")
+    pred, target = torch.randn(6, 3), torch.randn(6, 3)
+    mask = torch.tensor([[True, True, False, False, False, True]])
+    fn.begin(mask, torch.ones(1, 6))
+    assert torch.allclose(fn(pred, target), torch.nn.functional.mse_loss(pred, target))
+    fn.begin(mask, (~mask).float())  # student-driven samples only
+    on_s = ~mask[0]
+    assert torch.allclose(fn(pred, target), torch.nn.functional.mse_loss(pred[on_s], target[on_s]))
+    fn.begin(mask, torch.where(mask, 1.0, 3.0))
+    per = (pred - target).square().mean(-1)
+    w = torch.where(mask[0], 1.0, 3.0)
+    assert torch.allclose(fn(pred, target), (w * per).sum() / w.sum())
+
+
+def test_zero_weight_on_teacher_driven_samples_leaves_the_student_untouched(tmp_path, teacher_path):
+    alg_cfg = {"mixing": {"schedule": "teacher_only"}, "loss_weighting": {"teacher_driven": 0.0}}
+    r = make_runner(tmp_path, teacher_path, alg_cfg)
+    before = _params(r.alg.student)
+    r.learn(1)
+    assert not _changed(before, r.alg.student)  # every sample was teacher-driven and weighted 0
+    plain = make_runner(tmp_path, teacher_path, {"mixing": {"schedule": "teacher_only"}})
+    before = _params(plain.alg.student)
+    plain.learn(1)
+    assert _changed(before, plain.alg.student)
+
+
+def test_drop_teacher_driven_after_takes_effect_at_that_iteration(tmp_path, teacher_path):
+    alg_cfg = {"mixing": {"schedule": "teacher_only"}, "loss_weighting": {"drop_teacher_driven_after": 2}}
+    r = make_runner(tmp_path, teacher_path, alg_cfg)
+    losses, update = [], r.alg.update
+
+    def recording_update():
+        out = update()
+        losses.append(out["behavior"])
+        return out
+
+    r.alg.update = recording_update
+    r.learn(3)
+    # every sample is teacher-driven: from iteration 2 on, all weigh 0 (the optimizer's momentum still moves it)
+    assert losses[0] > 0 and losses[1] > 0 and losses[2] == 0.0
+
+
+def test_failed_episode_weights_only_transitions_of_episodes_that_ended_by_termination(tmp_path, teacher_path):
+    alg_cfg = {"mixing": {"schedule": "student_only"}, "loss_weighting": {"failed_episode": 0.25}}
+    r = make_runner(tmp_path, teacher_path, alg_cfg, num_envs=3)
+    alg = r.alg
+    steps = alg.teacher_masks.shape[0]  # 8
+    dones = torch.zeros(steps, 3, dtype=torch.bool)
+    time_outs = torch.zeros(steps, 3, dtype=torch.bool)
+    dones[2, 0] = True  # env 0: an episode terminated (crash) at step 2, the next one runs on past the rollout
+    dones[4, 1] = time_outs[4, 1] = True  # env 1: a time-out at step 4, then a crash at step 6
+    dones[6, 1] = True
+    alg.storage.dones.copy_(dones.view(steps, 3, 1).long())
+    alg._time_outs.copy_(time_outs)
+    alg.teacher_masks.zero_()
+    w = alg._loss_weights(steps)
+    expected = torch.ones(steps, 3)
+    expected[:3, 0] = 0.25  # env 0, steps 0-2: the crashed episode; steps 3-7: outcome unknown -> 1
+    expected[5:7, 1] = 0.25  # env 1, steps 5-6: the crashed episode; 0-4 timed out; 7 unknown
+    assert torch.equal(w, expected)
+
+
+def test_failed_episode_weighting_needs_time_outs(tmp_path, teacher_path):
+    alg_cfg = {"loss_weighting": {"failed_episode": 0.5}}
+    r = make_runner(tmp_path, teacher_path, alg_cfg)
+    obs = r.env.get_observations()
+    r.alg.act(obs)
+    obs, rew, dones, extras = r.env.step(torch.zeros(r.env.num_envs, 2))
+    extras.pop("time_outs")
+    with pytest.raises(ValueError, match="time_outs"):
+        r.alg.process_env_step(obs, rew, dones, extras)
+
+
+@pytest.mark.parametrize(
+    ("section", "cfg", "match"),
+    [
+        ("loss_weighting", {"student_drivn": 2.0}, "Did you mean 'student_driven'"),
+        ("loss_weighting", {"teacher_driven": -1.0}, "teacher_driven=-1.0"),
+        ("loss_weighting", {"teacher_driven": 0, "student_driven": 0}, "both 0"),
+        ("loss_weighting", {"drop_teacher_driven_after": 1.5}, "drop_teacher_driven_after=1.5"),
+        ("replay", {"iterations": -1}, "replay.iterations=-1"),
+        ("replay", {"iterations": 2, "ratio": 0}, "replay.ratio=0"),
+        ("replay", {"iteration": 2}, "Did you mean 'iterations'"),
+    ],
+)
+def test_option_validation(tmp_path, teacher_path, section, cfg, match):
+    with pytest.raises(ValueError, match=match):
+        make_runner(tmp_path, teacher_path, {section: cfg})
+
+
+def test_options_are_off_by_default():
+    assert not LossWeighting().active and not ReplayConfig().active
+
+
+# ------------------------------------------------------------------------------------------ replay
+def test_replay_refuses_recurrent_students(tmp_path, teacher_path):
+    with pytest.raises(ValueError, match="not supported with a recurrent student"):
+        make_runner(tmp_path, teacher_path, {"replay": {"iterations": 2}}, student="gru")
+
+
+def test_replay_memory_bound_is_enforced_and_reported(tmp_path, teacher_path, capsys):
+    with pytest.raises(ValueError, match=r"replay needs 0\.00 GiB .*above replay.max_memory_gb=1e-09"):
+        make_runner(tmp_path, teacher_path, {"replay": {"iterations": 3, "max_memory_gb": 1e-9}})
+    with pytest.raises(ValueError, match="GiB is free"):
+        make_runner(tmp_path, teacher_path, {"replay": {"iterations": 10**9}})
+    r = make_runner(tmp_path, teacher_path, {"replay": {"iterations": 3}})
+    # 3 rollouts x 8 steps x 16 envs x (4 obs + 2 action floats) x 4 bytes
+    assert r.alg.replay.bytes == 3 * 8 * 16 * 6 * 4
+    assert "aggregation replay: last 3 rollouts (384 samples)" in capsys.readouterr().out
+
+
+def test_replay_keeps_the_last_rollouts_and_adds_gradient_steps(tmp_path, teacher_path):
+    r = make_runner(tmp_path, teacher_path, {"replay": {"iterations": 2, "ratio": 1.0}})
+    alg, seen = r.alg, []
+    alg.iteration_callbacks.append(lambda it, m: seen.append(m))
+    steps_taken = []
+    step = alg.optimizer.step
+
+    def counting_step(*a, **k):
+        steps_taken.append(1)
+        return step(*a, **k)
+
+    alg.optimizer.step = counting_step
+    rollout(alg, r.env, 8)
+    labels = alg.storage.privileged_actions.clone()
+    alg.update()
+    assert alg.replay.filled == 1 and "Distillation/replay_loss" not in seen[0]  # nothing to replay yet
+    assert torch.equal(alg.replay.labels[: 8 * 16], labels.flatten(0, 1))
+    assert len(steps_taken) == 1  # gradient_length 8 of 8 steps: one on-policy step
+    for _ in range(2):
+        rollout(alg, r.env, 8)
+        alg.update()
+    assert alg.replay.filled == 2 and alg.replay.next_slot == 1  # a ring of 2: the oldest was overwritten
+    assert "Distillation/replay_loss" in seen[-1] and seen[-1]["Distillation/replay_loss"] > 0
+    assert len(steps_taken) == 1 + 2 * 2  # ratio 1: one replay step per on-policy step
