@@ -1,5 +1,11 @@
 """Beta schedules and the per-env MixingPolicy (torch only; no rsl_rl import)."""
 
+from dagmix.mixing.adaptive import (
+    AdaptiveSchedule,
+    DiscrepancyGatedSchedule,
+    LossTriggeredSchedule,
+    ReturnRatioSchedule,
+)
 from dagmix.mixing.config import (
     ASSIGNMENTS,
     GRANULARITIES,
@@ -22,6 +28,10 @@ from dagmix.mixing.schedules import (
 
 __all__ = [
     "ASSIGNMENTS",
+    "AdaptiveSchedule",
+    "DiscrepancyGatedSchedule",
+    "LossTriggeredSchedule",
+    "ReturnRatioSchedule",
     "GRANULARITIES",
     "PRESETS",
     "SCHEDULE_KINDS",
