@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -15,7 +16,7 @@ from dagmix.envs.task_configs import TEACHER_MODEL, shipped_teacher
 def _teacher(env):
     from rsl_rl.models import MLPModel
 
-    cfg = {k: v for k, v in TEACHER_MODEL.items() if k != "class_name"}
+    cfg = {k: v for k, v in copy.deepcopy(TEACHER_MODEL).items() if k != "class_name"}  # 5.4.2 pops nested keys
     model = MLPModel(env.get_observations(), {"teacher": ["teacher"]}, "teacher", env.num_actions, **cfg)
     model.load_state_dict(torch.load(shipped_teacher("quadcopter"), weights_only=False)["actor_state_dict"])
     return model
