@@ -177,6 +177,7 @@ class MixingDistillation(Distillation):
         super().__init__(student, teacher, storage, **kwargs)
         self.schedule: BetaSchedule = schedule
         self.phase_console_output = bool(phase_console_output)
+        self._mixed_precision = bool(getattr(self, "use_mixed_precision", False))  # rsl-rl-lib >= 5.5 only
 
         num_envs, steps = storage.num_envs, storage.num_transitions_per_env
         num_actions = storage.privileged_actions.shape[-1]
@@ -499,7 +500,7 @@ class MixingDistillation(Distillation):
             for _ in range(n_steps):
                 obs, labels = replay.sample(batch, self._replay_generator)
                 with torch.amp.autocast(  # as rsl_rl's update does
-                    device_type=torch.device(self.device).type, enabled=self.use_mixed_precision, dtype=torch.bfloat16
+                    device_type=torch.device(self.device).type, enabled=self._mixed_precision, dtype=torch.bfloat16
                 ):
                     loss = self.loss_fn.fn(self.student(obs), labels)
                 self.optimizer.zero_grad()
