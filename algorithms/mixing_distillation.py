@@ -89,7 +89,7 @@ def _resolve_mixing(
     return MixingConfig.from_dict(mixing)
 
 
-class MixingDistillation(Distillation):
+class MixingDistillation(_compat.DistillationBase):
     """Distillation where, per env and step, the teacher's action is executed with probability beta.
 
     The student and the teacher run on every step; the student is trained on the teacher's action for every
@@ -104,9 +104,7 @@ class MixingDistillation(Distillation):
 
     def __init__(
         self,
-        student: Any,
-        teacher: Any,
-        storage: Any,
+        *models: Any,
         mixing: Mapping[str, Any] | MixingConfig | None = None,
         use_two_stage_training: bool = False,
         phase1_iterations: int | None = None,
@@ -117,9 +115,9 @@ class MixingDistillation(Distillation):
         """Build the algorithm; rsl_rl's own keys (``learning_rate``, ...) pass through to ``Distillation``.
 
         Args:
-            student: The student model (rsl_rl MLPModel / RNNModel with an output distribution).
-            teacher: The teacher model.
-            storage: rsl_rl ``RolloutStorage`` of type ``distillation``.
+            *models: rsl_rl's positional arguments: ``(student, teacher, storage)`` on rsl-rl 4.x/5.x (models such
+                as MLPModel / RNNModel and a ``distillation`` RolloutStorage), ``(policy, storage)`` on 3.x (one
+                StudentTeacher module).
             mixing: Flat mixing dict, e.g. ``{"schedule": "linear", "iterations": 300, "granularity": "episode"}``.
             use_two_stage_training: The seed's switch; with ``phase1_iterations`` it means schedule ``two_stage``.
             phase1_iterations: Teacher-driven iterations; read only when ``use_two_stage_training`` is True.
@@ -143,7 +141,8 @@ class MixingDistillation(Distillation):
         ):
             raise ValueError(f"teacher_action_clip={teacher_action_clip!r} must be a positive number or None.")
         self.teacher_action_clip = None if teacher_action_clip is None else float(teacher_action_clip)
-        super().__init__(student, teacher, storage, **kwargs)
+        super().__init__(*models, **kwargs)
+        storage = self.storage
         self.schedule: BetaSchedule = self.mixing_cfg.build_schedule()
         self.phase_console_output = bool(phase_console_output)
 
@@ -286,7 +285,8 @@ class MixingDistillation(Distillation):
     ) -> None:
         """Record the step, renew episode-level draws of finished envs, and note where to log scalars."""
         self.mixing_policy.on_dones(dones)
-        self._log_target = extras["episode"] if "episode" in extras else extras.setdefault("log", {})
+        if self.storage.step == 0:  # the rollout's first extras: rsl_rl < 5.4 logs only the keys of that one
+            self._log_target = extras["episode"] if "episode" in extras else extras.setdefault("log", {})
         super().process_env_step(obs, rewards, dones, extras)
 
     def update(self) -> dict[str, float]:
