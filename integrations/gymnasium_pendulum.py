@@ -98,6 +98,24 @@ def run(args: Args) -> MixingDistillationRunner:
     return runner
 
 
+def evaluate(runner: MixingDistillationRunner, num_envs: int = 100, seed: int = 1000) -> dict[str, float]:
+    """Return the mean episode return of the student alone and of the teacher alone on fresh episodes."""
+    policy = runner.get_inference_policy()
+    out = {}
+    for who in ("student", "teacher"):
+        env = make_env(num_envs, seed)
+        runner.alg.get_policy().reset()  # a fresh hidden state for every env
+        obs, total = env.get_observations(), torch.zeros(num_envs)
+        with torch.inference_mode():
+            for _ in range(env.max_episode_length):  # Pendulum-v1 episodes all end by time-out at 200 steps
+                action = policy(obs) if who == "student" else pendulum_expert(obs["teacher"])
+                obs, rewards, _, _ = env.step(action)
+                total += rewards
+        out[who] = float(total.mean())
+        env.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the flags and run the example."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
@@ -115,7 +133,9 @@ def main(argv: list[str] | None = None) -> None:
         schedule = {"schedule": a.schedule, "iterations": a.iterations}
     else:
         schedule = {"schedule": a.schedule}
-    run(Args(a.num_envs, a.max_iterations, schedule=schedule, log_dir=a.log_dir, seed=a.seed))
+    runner = run(Args(a.num_envs, a.max_iterations, schedule=schedule, log_dir=a.log_dir, seed=a.seed))
+    returns = evaluate(runner)
+    print(f"mean return over 100 fresh episodes: student {returns['student']:.1f}, teacher {returns['teacher']:.1f}")
 
 
 if __name__ == "__main__":

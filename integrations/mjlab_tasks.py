@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,11 +22,16 @@ from mjlab.rl import MjlabOnPolicyRunner, RslRlBaseRunnerCfg, RslRlModelCfg
 from mjlab.tasks import registry
 
 from dagmix.algorithms import MixingDistillationRunner
+from dagmix.mixing.config import PRESETS, SCHEDULE_KINDS, schedule_names
 
 
 @dataclass
 class MixingCfg:
-    """The ``mixing`` config as typed fields (unset schedule parameters are left out; see the README's tables)."""
+    """The ``mixing`` config as typed fields (see the README's tables).
+
+    Only the chosen schedule's parameters are passed on; a parameter of another schedule is an error unless it is
+    left at its default (so ``--agent.algorithm.mixing.schedule linear`` needs no ``phase1-iterations None``).
+    """
 
     schedule: str = "two_stage"
     """A schedule kind or preset: constant, step, linear, exponential, cosine, two_stage, dagger_linear, ..."""
@@ -92,6 +98,20 @@ class DagmixDistillationRunnerCfg(RslRlBaseRunnerCfg):
     to resume a distillation run (``--agent.resume True``), which restores the teacher with the student."""
 
 
+def mixing_dict(cfg: dict) -> dict:
+    """Return the flat ``mixing`` dict of an ``asdict(MixingCfg)`` (the one conversion point; see MixingCfg)."""
+    name = cfg["schedule"]
+    builder = SCHEDULE_KINDS.get(name) or PRESETS.get(name)
+    if builder is None:
+        raise ValueError(f"mixing.schedule={name!r} is not one of {', '.join(schedule_names())}.")
+    takes = set(inspect.signature(builder).parameters) | {"granularity", "assignment", "seed"}
+    defaults = {f.name: f.default for f in dataclasses.fields(MixingCfg)}
+    stray = [k for k, v in cfg.items() if k not in takes and k != "schedule" and v != defaults[k]]
+    if stray:
+        raise ValueError(f"mixing.schedule={name!r} does not take {stray}; its parameters: {sorted(takes)}.")
+    return {"schedule": name, **{k: v for k, v in cfg.items() if k in takes and v is not None}}
+
+
 def _drop_unset(model: dict) -> dict:
     """Drop the optional model keys mjlab leaves None (as MjlabOnPolicyRunner does for actor/critic)."""
     model = {k: v for k, v in model.items() if not (k in ("cnn_cfg", "distribution_cfg") and v is None)}
@@ -109,7 +129,7 @@ class MjlabMixingDistillationRunner(MixingDistillationRunner, MjlabOnPolicyRunne
         teacher_checkpoint = cfg.pop("teacher_checkpoint", None)
         cfg["student"], cfg["teacher"] = _drop_unset(cfg["student"]), _drop_unset(cfg["teacher"])
         algorithm = cfg["algorithm"]
-        algorithm["mixing"] = {k: v for k, v in algorithm["mixing"].items() if v is not None}
+        algorithm["mixing"] = mixing_dict(algorithm["mixing"])
         cfg["obs_groups"] = {k: list(v) for k, v in cfg["obs_groups"].items()}
         super().__init__(env, cfg, log_dir, device)
         if teacher_checkpoint:

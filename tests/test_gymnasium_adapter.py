@@ -133,6 +133,9 @@ def test_pendulum_distillation_end_to_end(tmp_path, capsys):
         a = runner.get_inference_policy()(obs)
         b = other.get_inference_policy()(obs)
     assert torch.equal(a, b)
+    returns = pendulum.evaluate(runner, num_envs=4)
+    assert set(returns) == {"student", "teacher"}
+    assert all(-16.3 * 200 <= v <= 0 for v in returns.values())  # Pendulum-v1 rewards lie in [-16.3, 0]
 
 
 def test_teacher_drives_phase_one_with_the_callable(tmp_path):

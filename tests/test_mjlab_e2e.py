@@ -16,7 +16,12 @@ from mjlab.scripts.train import TrainConfig, launch_training  # noqa: E402
 from mjlab.tasks import registry  # noqa: E402
 
 from dagmix.algorithms import CHECKPOINT_KEY  # noqa: E402
-from dagmix.integrations.mjlab_tasks import MjlabMixingDistillationRunner, register_distillation_task  # noqa: E402
+from dagmix.integrations.mjlab_tasks import (  # noqa: E402
+    MixingCfg,
+    MjlabMixingDistillationRunner,
+    mixing_dict,
+    register_distillation_task,
+)
 from dagmix.integrations.mjlab_train import register_builtin_variants  # noqa: E402
 
 BAR = "=" * 80
@@ -83,3 +88,25 @@ def test_register_rejects_unknown_terms_and_tasks():
         register_distillation_task("X-Distill", "Mjlab-Cartpole-Balance", student_terms=("pole_vell",))
     with pytest.raises(ValueError, match=r"Unknown mjlab task 'Mjlab-Nope'"):
         register_distillation_task("Y-Distill", "Mjlab-Nope")
+
+
+def test_mixing_cfg_passes_only_the_chosen_schedules_parameters():
+    linear = dataclasses.asdict(MixingCfg(schedule="linear", iterations=50))
+    assert mixing_dict(linear) == {
+        "schedule": "linear",
+        "iterations": 50,
+        "granularity": "step",
+        "assignment": "random",
+    }
+    two_stage = dataclasses.asdict(MixingCfg(phase1_iterations=7, granularity="episode", seed=3))
+    assert mixing_dict(two_stage) == {
+        "schedule": "two_stage",
+        "phase1_iterations": 7,
+        "granularity": "episode",
+        "assignment": "random",
+        "seed": 3,
+    }
+    with pytest.raises(ValueError, match=r"'two_stage' does not take \['decay'\]"):
+        mixing_dict(dataclasses.asdict(MixingCfg(decay=0.9)))
+    with pytest.raises(ValueError, match=r"'stepp' is not one of"):
+        mixing_dict(dataclasses.asdict(MixingCfg(schedule="stepp")))
