@@ -98,7 +98,7 @@ def use_callable_teacher(runner: Any, fn: TeacherFn | str) -> CallableTeacher:
         teacher.fn = _compat.resolve_class(fn, None)
         alg.teacher = teacher
     else:
-        groups = {"teacher": getattr(alg.teacher, "obs_groups", ["teacher"])}
+        groups = {"teacher": getattr(getattr(alg, "_raw_teacher", alg.teacher), "obs_groups", ["teacher"])}
         teacher = CallableTeacher(None, groups, "teacher", num_actions, fn).to(alg.device)
         alg.teacher = teacher
         if hasattr(alg, "_raw_teacher"):

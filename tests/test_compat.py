@@ -57,3 +57,21 @@ def test_mark_teacher_loaded_satisfies_the_runners_check(tmp_path):
     _compat.mark_teacher_loaded(r.alg)
     assert r.alg.teacher_loaded
     r.learn(1)
+
+
+def test_callable_teacher_replaces_a_network_teacher_on_every_version(tmp_path):
+    import torch
+
+    from dagmix.integrations.callable_teacher import use_callable_teacher
+
+    def expert(obs):  # the toy env's teacher group: goal offset (2) and velocity (2)
+        return (2.0 * obs[:, :2] - obs[:, 2:]).clamp(-1.0, 1.0)
+
+    cfg = make_train_cfg({"mixing": {"schedule": "teacher_only"}})
+    r = MixingDistillationRunner(make_env(), cfg, str(tmp_path / "logs"), "cpu")
+    use_callable_teacher(r, expert)
+    r.learn(1)
+    alg = r.alg
+    assert torch.equal(alg.executed_actions, alg.storage.privileged_actions)
+    first = alg.storage.observations["teacher"][0]
+    assert torch.equal(alg.storage.privileged_actions[0], expert(first))
