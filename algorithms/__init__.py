@@ -1,4 +1,4 @@
-"""MixingDistillation and MixingDistillationRunner for rsl-rl-lib 5.x."""
+"""MixingDistillation and MixingDistillationRunner for rsl-rl-lib 3.0.1-3.3.x, 4.0.x and 5.4.2-5.5.x."""
 
 from dagmix.algorithms.mixing_distillation import CHECKPOINT_KEY, MIXING_STATE_FORMAT_VERSION, MixingDistillation
 from dagmix.algorithms.runner import MixingDistillationRunner

@@ -108,7 +108,7 @@ def _resolve_mixing(
     return MixingConfig.from_dict(mixing)
 
 
-class MixingDistillation(Distillation):
+class MixingDistillation(_compat.DistillationBase):
     """Distillation where, per env and step, the teacher's action is executed with probability beta.
 
     The student and the teacher run on every step; the student is trained on the teacher's action for every
@@ -123,9 +123,7 @@ class MixingDistillation(Distillation):
 
     def __init__(
         self,
-        student: Any,
-        teacher: Any,
-        storage: Any,
+        *models: Any,
         mixing: Mapping[str, Any] | MixingConfig | None = None,
         use_two_stage_training: bool = False,
         phase1_iterations: int | None = None,
@@ -138,9 +136,9 @@ class MixingDistillation(Distillation):
         """Build the algorithm; rsl_rl's own keys (``learning_rate``, ...) pass through to ``Distillation``.
 
         Args:
-            student: The student model (rsl_rl MLPModel / RNNModel with an output distribution).
-            teacher: The teacher model.
-            storage: rsl_rl ``RolloutStorage`` of type ``distillation``.
+            *models: rsl_rl's positional arguments: ``(student, teacher, storage)`` on rsl-rl 4.x/5.x (models such
+                as MLPModel / RNNModel and a ``distillation`` RolloutStorage), ``(policy, storage)`` on 3.x (one
+                StudentTeacher module).
             mixing: Flat mixing dict, e.g. ``{"schedule": "linear", "iterations": 300, "granularity": "episode"}``.
             use_two_stage_training: The seed's switch; with ``phase1_iterations`` it means schedule ``two_stage``.
             phase1_iterations: Teacher-driven iterations; read only when ``use_two_stage_training`` is True.
@@ -174,7 +172,8 @@ class MixingDistillation(Distillation):
                 "mixing.schedule='return_ratio' compares episodes driven by the student alone with episodes driven by "
                 f"the teacher alone, so it needs mixing.granularity='episode' (got {self.mixing_cfg.granularity!r})."
             )
-        super().__init__(student, teacher, storage, **kwargs)
+        super().__init__(*models, **kwargs)
+        storage = self.storage
         self.schedule: BetaSchedule = schedule
         self.phase_console_output = bool(phase_console_output)
         self._mixed_precision = bool(getattr(self, "use_mixed_precision", False))  # rsl-rl-lib >= 5.5 only
@@ -204,7 +203,14 @@ class MixingDistillation(Distillation):
             self._time_outs = torch.zeros(steps, num_envs, dtype=torch.bool, device=self.device)
         self.replay: AggregationReplay | None = None
         if self.replay_cfg.active:
-            self.replay = AggregationReplay(self.replay_cfg, student, storage.observations, num_actions, self.device)
+            if _compat.STUDENT_TEACHER_POLICY:
+                raise ValueError(
+                    "replay needs rsl-rl-lib >= 4 (separate student and teacher models); this is rsl-rl-lib "
+                    f"{_compat.RSL_RL_VERSION}. Set replay.iterations=0 or upgrade rsl-rl-lib."
+                )
+            self.replay = AggregationReplay(
+                self.replay_cfg, self.student, storage.observations, num_actions, self.device
+            )
             self._replay_generator = torch.Generator(device=self.device)
             self._replay_generator.manual_seed(self.mixing_policy.seed + 1)
             if self.gpu_global_rank == 0:
@@ -251,7 +257,7 @@ class MixingDistillation(Distillation):
         seeds already differ they are kept, and where they coincide (e.g. an explicit ``mixing.seed``), the
         global rank is added. Without a process group the rank is added.
         """
-        if not self.is_multi_gpu:
+        if not getattr(self, "is_multi_gpu", False):
             return base
         dist = torch.distributed
         if not (dist.is_available() and dist.is_initialized()):
@@ -367,7 +373,8 @@ class MixingDistillation(Distillation):
             if step < self._time_outs.shape[0]:
                 self._time_outs[step].copy_(time_outs.view(-1))
         self.mixing_policy.on_dones(dones)
-        self._log_target = extras["episode"] if "episode" in extras else extras.setdefault("log", {})
+        if self.storage.step == 0:  # the rollout's first extras: rsl_rl < 5.4 logs only the keys of that one
+            self._log_target = extras["episode"] if "episode" in extras else extras.setdefault("log", {})
         super().process_env_step(obs, rewards, dones, extras)
 
     def _record_episode_returns(self, rewards: torch.Tensor, dones: torch.Tensor) -> None:
@@ -409,7 +416,8 @@ class MixingDistillation(Distillation):
             stats.append(self._return_sums.clone())
             self._return_sums.zero_()
         vec = torch.cat(stats)
-        if self.is_multi_gpu and torch.distributed.is_available() and torch.distributed.is_initialized():
+        multi_gpu = getattr(self, "is_multi_gpu", False)
+        if multi_gpu and torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(vec)  # every rank sees the same sums, so takes the same decisions
         values = vec.tolist()  # the only device-to-host read of the iteration
         mask_sum, mask_count = values[0], values[1]

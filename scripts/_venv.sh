@@ -1,25 +1,59 @@
-# Sourced by scripts/*.sh: ensure_venv DIR RSL_RL_SPEC creates (or reuses) a venv with dagmix installed.
-# torch is the CPU wheel torch==2.13.0; everything else installs under constraints.txt (which pins it),
-# so no dependency pulls another torch. pip's wheel cache lives in ~/.cache/dagmix/pip (outside the clone).
+# Sourced by scripts/*.sh. `ensure_venv NAME RSL_RL_SPEC [EXTRAS]` makes sure the cached virtual environment
+# $DAGMIX_VENVS/NAME exists with torch==2.13.0 (the CPU wheel), RSL_RL_SPEC and dagmix's dependencies (with the
+# comma-separated EXTRAS), everything else under constraints.txt (which pins torch, so no dependency pulls another
+# one); then it installs THIS clone's dagmix into it (editable, --no-deps), so every run tests the code it is run
+# from. It prints the venv's bin directory. The venvs live outside the clone (default ~/.cache/dagmix/venvs), keyed by
+# a stamp of everything that decides their contents (Python, constraints.txt, pyproject's dependency lists, the spec
+# and extras); when the stamp differs or the venv is missing they are rebuilt, so a cold cache only costs time.
 set -euo pipefail
+shopt -s inherit_errexit
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$HOME/.cache/dagmix/pip}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+export WARP_CACHE_PATH="${WARP_CACHE_PATH:-$HOME/.cache/dagmix/warp}"  # mjlab's Warp kernels, compiled once
+DAGMIX_VENVS="${DAGMIX_VENVS:-$HOME/.cache/dagmix/venvs}"
 PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 
+_pip() {  # pip, quiet, without the noise of this machine's empty local indexes
+  "$@" 2>&1 | { grep -v "is ignored" || true; }
+  return "${PIPESTATUS[0]}"
+}
+
+_stamp() {  # what decides a venv's contents (not dagmix's own code, which is reinstalled every run)
+  local rsl_spec="$1" extras="$2"
+  {
+    "$PYTHON" --version
+    cat "$REPO/constraints.txt"
+    "$PYTHON" - "$REPO/pyproject.toml" <<'EOF'
+import json, sys, tomllib
+p = tomllib.load(open(sys.argv[1], "rb"))["project"]
+print(json.dumps([p["dependencies"], p.get("optional-dependencies", {})], sort_keys=True))
+EOF
+    echo "$rsl_spec [$extras]"
+  } | sha256sum | cut -c1-16
+}
+
 ensure_venv() {
-  local dir="$1" rsl_spec="$2"
-  local stamp_want
-  stamp_want="$(cat "$REPO/pyproject.toml" "$REPO/constraints.txt" | sha256sum | cut -c1-16)-$rsl_spec"
-  if [[ -x "$dir/bin/python" && "$(cat "$dir/.dagmix-stamp" 2>/dev/null)" == "$stamp_want" ]]; then
-    return 0
+  local name="$1" rsl_spec="$2" extras="${3:-dev}"
+  local dir="$DAGMIX_VENVS/$name" stamp
+  stamp="$(_stamp "$rsl_spec" "$extras")"
+  if [[ ! -x "$dir/bin/python" || "$(cat "$dir/.dagmix-stamp" 2>/dev/null)" != "$stamp" ]]; then
+    echo "[dagmix] creating $dir ($rsl_spec, torch==2.13.0, extras: $extras)" >&2
+    rm -rf "$dir"
+    mkdir -p "$DAGMIX_VENVS"
+    "$PYTHON" -m venv "$dir"
+    _pip "$dir/bin/pip" install -q --upgrade pip >&2
+    _pip "$dir/bin/pip" install -q "torch==2.13.0" >&2
+    _pip "$dir/bin/pip" install -q -c "$REPO/constraints.txt" "$REPO[$extras]" "$rsl_spec" >&2
+    "$dir/bin/python" -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+    echo "$stamp" >"$dir/.dagmix-stamp"
   fi
-  echo "[dagmix] creating $dir ($rsl_spec, torch==2.13.0)"
-  rm -rf "$dir"
-  "$PYTHON" -m venv "$dir"
-  "$dir/bin/pip" install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
-  "$dir/bin/pip" install -q "torch==2.13.0" 2>&1 | grep -v "is ignored" || true
-  "$dir/bin/pip" install -q -c "$REPO/constraints.txt" -e "$REPO[dev]" "$rsl_spec" 2>&1 | grep -v "is ignored" || true
-  "$dir/bin/python" -c "import torch, rsl_rl, dagmix.algorithms; assert torch.__version__.startswith('2.13.0'), torch.__version__"
-  echo "$stamp_want" > "$dir/.dagmix-stamp"
+  # This clone's code, every run: an editable install re-pointed at $REPO (no dependency changes).
+  _pip "$dir/bin/pip" install -q --no-deps -e "$REPO" >&2
+  (cd / && "$dir/bin/python" -c "
+import os, sys, dagmix
+want, got = os.path.realpath(sys.argv[1]), os.path.realpath(os.path.dirname(dagmix.__file__))
+assert got == want, f'dagmix imports from {got}, not from this clone {want}'
+" "$REPO")
+  echo "$dir/bin"
 }

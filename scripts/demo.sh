@@ -4,5 +4,5 @@
 set -euo pipefail
 source "$(dirname "$0")/_venv.sh"
 cd "$REPO"
-ensure_venv .venvs/rsl551 "rsl-rl-lib==5.5.1"
-exec .venvs/rsl551/bin/dagmix distill --task quadcopter "$@"
+bin="$(ensure_venv rsl551 "rsl-rl-lib==5.5.1" dev,gymnasium)"
+exec "$bin/dagmix" distill --task quadcopter "$@"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from dagmix.algorithms import _compat
 from dagmix.envs.toy import PointMassEnv
 
 
@@ -15,22 +16,12 @@ def make_train_cfg(
     seed: int = 1,
     save_interval: int = 1000,
 ) -> dict:
-    """Return an rsl_rl 5.x distillation train config using MixingDistillation."""
-    student_cfg: dict = {
-        "class_name": "MLPModel",
-        "hidden_dims": [32, 32],
-        "activation": "elu",
-        "obs_normalization": True,
-        "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 0.1},
-    }
-    if student in ("gru", "lstm"):
-        student_cfg.update(class_name="RNNModel", rnn_type=student, rnn_hidden_dim=16, rnn_num_layers=1)
-    return {
+    """Return a distillation train config using MixingDistillation, in the installed rsl-rl's model format."""
+    cfg: dict = {
         "num_steps_per_env": steps,
         "max_iterations": max_iterations,
         "save_interval": save_interval,
         "seed": seed,
-        "obs_groups": {"student": ["policy"], "teacher": ["teacher"]},
         "algorithm": {
             "class_name": "dagmix.algorithms:MixingDistillation",
             "num_learning_epochs": 1,
@@ -39,10 +30,59 @@ def make_train_cfg(
             "max_grad_norm": 1.0,
             **(algorithm or {}),
         },
-        "student": student_cfg,
-        "teacher": {"class_name": "MLPModel", "hidden_dims": [32, 32], "activation": "elu", "obs_normalization": False},
         "logger": "tensorboard",
     }
+    if _compat.STUDENT_TEACHER_POLICY:  # rsl-rl 3.x: one StudentTeacher module
+        policy: dict = {
+            "class_name": "StudentTeacher",
+            "student_hidden_dims": [32, 32],
+            "teacher_hidden_dims": [32, 32],
+            "activation": "elu",
+            "init_noise_std": 0.1,
+            "student_obs_normalization": True,
+            "teacher_obs_normalization": False,
+        }
+        if student in ("gru", "lstm"):
+            policy.update(class_name="StudentTeacherRecurrent", rnn_type=student, rnn_hidden_dim=16, rnn_num_layers=1)
+        return {**cfg, "obs_groups": {"policy": ["policy"], "teacher": ["teacher"]}, "policy": policy}
+    student_cfg: dict = {
+        "class_name": "MLPModel",
+        "hidden_dims": [32, 32],
+        "activation": "elu",
+        "obs_normalization": True,
+    }
+    if _compat.NEW_DISTRIBUTION_CFG:
+        student_cfg["distribution_cfg"] = {"class_name": "GaussianDistribution", "init_std": 0.1}
+    else:  # rsl-rl 4.x
+        student_cfg.update(stochastic=True, init_noise_std=0.1)
+    if student in ("gru", "lstm"):
+        student_cfg.update(class_name="RNNModel", rnn_type=student, rnn_hidden_dim=16, rnn_num_layers=1)
+    return {
+        **cfg,
+        "obs_groups": {"student": ["policy"], "teacher": ["teacher"]},
+        "student": student_cfg,
+        "teacher": {"class_name": "MLPModel", "hidden_dims": [32, 32], "activation": "elu", "obs_normalization": False},
+    }
+
+
+def teacher_checkpoint(path, env) -> str:
+    """Save a PPO-style checkpoint (random weights) for the teacher of ``make_train_cfg``; return its path."""
+    torch.manual_seed(123)
+    if _compat.STUDENT_TEACHER_POLICY:  # rsl-rl 3.x: an ActorCritic state dict under model_state_dict
+        from rsl_rl.networks import MLP
+
+        obs = env.get_observations()
+        actor = MLP(obs["teacher"].shape[-1], env.num_actions, [32, 32], "elu")
+        state = {f"actor.{k}": v for k, v in actor.state_dict().items()}
+        torch.save({"model_state_dict": state, "iter": 0, "infos": None}, path)
+        return str(path)
+    from rsl_rl.models import MLPModel
+
+    tcfg = dict(make_train_cfg()["teacher"])
+    tcfg.pop("class_name")
+    model = MLPModel(env.get_observations(), {"teacher": ["teacher"]}, "teacher", env.num_actions, **tcfg)
+    torch.save({"actor_state_dict": model.state_dict(), "iter": 0, "infos": None}, path)
+    return str(path)
 
 
 def make_env(num_envs: int = 16, seed: int = 0, max_episode_length: int = 5) -> PointMassEnv:
@@ -67,6 +107,7 @@ def make_runner(
     cls = MixingDistillationRunner if runner == "mixing" else DistillationRunner
     cfg = make_train_cfg(algorithm, student=student, **cfg_kwargs)
     env = make_env(num_envs=num_envs, seed=cfg["seed"])
+    log = log or _compat.STUDENT_TEACHER_POLICY  # rsl-rl 3.x runners cannot learn() without a log_dir
     r = cls(env, cfg, str(tmp_path / "logs") if log else None, "cpu")
     if teacher_path is not None:
         r.load(teacher_path)

@@ -1,0 +1,118 @@
+"""A gymnasium vector env as an rsl_rl ``VecEnv`` with ``teacher`` and ``policy`` observation groups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+from rsl_rl.env import VecEnv
+from tensordict import TensorDict
+
+ObsFn = Callable[[torch.Tensor], torch.Tensor]
+"""``fn(obs) -> group``: obs float32 tensor (num_envs, obs_dim) on the adapter's device; returns (num_envs, k)."""
+
+
+class GymnasiumVecEnv(VecEnv):
+    """Wraps a gymnasium vector env (or a list of env factories) for rsl_rl's runners.
+
+    rsl_rl expects the observation after a reset in the same step as ``done``; gymnasium 1.x vector envs default
+    to resetting one step later (``AutoresetMode.NEXT_STEP``). Env factories are therefore vectorized with
+    ``AutoresetMode.SAME_STEP``, and a given vector env must use that mode (else a ValueError says how to build one).
+
+    Attributes:
+        episode_length_buf: Long tensor, shape (num_envs,), on ``device``: steps since each env's last reset.
+    """
+
+    def __init__(
+        self,
+        env: gym.vector.VectorEnv | Sequence[Callable[[], gym.Env]],
+        policy_obs: ObsFn | None = None,
+        teacher_obs: ObsFn | None = None,
+        device: str = "cpu",
+        seed: int | None = 0,
+        max_episode_length: int | None = None,
+    ) -> None:
+        """Build the adapter and reset the env.
+
+        Args:
+            env: A gymnasium ``VectorEnv`` with ``autoreset_mode=SAME_STEP``, or a list of ``gym.Env`` factories
+                (vectorized here with ``SyncVectorEnv``). Box action spaces only.
+            policy_obs: Builds the student's ``policy`` group from the env observation; None: the observation.
+            teacher_obs: Builds the ``teacher`` group; None: the observation.
+            device: Torch device of the returned tensors.
+            seed: Seed of the first reset (None: unseeded).
+            max_episode_length: The episodes' step limit; None reads it from the env spec (``max_episode_steps``).
+        """
+        if not isinstance(env, gym.vector.VectorEnv):
+            env = gym.vector.SyncVectorEnv(list(env), autoreset_mode=AutoresetMode.SAME_STEP)
+        mode = env.metadata.get("autoreset_mode")
+        if mode != AutoresetMode.SAME_STEP:
+            raise ValueError(
+                f"The vector env resets with autoreset_mode={mode!r}, but rsl_rl needs the reset observation in the "
+                "same step as done: build it with autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP (e.g. "
+                "gym.make_vec(id, n, vector_kwargs={'autoreset_mode': AutoresetMode.SAME_STEP})), or pass a list of "
+                "env factories."
+            )
+        space = env.single_action_space
+        if not isinstance(space, gym.spaces.Box):
+            raise ValueError(f"Only Box action spaces are supported, got {space!r}.")
+        self.env = env
+        self.num_envs = env.num_envs
+        self.num_actions = int(np.prod(space.shape))
+        self._action_shape = (self.num_envs, *space.shape)
+        self._action_dtype = space.dtype
+        self.device = torch.device(device)
+        if max_episode_length is None:
+            spec = getattr(env, "spec", None)
+            if spec is None and hasattr(env, "envs"):
+                spec = env.envs[0].spec
+            max_episode_length = getattr(spec, "max_episode_steps", None)
+        if max_episode_length is None:
+            raise ValueError("max_episode_length is unknown: the env spec has no max_episode_steps; pass it.")
+        self.max_episode_length = int(max_episode_length)
+        self.cfg = {"env": str(getattr(env, "spec", None) or env), "num_envs": self.num_envs}
+        self._policy_obs = policy_obs or (lambda o: o)
+        self._teacher_obs = teacher_obs or (lambda o: o)
+        self.episode_length_buf = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        obs, _ = env.reset(seed=seed)
+        self._obs = self._to_tensor(obs)
+
+    def _to_tensor(self, x: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(x), dtype=torch.float32).reshape(self.num_envs, -1).to(self.device)
+
+    def get_observations(self) -> TensorDict:
+        """Return the ``policy`` and ``teacher`` groups of the current observation."""
+        return TensorDict(
+            {"policy": self._policy_obs(self._obs), "teacher": self._teacher_obs(self._obs)},
+            batch_size=[self.num_envs],
+            device=self.device,
+        )
+
+    def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
+        """Step every env; a finished env's returned observation is already its reset observation.
+
+        Args:
+            actions: Tensor (num_envs, num_actions), any device.
+
+        Returns:
+            obs groups, rewards (num_envs,), dones (num_envs,) long, extras with ``time_outs`` (truncated and not
+            terminated) and ``log``.
+        """
+        a = actions.detach().to("cpu", torch.float32).numpy().reshape(self._action_shape).astype(self._action_dtype)
+        obs, rewards, terminated, truncated, _ = self.env.step(a)
+        self._obs = self._to_tensor(obs)
+        term = torch.as_tensor(np.asarray(terminated), device=self.device)
+        trunc = torch.as_tensor(np.asarray(truncated), device=self.device)
+        dones = term | trunc
+        self.episode_length_buf += 1
+        self.episode_length_buf.masked_fill_(dones, 0)
+        rew = torch.as_tensor(np.asarray(rewards), dtype=torch.float32, device=self.device)
+        extras = {"time_outs": trunc & ~term, "log": {}}
+        return self.get_observations(), rew, dones.to(torch.long), extras
+
+    def close(self) -> None:
+        """Close the gymnasium env."""
+        self.env.close()

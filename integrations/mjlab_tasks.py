@@ -1,0 +1,206 @@
+"""mjlab: register a dagmix distillation variant of an mjlab PPO task, trained by mjlab's own ``train`` script.
+
+mjlab (1.6, rsl-rl-lib 5.4.2) picks the runner from the task registration, so the variant is registered with
+:class:`MjlabMixingDistillationRunner`; its config (:class:`DagmixDistillationRunnerCfg`) is a dataclass that
+mjlab's command line edits like any other (``--agent.algorithm.mixing.schedule linear``)::
+
+    from dagmix.integrations.mjlab_tasks import register_distillation_task
+    register_distillation_task("Mjlab-Cartpole-Balance-Distill", "Mjlab-Cartpole-Balance",
+                               student_terms=("cart_pos", "pole_angle"))  # the student sees no velocities
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mjlab.rl import MjlabOnPolicyRunner, RslRlBaseRunnerCfg, RslRlModelCfg
+from mjlab.tasks import registry
+
+from dagmix.algorithms import MixingDistillationRunner
+from dagmix.mixing.config import PRESETS, SCHEDULE_KINDS, schedule_names
+
+
+@dataclass
+class MixingCfg:
+    """The ``mixing`` config as typed fields (see the README's tables).
+
+    Only the chosen schedule's parameters are passed on; a parameter of another schedule is an error unless it is
+    left at its default (so ``--agent.algorithm.mixing.schedule linear`` needs no ``phase1-iterations None``).
+    """
+
+    schedule: str = "two_stage"
+    """A schedule kind or preset: constant, step, linear, exponential, cosine, two_stage, dagger_linear, ..."""
+    phase1_iterations: int | None = 100
+    """step / two_stage: teacher-driven iterations before the student takes over."""
+    iterations: int | None = None
+    """linear / cosine / dagger_linear: length of the ramp in iterations."""
+    beta: float | None = None
+    """constant: the teacher probability."""
+    start: float | None = None
+    """linear / cosine / exponential: beta at iteration 0."""
+    end: float | None = None
+    """linear / cosine: beta after the ramp."""
+    decay: float | None = None
+    """exponential / dagger_exp: beta_i = start * decay**i."""
+    cutoff: float | None = None
+    """exponential / dagger_exp: beta below this is 0."""
+    granularity: Literal["step", "episode", "iteration"] = "step"
+    """When an env's teacher/student draw is renewed."""
+    assignment: Literal["random", "quota"] = "random"
+    """Independent draws per env, or an exact quota of teacher envs."""
+    seed: int | None = None
+    """Mask generator seed; None derives it from the run's seed."""
+
+
+@dataclass
+class DagmixDistillationAlgorithmCfg:
+    """MixingDistillation's config: rsl_rl Distillation keys plus dagmix's."""
+
+    num_learning_epochs: int = 1
+    """Passes over each rollout."""
+    gradient_length: int = 24
+    """Steps per gradient step (a divisor of num_steps_per_env * num_learning_epochs)."""
+    learning_rate: float = 1e-3
+    """Adam learning rate of the student."""
+    max_grad_norm: float | None = 1.0
+    """Gradient clipping; None disables it."""
+    loss_type: Literal["mse", "huber"] = "mse"
+    """Behaviour-cloning loss."""
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    """Optimizer of the student."""
+    teacher_action_clip: float | None = None
+    """Clamp the stored teacher action (the label) to [-clip, clip]; None keeps it raw."""
+    phase_console_output: bool = True
+    """Print the phase lines and the switch banner."""
+    mixing: MixingCfg = field(default_factory=MixingCfg)
+    """Who drives the envs, per iteration."""
+    class_name: str = "dagmix.algorithms:MixingDistillation"
+    """Algorithm class, resolved by rsl_rl."""
+
+
+@dataclass
+class DagmixDistillationRunnerCfg(RslRlBaseRunnerCfg):
+    """mjlab runner config of a distillation task (``obs_groups`` has the sets ``student`` and ``teacher``)."""
+
+    student: RslRlModelCfg = field(default_factory=RslRlModelCfg)
+    """The student model (needs a ``distribution_cfg``: rsl_rl executes its sampled action)."""
+    teacher: RslRlModelCfg = field(default_factory=RslRlModelCfg)
+    """The teacher model: the PPO task's actor config, so that its checkpoint loads."""
+    algorithm: DagmixDistillationAlgorithmCfg = field(default_factory=DagmixDistillationAlgorithmCfg)
+    """The algorithm."""
+    teacher_checkpoint: str | None = None
+    """PPO checkpoint of the base task (``model_*.pt``), loaded as the teacher when the runner is built. Not needed
+    to resume a distillation run (``--agent.resume True``), which restores the teacher with the student."""
+
+
+def mixing_dict(cfg: dict) -> dict:
+    """Return the flat ``mixing`` dict of an ``asdict(MixingCfg)`` (the one conversion point; see MixingCfg)."""
+    name = cfg["schedule"]
+    builder = SCHEDULE_KINDS.get(name) or PRESETS.get(name)
+    if builder is None:
+        raise ValueError(f"mixing.schedule={name!r} is not one of {', '.join(schedule_names())}.")
+    takes = set(inspect.signature(builder).parameters) | {"granularity", "assignment", "seed"}
+    defaults = {f.name: f.default for f in dataclasses.fields(MixingCfg)}
+    stray = [k for k, v in cfg.items() if k not in takes and k != "schedule" and v != defaults[k]]
+    if stray:
+        raise ValueError(f"mixing.schedule={name!r} does not take {stray}; its parameters: {sorted(takes)}.")
+    return {"schedule": name, **{k: v for k, v in cfg.items() if k in takes and v is not None}}
+
+
+def _drop_unset(model: dict) -> dict:
+    """Drop the optional model keys mjlab leaves None (as MjlabOnPolicyRunner does for actor/critic)."""
+    model = {k: v for k, v in model.items() if not (k in ("cnn_cfg", "distribution_cfg") and v is None)}
+    if model.get("rnn_type") is None:
+        model = {k: v for k, v in model.items() if k not in ("rnn_type", "rnn_hidden_dim", "rnn_num_layers")}
+    return model
+
+
+class MjlabMixingDistillationRunner(MixingDistillationRunner, MjlabOnPolicyRunner):
+    """MixingDistillationRunner with mjlab's checkpoint handling (env step counter, legacy keys, upload flag)."""
+
+    def __init__(self, env: Any, train_cfg: dict, log_dir: str | None = None, device: str = "cpu") -> None:
+        """Convert the dataclass dict (``asdict`` of :class:`DagmixDistillationRunnerCfg`), build, load the teacher."""
+        cfg = copy.deepcopy(train_cfg)
+        teacher_checkpoint = cfg.pop("teacher_checkpoint", None)
+        cfg["student"], cfg["teacher"] = _drop_unset(cfg["student"]), _drop_unset(cfg["teacher"])
+        algorithm = cfg["algorithm"]
+        algorithm["mixing"] = mixing_dict(algorithm["mixing"])
+        cfg["obs_groups"] = {k: list(v) for k, v in cfg["obs_groups"].items()}
+        super().__init__(env, cfg, log_dir, device)
+        if teacher_checkpoint:
+            self.load(teacher_checkpoint)
+
+
+def register_distillation_task(
+    task_id: str,
+    base_task_id: str,
+    student_terms: Sequence[str] | None = None,
+    student: RslRlModelCfg | None = None,
+    algorithm: DagmixDistillationAlgorithmCfg | None = None,
+    student_group: str = "student",
+) -> DagmixDistillationRunnerCfg:
+    """Register ``task_id``: the env of the PPO task ``base_task_id``, distilled with MixingDistillation.
+
+    The teacher is the base task's actor (its config and observation groups, so a PPO checkpoint of the base
+    task loads into it). The student reads ``student_terms`` of the actor group (a new observation group
+    ``student_group``, e.g. without privileged terms), or the actor's groups when None.
+
+    Args:
+        task_id: The new task's id (``python -m mjlab.scripts.train TASK_ID ...``).
+        base_task_id: A registered mjlab PPO task, e.g. ``"Mjlab-Cartpole-Balance"`` (import ``mjlab.tasks`` first).
+        student_terms: Names of the actor group's observation terms the student sees; None: all of them.
+        student: The student model; None: the actor's architecture with observation normalization and a
+            Gaussian of std 0.1.
+        algorithm: The algorithm config; None: :class:`DagmixDistillationAlgorithmCfg` defaults (two-stage, 100
+            teacher iterations; ``gradient_length`` = the base task's ``num_steps_per_env``).
+        student_group: Name of the student's observation group when ``student_terms`` is given.
+
+    Returns:
+        The registered runner config (mjlab's ``train`` deep-copies it; edit it through the command line).
+
+    Raises:
+        ValueError: unknown base task or observation terms (naming the valid ones).
+    """
+    import mjlab.tasks  # noqa: F401  (registers mjlab's own tasks)
+
+    if base_task_id not in registry.list_tasks():
+        raise ValueError(f"Unknown mjlab task {base_task_id!r}; registered: {', '.join(registry.list_tasks())}.")
+    base = registry.load_rl_cfg(base_task_id)
+    env_cfg = registry.load_env_cfg(base_task_id)
+    play_env_cfg = registry.load_env_cfg(base_task_id, play=True)
+    teacher_groups = tuple(base.obs_groups["actor"])
+    student_groups = teacher_groups
+    if student_terms is not None:
+        actor = env_cfg.observations[teacher_groups[0]]
+        unknown = [t for t in student_terms if t not in actor.terms]
+        if unknown:
+            raise ValueError(f"Unknown observation term(s) {unknown}; the actor group has: {', '.join(actor.terms)}.")
+        for cfg in (env_cfg, play_env_cfg):
+            group = cfg.observations[teacher_groups[0]]
+            cfg.observations[student_group] = dataclasses.replace(
+                group, terms={t: copy.deepcopy(group.terms[t]) for t in student_terms}
+            )
+        student_groups = (student_group,)
+    if student is None:
+        student = dataclasses.replace(
+            copy.deepcopy(base.actor),
+            obs_normalization=True,
+            distribution_cfg={"class_name": "GaussianDistribution", "init_std": 0.1, "std_type": "scalar"},
+        )
+    if algorithm is None:
+        algorithm = DagmixDistillationAlgorithmCfg(gradient_length=base.num_steps_per_env)
+    rl_cfg = DagmixDistillationRunnerCfg(
+        **{f.name: copy.deepcopy(getattr(base, f.name)) for f in dataclasses.fields(RslRlBaseRunnerCfg)},
+        student=student,
+        teacher=copy.deepcopy(base.actor),
+        algorithm=algorithm,
+    )
+    rl_cfg.obs_groups = {"student": student_groups, "teacher": teacher_groups}
+    rl_cfg.experiment_name = f"{base.experiment_name}_distillation"
+    registry.register_mjlab_task(task_id, env_cfg, play_env_cfg, rl_cfg, runner_cls=MjlabMixingDistillationRunner)
+    return rl_cfg
