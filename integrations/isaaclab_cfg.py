@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Literal
 
+from dagmix.algorithms.training_options import LossWeighting, ReplayConfig
 from dagmix.mixing.config import MixingConfig
 
 _INSTALL_HINT = (
@@ -71,6 +72,42 @@ class MixingCfg:
     points: list[list[float]] | None = None
     """``piecewise_linear``: ``[[iteration, beta], ...]`` with strictly increasing iterations."""
 
+    threshold: float | None = None
+    """``loss_triggered``: behaviour loss below which beta is lowered (required for that schedule)."""
+
+    deadline: int | None = None
+    """``loss_triggered`` (required) / ``discrepancy_gated`` / ``return_ratio``: beta is 0 from this iteration on."""
+
+    patience: int | None = None
+    """``loss_triggered``: iterations the loss must stay below ``threshold`` before beta is lowered (default 5)."""
+
+    step: float | None = None
+    """``loss_triggered``: how much beta is lowered each time (default: all the way to 0)."""
+
+    switch_back_threshold: float | None = None
+    """``loss_triggered``: loss above which beta is raised again (default None: never)."""
+
+    initial_beta: float | None = None
+    """``loss_triggered``: beta at the start (default 1.0)."""
+
+    gain: float | None = None
+    """``discrepancy_gated``: beta = gain x the smoothed normalized discrepancy (default 1.0)."""
+
+    probe_fraction: float | None = None
+    """``discrepancy_gated`` / ``return_ratio``: envs always driven by the student, to measure it (default 0.1)."""
+
+    smoothing: float | None = None
+    """``discrepancy_gated`` / ``return_ratio``: EMA factor of the measured signal (default 0.8)."""
+
+    min_beta: float | None = None
+    """``discrepancy_gated`` / ``return_ratio``: beta below this becomes 0 (default 0.05)."""
+
+    monotone: bool | None = None
+    """``discrepancy_gated`` / ``return_ratio``: beta never rises again (default True)."""
+
+    target: float | None = None
+    """``return_ratio``: student-to-teacher return ratio at which beta reaches 0 (default 0.95)."""
+
     granularity: Literal["step", "episode", "iteration"] = "step"
     """When an env's teacher/student draw is renewed: every ``step``, at each ``episode`` end (trajectory-level
     mixing, as in the DAgger paper), or each ``iteration``."""
@@ -81,6 +118,37 @@ class MixingCfg:
 
     seed: int | None = None
     """Seed of the per-env mask generator; None derives it from the run's ``seed``."""
+
+
+@configclass
+class LossWeightingCfg:
+    """The ``loss_weighting`` section: per-sample behaviour-loss weights by who drove and by episode outcome."""
+
+    teacher_driven: float = 1.0
+    """Weight of samples where the teacher drove."""
+
+    student_driven: float = 1.0
+    """Weight of samples where the student drove."""
+
+    drop_teacher_driven_after: int | None = None
+    """From this iteration on, teacher-driven samples get weight 0 (None: never)."""
+
+    failed_episode: float = 1.0
+    """Extra factor for samples of episodes that ended by termination (not time-out) within the rollout."""
+
+
+@configclass
+class ReplayCfg:
+    """The ``replay`` section: bounded DAgger-style aggregation of past rollouts (off by default)."""
+
+    iterations: int = 0
+    """Rollouts kept (0: off)."""
+
+    ratio: float = 0.5
+    """Replayed samples per update, as a fraction of the update's on-policy samples."""
+
+    max_memory_gb: float | None = None
+    """Refuse to start if the buffer needs more than this (GiB)."""
 
 
 @configclass
@@ -115,6 +183,12 @@ class RslRlMixingDistillationAlgorithmCfg(RslRlDistillationAlgorithmCfg):
     """If set, the teacher action the student learns is clamped to [-clip, clip] (e.g. the env's action bounds);
     the executed action is unchanged. None (default) keeps the raw teacher action, as rsl_rl does."""
 
+    loss_weighting: LossWeightingCfg = LossWeightingCfg()
+    """Who-drove-aware behaviour-loss weights; all 1 (default) is rsl_rl's plain mean."""
+
+    replay: ReplayCfg = ReplayCfg()
+    """Bounded aggregation of past rollouts; ``iterations=0`` (default) is off."""
+
     def __post_init__(self) -> None:
         """Validate every dagmix field at construction."""
         self.validate_config()
@@ -139,6 +213,8 @@ class RslRlMixingDistillationAlgorithmCfg(RslRlDistillationAlgorithmCfg):
         if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
             raise ValueError(f"teacher_action_clip={clip!r} must be a positive number or None.")
         self.to_mixing_config()
+        LossWeighting.from_dict(class_to_dict(self.loss_weighting))
+        ReplayConfig.from_dict(class_to_dict(self.replay))
 
     def to_mixing_config(self) -> MixingConfig:
         """Return the validated MixingConfig that MixingDistillation builds from this config's dict form."""

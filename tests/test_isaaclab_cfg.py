@@ -27,6 +27,18 @@ UNSET_MIXING = {
     "decay": None,
     "cutoff": None,
     "points": None,
+    "threshold": None,
+    "deadline": None,
+    "patience": None,
+    "step": None,
+    "switch_back_threshold": None,
+    "initial_beta": None,
+    "gain": None,
+    "probe_fraction": None,
+    "smoothing": None,
+    "min_beta": None,
+    "monotone": None,
+    "target": None,
     "granularity": "step",
     "assignment": "random",
     "seed": None,
@@ -88,16 +100,7 @@ def test_drop_unset_reads_the_configclass_dict_form():
 
     with pytest.raises(ValueError, match="iteratons"):
         _resolve_mixing({**linear, "iteratons": None}, False, 500)
-    assert set(schedule_parameter_names()) == {
-        "phase1_iterations",
-        "beta",
-        "start",
-        "end",
-        "iterations",
-        "decay",
-        "cutoff",
-        "points",
-    }
+    assert set(schedule_parameter_names()) == set(UNSET_MIXING) - {"schedule", "granularity", "assignment", "seed"}
 
 
 @pytest.mark.parametrize(
@@ -148,6 +151,21 @@ def test_configclass_converts_to_the_dict_rsl_rl_receives(isaaclab, tmp_path, te
     assert isinstance(r.alg, MixingDistillation)
     assert r.alg.schedule.describe() == StepSchedule(2).describe()
     assert r.alg.mixing_cfg == cfg.to_mixing_config()
+
+
+def test_section_configclasses_mirror_the_algorithm_options(isaaclab):
+    from dataclasses import asdict
+
+    from isaaclab.utils import to_dict
+
+    from dagmix.algorithms.training_options import LossWeighting, ReplayConfig
+
+    assert to_dict(isaaclab.LossWeightingCfg()) == asdict(LossWeighting())  # same fields, same defaults
+    assert to_dict(isaaclab.ReplayCfg()) == asdict(ReplayConfig())
+    with pytest.raises(ValueError, match=r"replay.iterations=-1 must be an int >= 0"):
+        _cfg(isaaclab, replay=isaaclab.ReplayCfg(iterations=-1))
+    with pytest.raises(ValueError, match=r"loss_weighting.teacher_driven=-1.0 must be a finite number >= 0"):
+        _cfg(isaaclab, loss_weighting=isaaclab.LossWeightingCfg(teacher_driven=-1.0))
 
 
 def test_mixing_subconfig_fields_are_the_schedule_parameters(isaaclab):
