@@ -70,7 +70,7 @@ build_venv() {
 # ---------------------------------------------------------------------------------------------- 1. the venv
 mkdir -p "$CACHE/venvs"
 exec 9> "$CACHE/venvs/isaaclab300.lock"
-command -v flock > /dev/null && flock 9  # concurrent runs build the shared venv once
+command -v flock > /dev/null && flock 9  # one run at a time: the venv is built once and dagmix reinstalled by one
 if ! venv_ok; then
   PY312="$(find_python312)" || skip "no Python 3.12 found (set ISAACLAB_PYTHON=/path/to/python3.12)"
   T_BUILD=$SECONDS
