@@ -26,7 +26,7 @@ from dagmix.algorithms.phase_log import (
 from dagmix.algorithms.replay import AggregationReplay
 from dagmix.algorithms.training_options import LossWeighting, ReplayConfig
 from dagmix.mixing.adaptive import AdaptiveSchedule, ReturnRatioSchedule
-from dagmix.mixing.config import MixingConfig
+from dagmix.mixing.config import MixingConfig, drop_unset
 from dagmix.mixing.policy import MixingPolicy, reseed_value
 from dagmix.mixing.schedules import BetaSchedule, StepSchedule
 
@@ -91,6 +91,8 @@ def _resolve_mixing(
     mixing: Mapping[str, Any] | MixingConfig | None, use_two_stage_training: bool, phase1_iterations: int | None
 ) -> MixingConfig:
     """Turn the algorithm config's mixing keys into a validated MixingConfig (the one conversion point)."""
+    if isinstance(mixing, Mapping):
+        mixing = drop_unset(mixing)  # configclass dicts hold every field: None means unset
     if use_two_stage_training not in (True, False):
         raise ValueError(f"use_two_stage_training={use_two_stage_training!r} must be True or False.")
     if use_two_stage_training:
@@ -226,6 +228,7 @@ class MixingDistillation(_compat.DistillationBase):
         self._seen_positive_beta = False
         self._banner_printed = False
         self._log_target: dict | None = None
+        self._log_targets: list[dict] = []  # the extras dicts the logger saw this iteration (envs may swap them)
         self._logged_keys: set[str] = set()
         self.last_metrics: dict[str, float] = {}
         self.iteration_callbacks: list[Callable[[int, dict[str, float]], Mapping[str, float] | None]] = []
@@ -373,8 +376,10 @@ class MixingDistillation(_compat.DistillationBase):
             if step < self._time_outs.shape[0]:
                 self._time_outs[step].copy_(time_outs.view(-1))
         self.mixing_policy.on_dones(dones)
-        if self.storage.step == 0:  # the rollout's first extras: rsl_rl < 5.4 logs only the keys of that one
-            self._log_target = extras["episode"] if "episode" in extras else extras.setdefault("log", {})
+        target = extras["episode"] if "episode" in extras else extras.setdefault("log", {})
+        if not self._log_targets or target is not self._log_targets[-1]:
+            self._log_targets.append(target)
+        self._log_target = target
         super().process_env_step(obs, rewards, dones, extras)
 
     def _record_episode_returns(self, rewards: torch.Tensor, dones: torch.Tensor) -> None:
@@ -466,11 +471,14 @@ class MixingDistillation(_compat.DistillationBase):
             if extra:
                 metrics.update(extra)
         self.last_metrics = metrics
-        if self._log_target is not None:
-            for key in self._logged_keys - metrics.keys():  # keys an env-reused dict may still hold
-                self._log_target.pop(key, None)
-            self._log_target.update(metrics)
-            self._logged_keys = set(metrics)
+        # rsl_rl's logger averages each key over the extras dicts of every step. Envs that replace the dict only at
+        # resets (Isaac Lab) hand over several per iteration, some still holding older values: write into all.
+        self._logged_keys |= metrics.keys()
+        for target in {id(t): t for t in self._log_targets}.values():
+            for key in self._logged_keys - metrics.keys():  # keys a reused dict may still hold
+                target.pop(key, None)
+            target.update(metrics)
+        self._log_targets.clear()
         if self._console:
             print("\n".join(phase_lines(self.schedule, it, beta)))
         self._runner_iteration = it

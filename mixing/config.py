@@ -97,6 +97,40 @@ def _params_of(builder: Callable[..., Any]) -> tuple[list[str], list[str]]:
     return names, required
 
 
+def schedule_parameter_names() -> list[str]:
+    """Return every schedule parameter name that any kind or preset takes (e.g. ``phase1_iterations``, ``decay``)."""
+    names: dict[str, None] = {}
+    for builder in [*SCHEDULE_KINDS.values(), *PRESETS.values()]:
+        names.update(dict.fromkeys(_params_of(builder)[0]))
+    return list(names)
+
+
+def drop_unset(cfg: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Return a ``mixing`` dict without its unset entries, as written by configs that store every field.
+
+    Isaac Lab configclasses convert to dicts holding every field, unset ones as None. Here ``schedule=None``
+    means "no schedule configured" (returns None); a schedule parameter equal to None counts as not given.
+
+    Raises:
+        ValueError: ``schedule`` is None but a schedule parameter is set (it would be silently ignored).
+    """
+    if cfg is None:
+        return None
+    if not isinstance(cfg, Mapping):
+        raise ValueError(f"mixing must be a dict, got {type(cfg).__name__}: {cfg!r}.")
+    params = set(schedule_parameter_names())
+    out = {k: v for k, v in cfg.items() if not (k in params and v is None)}
+    if "schedule" in out and out["schedule"] is None:
+        stray = sorted(k for k in out if k in params)
+        if stray:
+            raise ValueError(
+                f"mixing sets {', '.join(f'{k}={out[k]!r}' for k in stray)} but mixing.schedule is None, so they "
+                f"would be ignored; set mixing.schedule to one of {', '.join(schedule_names())}."
+            )
+        return None
+    return out
+
+
 def build_schedule(name: str, **params: Any) -> BetaSchedule:
     """Build a schedule from a kind (``constant``, ``step``, ...) or a preset name and its parameters.
 
