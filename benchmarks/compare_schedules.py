@@ -164,6 +164,8 @@ class Args:
     """Output folder (runs/ holds one JSON per finished run)."""
     report_only: bool = False
     """Only rebuild the CSVs, table and figures from the finished runs."""
+    report_dir: str | None = None
+    """Where to write the CSVs, table and figures (default: --out-dir), e.g. to report a subset of the runs."""
 
     def run_config(self) -> dict[str, Any]:
         """Return the settings a run's result depends on (stored with it; resuming with others is refused)."""
@@ -416,7 +418,9 @@ def main(argv: list[str] | None = None) -> None:
     runs = schedule_report.load_runs(args.out_dir, args.schedules, args.seeds, lambda v, s: _run_path(args, v, s))
     if not runs:
         raise SystemExit(f"No finished runs under {args.out_dir}/runs for the selected schedules.")
-    written = schedule_report.write_reports(runs, args.out_dir, args.schedules, BASELINE)
+    report_dir = args.report_dir or args.out_dir
+    os.makedirs(report_dir, exist_ok=True)
+    written = schedule_report.write_reports(runs, report_dir, args.schedules, BASELINE)
     for path in written:
         print(f"[compare] wrote {path}")
 

@@ -72,6 +72,9 @@ def test_compare_schedules_smoke_outputs_exist_parse_and_resume(tmp_path, capsys
     compare_schedules.main(_compare_argv(tmp_path))
     assert "4/4 runs already finished; 0 to run" in capsys.readouterr().out
     assert (tmp_path / "runs" / "two_stage_third" / "seed1.json").stat().st_mtime_ns == before
+    # a report of a subset, written elsewhere
+    compare_schedules.main([*_compare_argv(tmp_path), "--report-only", "--report-dir", str(tmp_path / "rep")])
+    assert "two_stage_third" in (tmp_path / "rep" / "summary.md").read_text()
     # other settings in the same folder are refused rather than mixed in
     with pytest.raises(SystemExit, match="produced with other settings"):
         compare_schedules.main([*_compare_argv(tmp_path), "--eval-interval", "1"])
