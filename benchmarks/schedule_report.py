@@ -113,7 +113,14 @@ def run_metrics(run: dict[str, Any]) -> dict[str, Any]:
     for thr in THRESHOLDS:
         hit = next((r for r in evals if r["eval_return"] >= thr * teacher), None)
         m[f"steps_to_{round(thr * 100)}"] = None if hit is None else hit["env_steps"]
-    zero = run.get("first_zero_iteration")
+    # the first iteration with beta 0 as it happened (an adaptive schedule decides it during the run)
+    seen_positive, zero = False, None
+    for r in run["iterations"]:
+        if r["beta"] > 0.0:
+            seen_positive = True
+        elif seen_positive:
+            zero = r["iteration"]
+            break
     rows = {r["iteration"]: r for r in run["iterations"]}
     if zero:  # the handover: the evaluation just before beta reaches 0 and the last one planned after it
         after_it = zero + max(run["config"]["handover_offsets"])
@@ -277,9 +284,11 @@ def _handover_table(metrics: dict[str, list[dict[str, Any]]], variants: Sequence
     if not rows:
         return []
     lines = [
-        "Handover (z = first iteration with beta 0; 'before' = after iteration z-1's update, 'after' = after "
-        "iteration z+k's, k the largest handover offset). Student-alone eval return and behaviour loss on the "
-        "student's own states; training loss on teacher-driven samples at z-1 vs student-driven samples at z.",
+        "Handover (z = first iteration with beta 0, as it happened; 'before' = after iteration z-1's update, 'after' "
+        "= after iteration z+k's, k the largest handover offset). Student-alone eval return and behaviour loss on "
+        "the student's own states; training loss on teacher-driven samples at z-1 vs student-driven samples at z. "
+        "Adaptive schedules decide z during the run, so their extra evaluations were planned at the deadline "
+        "instead; '–' where no evaluation fell on z-1 or z+k.",
         "",
         "| variant | z | return before | return after | eval loss before | eval loss after | train loss (teacher-"
         "driven, z-1) | train loss (student-driven, z) |",
