@@ -207,6 +207,18 @@ class _ProbedSchedule(AdaptiveSchedule):
         self._ema = value if math.isnan(self._ema) else self.smoothing * self._ema + (1 - self.smoothing) * value
         return self._ema
 
+    own_param: str = ""
+    """The subclass's own first parameter (``gain`` / ``target``), shown first in the description."""
+
+    def _decide(self, iteration: int, value: float) -> float:
+        ema = self._smoothed(value)
+        if math.isnan(ema):
+            return self._current
+        return self._finish(self._target_beta(ema))
+
+    def _target_beta(self, ema: float) -> float:
+        raise NotImplementedError
+
     def _finish(self, target: float) -> float:
         beta = min(self.initial_beta, max(0.0, target))
         if beta < self.min_beta:
@@ -214,6 +226,13 @@ class _ProbedSchedule(AdaptiveSchedule):
         if self.monotone:
             beta = min(beta, self._current)
         return beta
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.own_param}={getattr(self, self.own_param)}, "
+            f"probe_fraction={self.probe_fraction}, smoothing={self.smoothing}, min_beta={self.min_beta}, "
+            f"monotone={self.monotone}, deadline={self.deadline})"
+        )
 
     def _extra_state(self) -> dict[str, Any]:
         return {"ema": self._ema}
@@ -234,6 +253,7 @@ class DiscrepancyGatedSchedule(_ProbedSchedule):
 
     kind = "discrepancy_gated"
     signal = "discrepancy"
+    own_param = "gain"
 
     def __init__(
         self,
@@ -247,17 +267,8 @@ class DiscrepancyGatedSchedule(_ProbedSchedule):
         super().__init__(probe_fraction, smoothing, min_beta, monotone, deadline)
         self.gain = _check_positive("gain", gain, type(self).__name__)
 
-    def _decide(self, iteration: int, value: float) -> float:
-        ema = self._smoothed(value)
-        if math.isnan(ema):
-            return self._current
-        return self._finish(self.gain * ema)
-
-    def __repr__(self) -> str:
-        return (
-            f"DiscrepancyGatedSchedule(gain={self.gain}, probe_fraction={self.probe_fraction}, "
-            f"smoothing={self.smoothing}, min_beta={self.min_beta}, monotone={self.monotone}, deadline={self.deadline})"
-        )
+    def _target_beta(self, ema: float) -> float:
+        return self.gain * ema
 
 
 class ReturnRatioSchedule(_ProbedSchedule):
@@ -271,6 +282,7 @@ class ReturnRatioSchedule(_ProbedSchedule):
 
     kind = "return_ratio"
     signal = "return_ratio"
+    own_param = "target"
 
     def __init__(
         self,
@@ -284,14 +296,5 @@ class ReturnRatioSchedule(_ProbedSchedule):
         super().__init__(probe_fraction, smoothing, min_beta, monotone, deadline)
         self.target = _check_positive("target", target, type(self).__name__)
 
-    def _decide(self, iteration: int, value: float) -> float:
-        ema = self._smoothed(value)
-        if math.isnan(ema):
-            return self._current
-        return self._finish(self.initial_beta * min(1.0, max(0.0, (self.target - ema) / self.target)))
-
-    def __repr__(self) -> str:
-        return (
-            f"ReturnRatioSchedule(target={self.target}, probe_fraction={self.probe_fraction}, "
-            f"smoothing={self.smoothing}, min_beta={self.min_beta}, monotone={self.monotone}, deadline={self.deadline})"
-        )
+    def _target_beta(self, ema: float) -> float:
+        return self.initial_beta * min(1.0, max(0.0, (self.target - ema) / self.target))
