@@ -216,7 +216,7 @@ def parse_args(argv: list[str] | None = None) -> Args:
 
 # ------------------------------------------------------------------------------------------------ one run
 def _train_cfg(args: Args, mixing: dict[str, Any], seed: int) -> dict[str, Any]:
-    from dagmix.envs.task_configs import distill_train_cfg
+    from dagmix.envs.task_configs import distill_train_cfg, student_model
 
     cfg = distill_train_cfg("quadcopter")
     cfg.update(num_steps_per_env=args.steps_per_env, max_iterations=args.iterations, seed=seed, logger="tensorboard")
@@ -225,9 +225,7 @@ def _train_cfg(args: Args, mixing: dict[str, Any], seed: int) -> dict[str, Any]:
         if key in mixing:
             cfg["algorithm"][key] = mixing[key]
     cfg["algorithm"]["phase_console_output"] = False
-    if args.student == "mlp":
-        cfg["student"] = {k: v for k, v in cfg["student"].items() if not k.startswith("rnn_")}
-        cfg["student"]["class_name"] = "MLPModel"
+    cfg["student"] = student_model(args.student)
     return cfg
 
 

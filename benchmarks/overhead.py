@@ -49,11 +49,8 @@ MODES = {
 
 
 def _cfg(args: Args, algorithm: dict) -> dict:
-    from dagmix.envs.task_configs import STUDENT_MODEL, TEACHER_MODEL
+    from dagmix.envs.task_configs import TEACHER_MODEL, student_model
 
-    student = copy.deepcopy(STUDENT_MODEL)  # rsl-rl-lib 5.4 pops class_name from these dicts: never share them
-    if args.student == "mlp":
-        student = {k: v for k, v in student.items() if not k.startswith("rnn_")} | {"class_name": "MLPModel"}
     return {
         "num_steps_per_env": args.steps_per_env,
         "max_iterations": 10**6,
@@ -61,7 +58,7 @@ def _cfg(args: Args, algorithm: dict) -> dict:
         "seed": 0,
         "obs_groups": {"student": ["policy"], "teacher": ["teacher"]},
         "algorithm": {"num_learning_epochs": 1, "gradient_length": 8, **algorithm},
-        "student": student,
+        "student": student_model(args.student),
         "teacher": copy.deepcopy(TEACHER_MODEL),
     }
 

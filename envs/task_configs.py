@@ -28,6 +28,19 @@ STUDENT_MODEL: dict[str, Any] = {
 """The default student: a GRU (the student observes no velocity, so it needs memory)."""
 
 
+def student_model(kind: str = "gru") -> dict[str, Any]:
+    """Return a fresh copy of the student model config: ``gru`` (the default) or ``mlp`` (same MLP, no memory).
+
+    A copy every call: rsl-rl-lib 5.4 pops ``class_name`` from model config dicts, so they are never shared.
+    """
+    if kind not in ("gru", "mlp"):
+        raise ValueError(f"student kind={kind!r} is not one of 'gru', 'mlp'")
+    model = copy.deepcopy(STUDENT_MODEL)
+    if kind == "mlp":
+        model = {k: v for k, v in model.items() if not k.startswith("rnn_")} | {"class_name": "MLPModel"}
+    return model
+
+
 def shipped_teacher(task: str) -> str:
     """Return the path of the teacher checkpoint shipped for ``task``; raise if there is none."""
     path = os.path.join(ASSETS, f"{task}_teacher.pt")
@@ -85,7 +98,7 @@ def distill_train_cfg(task: str) -> dict[str, Any]:
             "teacher_action_clip": 1.0,
             "mixing": {"schedule": "two_stage", "phase1_iterations": 60, "granularity": "step", "assignment": "random"},
         },
-        "student": copy.deepcopy(STUDENT_MODEL),
+        "student": student_model(),
         "teacher": copy.deepcopy(TEACHER_MODEL),
         "logger": "tensorboard",
     }
