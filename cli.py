@@ -330,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load_checkpoint", default=r"model_.*\.pt", help="regex of the checkpoint (newest match)")
     p.set_defaults(fn=cmd_distill)
 
-    p = sub.add_parser("eval", allow_abbrev=False, help="evaluate the student alone and the teacher alone (95% CIs)")
+    p = sub.add_parser("eval", allow_abbrev=False, help="evaluate the student alone and the teacher alone (95%% CIs)")
     p.add_argument("--task", default="quadcopter", help="built-in task")
     p.add_argument("--checkpoint", required=True, help="distillation or PPO checkpoint")
     p.add_argument("--num_episodes", type=int, default=1000, help="episodes per policy")

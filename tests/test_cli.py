@@ -112,3 +112,18 @@ def test_unknown_flag_is_an_error(capsys):
     with pytest.raises(SystemExit):
         cli.main(["distill", "--phase1_iteration", "5"])
     assert "unrecognized arguments: --phase1_iteration" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [[], ["train-teacher"], ["distill"], ["eval"], ["export"]])
+def test_help_of_the_command_and_every_subcommand(command, capsys):
+    # argparse formats help strings with %: a bare '%' crashed `dagmix --help` ("unsupported format character")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: dagmix")
+    if not command:
+        for sub in ("train-teacher", "distill", "eval", "export"):
+            assert sub in out
+    subparsers = cli.build_parser()._subparsers._group_actions[0].choices  # every sub-command is covered above
+    assert set(subparsers) == {"train-teacher", "distill", "eval", "export"}
