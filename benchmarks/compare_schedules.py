@@ -55,6 +55,10 @@ DEFAULT_VARIANTS = list(VARIANTS)
 ALGORITHM_KEYS = ("loss_weighting", "replay")
 """Keys of a variant dict that go to the algorithm config rather than to ``mixing``."""
 
+OVERRIDES_KEY = "overrides"
+"""Key of a variant dict holding train-config overrides by dotted key, e.g. ``{"algorithm.learning_rate": 1e-3}``
+(in a ``--schedules`` string: ``two_stage:phase1_iterations=60,algorithm.learning_rate=1e-3``)."""
+
 VARIANTS.update(
     {
         # closed-loop schedules (each with a hard deadline at 1/2 of the run, like the fixed ones' latest handover)
@@ -113,13 +117,38 @@ def resolve_variant(name: str, iterations: int) -> dict[str, Any]:
             key, eq, value = item.partition("=")
             if not eq:
                 raise ValueError(f"Variant {name!r}: {item!r} is not key=value.")
-            mixing[key] = parse_value(value)
-    MixingConfig.from_dict({k: v for k, v in mixing.items() if k not in ALGORITHM_KEYS})  # validate it now
+            if "." in key:  # a train-config override, e.g. algorithm.learning_rate=1e-3
+                mixing.setdefault(OVERRIDES_KEY, {})[key] = parse_value(value)
+            else:
+                mixing[key] = parse_value(value)
+    MixingConfig.from_dict(_mixing_only(mixing))  # validate it now
+    _apply_config_overrides(_base_cfg(), mixing.get(OVERRIDES_KEY, {}), name)
     from dagmix.algorithms.training_options import LossWeighting, ReplayConfig
 
     LossWeighting.from_dict(mixing.get("loss_weighting"))
     ReplayConfig.from_dict(mixing.get("replay"))
     return mixing
+
+
+def _mixing_only(variant: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in variant.items() if k not in (*ALGORITHM_KEYS, OVERRIDES_KEY)}
+
+
+def _base_cfg() -> dict[str, Any]:
+    from dagmix.envs.task_configs import distill_train_cfg
+
+    return distill_train_cfg("quadcopter")
+
+
+def _apply_config_overrides(cfg: dict[str, Any], overrides: dict[str, Any], variant: str) -> None:
+    """Set dotted train-config keys in ``cfg`` (each must exist, as for the CLI's key=value); errors name it."""
+    from dagmix.envs.task_configs import apply_overrides
+
+    items = [f"{key}={value!r}" for key, value in overrides.items()]
+    try:
+        apply_overrides(cfg, {}, items)
+    except ValueError as e:
+        raise ValueError(f"Variant {variant!r}: {e}") from e
 
 
 def variant_dir_name(name: str) -> str:
@@ -166,11 +195,17 @@ class Args:
     """Only rebuild the CSVs, table and figures from the finished runs."""
     report_dir: str | None = None
     """Where to write the CSVs, table and figures (default: --out-dir), e.g. to report a subset of the runs."""
+    allow_code_change: bool = False
+    """Resume next to finished runs made by other dagmix code (another source hash); refused by default."""
 
     def run_config(self) -> dict[str, Any]:
-        """Return the settings a run's result depends on (stored with it; resuming with others is refused)."""
+        """Return the settings a run's result depends on (stored with it; resuming with others is refused).
+
+        The thread count and device are part of it: float reductions differ between them, and on this task such
+        differences move a final result by up to 0.15 of the teacher's return.
+        """
         keys = ("iterations", "num_envs", "steps_per_env", "student", "eval_interval", "eval_episodes")
-        cfg = {k: getattr(self, k) for k in (*keys, "final_eval_episodes", "handover_offsets")}
+        cfg = {k: getattr(self, k) for k in (*keys, "final_eval_episodes", "handover_offsets", "threads", "device")}
         if self.env_overrides:
             cfg["env_overrides"] = list(self.env_overrides)
         return cfg
@@ -215,17 +250,18 @@ def parse_args(argv: list[str] | None = None) -> Args:
 
 
 # ------------------------------------------------------------------------------------------------ one run
-def _train_cfg(args: Args, mixing: dict[str, Any], seed: int) -> dict[str, Any]:
-    from dagmix.envs.task_configs import distill_train_cfg, student_model
+def _train_cfg(args: Args, mixing: dict[str, Any], seed: int, variant: str = "") -> dict[str, Any]:
+    from dagmix.envs.task_configs import student_model
 
-    cfg = distill_train_cfg("quadcopter")
+    cfg = _base_cfg()
     cfg.update(num_steps_per_env=args.steps_per_env, max_iterations=args.iterations, seed=seed, logger="tensorboard")
-    cfg["algorithm"]["mixing"] = {k: v for k, v in mixing.items() if k not in ALGORITHM_KEYS}
+    cfg["algorithm"]["mixing"] = _mixing_only(mixing)
     for key in ALGORITHM_KEYS:
         if key in mixing:
             cfg["algorithm"][key] = mixing[key]
     cfg["algorithm"]["phase_console_output"] = False
     cfg["student"] = student_model(args.student)
+    _apply_config_overrides(cfg, mixing.get(OVERRIDES_KEY, {}), variant)  # last: a variant may change the student
     return cfg
 
 
@@ -241,7 +277,7 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> di
     args = Args(**args_dict)
     torch.set_num_threads(args.threads)
     mixing = resolve_variant(variant, args.iterations)
-    cfg = _train_cfg(args, mixing, seed)
+    cfg = _train_cfg(args, mixing, seed, variant)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     t0 = time.time()
     log_path = path[: -len(".json")] + ".log"
@@ -305,6 +341,7 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> di
         "config": args.run_config(),
         "config_hash": _hash(args.run_config()),
         "versions": _versions(),
+        "code": code_version(),
         "train_seconds": train_s,
         "total_seconds": time.time() - t0,
         "teacher_eval": teacher_eval.to_dict(),
@@ -321,6 +358,39 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> di
 
 def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+
+
+_SOURCE_EXCLUDE = ("tests", os.path.join("benchmarks", "results"), ".git")
+
+
+def code_version() -> dict[str, Any]:
+    """Return the code that makes a run's numbers: git commit, whether the tree was dirty, and a source hash.
+
+    The source hash covers every ``.py`` file of the dagmix package (tests and results excepted) and the shipped
+    teacher, so it changes exactly when the code or the teacher that produce the numbers change. ``commit`` and
+    ``dirty`` are None outside a git checkout; ``dirty`` ignores ``benchmarks/results`` (where runs are written).
+    """
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        rel = os.path.relpath(folder, root)
+        dirs[:] = sorted(d for d in dirs if os.path.normpath(os.path.join(rel, d)) not in _SOURCE_EXCLUDE)
+        for name in sorted(files):
+            if name.endswith(".py") or name.endswith("_teacher.pt"):
+                digest.update(os.path.normpath(os.path.join(rel, name)).encode())
+                with open(os.path.join(folder, name), "rb") as f:
+                    digest.update(f.read())
+    commit = dirty = None
+    try:
+        git = ["git", "-C", root]
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        status = [*git, "status", "--porcelain", "--", ".", ":!benchmarks/results"]
+        dirty = bool(subprocess.run(status, capture_output=True, text=True, check=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return {"commit": commit, "dirty": dirty, "source_hash": digest.hexdigest()[:12]}
 
 
 def _versions() -> dict[str, str]:
@@ -346,21 +416,32 @@ def run_all(args: Args) -> None:
     """Run every (variant, seed) that has no finished JSON yet, ``workers`` at a time, with progress lines."""
     todo = []
     want = _hash(args.run_config())
+    code = code_version()
     for variant in args.schedules:
         for seed in range(args.seeds):
             path = _run_path(args, variant, seed)
             if os.path.isfile(path):
                 with open(path) as f:
-                    have = json.load(f).get("config_hash")
+                    finished = json.load(f)
+                have = finished.get("config_hash")
                 if have != want:
                     raise SystemExit(
                         f"{path} was produced with other settings (config {have}, now {want}); use another "
                         "--out-dir, or the settings it was run with, instead of mixing results."
                     )
+                made_by = (finished.get("code") or {}).get("source_hash")
+                if made_by != code["source_hash"] and not args.allow_code_change:
+                    raise SystemExit(
+                        f"{path} was produced by other dagmix code (source {made_by}, commit "
+                        f"{(finished.get('code') or {}).get('commit')}; now source {code['source_hash']}, commit "
+                        f"{code['commit']}). Use another --out-dir, or --allow-code-change to mix them knowingly."
+                    )
                 continue
             todo.append((variant, seed, path))
     total = len(args.schedules) * args.seeds
     print(f"[compare] {total - len(todo)}/{total} runs already finished; {len(todo)} to run, {args.workers} at a time")
+    dirty = " (uncommitted changes)" if code["dirty"] else ""
+    print(f"[compare] code: commit {code['commit']}{dirty}, source {code['source_hash']}; {args.threads} thread(s)")
     if not todo:
         return
     t0, done = time.time(), 0

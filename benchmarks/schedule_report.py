@@ -110,6 +110,11 @@ def run_metrics(run: dict[str, Any]) -> dict[str, Any]:
         "teacher_return": run["teacher_final"]["return_mean"],
     }
     evals = _eval_rows(run)
+    if evals:  # stability of the last iterate: how far the last periodic evaluation is below the best one
+        best = max(r["eval_return"] for r in evals)
+        m["best_eval_ratio"] = best / teacher
+        m["last_eval_ratio"] = evals[-1]["eval_return"] / teacher
+        m["last_best_gap"] = (best - evals[-1]["eval_return"]) / teacher
     for thr in THRESHOLDS:
         hit = next((r for r in evals if r["eval_return"] >= thr * teacher), None)
         m[f"steps_to_{round(thr * 100)}"] = None if hit is None else hit["env_steps"]
@@ -174,6 +179,9 @@ SUMMARY_METRICS = [
     "final_behavior_loss",
     "steps_to_90",
     "steps_to_95",
+    "best_eval_ratio",
+    "last_eval_ratio",
+    "last_best_gap",
     "handover_return_before",
     "handover_return_after",
     "handover_eval_loss_before",
@@ -242,11 +250,46 @@ def _write_markdown(
             f"{_fmt(col['final_behavior_loss'], 4)} | {_fmt(col['steps_to_90'], 1, 1e-6)} | "
             f"{_fmt(col['steps_to_95'], 1, 1e-6)} |"
         )
-    lines += ["", *_significance(metrics, variants, baseline), "", *_handover_table(metrics, variants)]
+    lines += ["", *_stability_table(metrics, variants), ""]
+    lines += [*_significance(metrics, variants, baseline), "", *_handover_table(metrics, variants)]
+    lines += ["", _code_line(runs, variants)]
     path = os.path.join(out_dir, "summary.md")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path
+
+
+def _stability_table(metrics: dict[str, list[dict[str, Any]]], variants: Sequence[str]) -> list[str]:
+    lines = [
+        "Every seed's last student (final evaluation) and how far the last periodic evaluation fell below the best "
+        "one (in units of the teacher's return):",
+        "",
+        "| variant | seeds | min return ratio | max − min | min success | max last−best gap | mean last−best gap |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v in variants:
+        ratios = [m["final_return_ratio"] for m in metrics[v]]
+        success = [m["final_success"] for m in metrics[v]]
+        gaps = [m["last_best_gap"] for m in metrics[v] if m.get("last_best_gap") is not None]
+        gap_max = f"{max(gaps):.3f}" if gaps else "–"
+        gap_mean = f"{sum(gaps) / len(gaps):.3f}" if gaps else "–"
+        lines.append(
+            f"| {v} | {len(ratios)} | {min(ratios):.3f} | {max(ratios) - min(ratios):.3f} | {min(success):.3f} | "
+            f"{gap_max} | {gap_mean} |"
+        )
+    return lines
+
+
+def _code_line(runs: dict[str, list[dict[str, Any]]], variants: Sequence[str]) -> str:
+    made = set()
+    for v in variants:
+        for run in runs[v]:
+            code = run.get("code") or {}
+            threads = (run.get("config") or {}).get("threads")
+            dirty = "+uncommitted" if code.get("dirty") else ""
+            source = code.get("source_hash")
+            made.add(f"{code.get('commit') or 'unknown'}{dirty} (source {source}, {threads} thread(s))")
+    return "Runs made by: " + "; ".join(sorted(made)) + "."
 
 
 def _significance(metrics: dict[str, list[dict[str, Any]]], variants: Sequence[str], baseline: str) -> list[str]:

@@ -98,3 +98,37 @@ def test_compare_schedules_variant_names():
     with pytest.raises(SystemExit):
         parse_args(["--env-overrides", "episode_lenght_s=1.0"])
     assert parse_args([]).schedules[0] == "student_only" and parse_args([]).seeds >= 5
+
+
+def test_compare_schedules_variant_with_config_overrides():
+    from dagmix.benchmarks.compare_schedules import Args, _train_cfg, resolve_variant
+
+    v = resolve_variant("two_stage:phase1_iterations=60,algorithm.learning_rate=1e-3,student.rnn_hidden_dim=128", 300)
+    assert v["overrides"] == {"algorithm.learning_rate": 1e-3, "student.rnn_hidden_dim": 128}
+    cfg = _train_cfg(Args(), v, seed=0, variant="x")
+    assert cfg["algorithm"]["learning_rate"] == 1e-3 and cfg["student"]["rnn_hidden_dim"] == 128
+    assert cfg["algorithm"]["mixing"] == {"schedule": "two_stage", "phase1_iterations": 60}
+    with pytest.raises(ValueError, match="Variant .*algorithm.learning_rat'"):
+        resolve_variant("student_only:algorithm.learning_rat=1e-3", 300)
+
+
+def test_compare_schedules_runs_are_reproducible_and_record_their_code(tmp_path, monkeypatch):
+    from dagmix.benchmarks import compare_schedules
+
+    argv = [*_compare_argv(tmp_path / "a"), "--schedules", "two_stage_third", "--seeds", "1"]
+    compare_schedules.main(argv)
+    compare_schedules.main([*_compare_argv(tmp_path / "b"), "--schedules", "two_stage_third", "--seeds", "1"])
+    a, b = (json.loads((tmp_path / d / "runs" / "two_stage_third" / "seed0.json").read_text()) for d in "ab")
+    # same code, same thread count, same settings: the same numbers, exactly
+    assert a["final"] == b["final"] and a["iterations"] == b["iterations"] and a["config_hash"] == b["config_hash"]
+    assert a["config"]["threads"] == 1 and a["code"]["source_hash"] == compare_schedules.code_version()["source_hash"]
+    assert "commit" in a["code"] and "dirty" in a["code"]
+    assert "Runs made by: " in (tmp_path / "a" / "summary.md").read_text()
+    # the thread count changes the numbers, so it is part of the settings
+    with pytest.raises(SystemExit, match="produced with other settings"):
+        compare_schedules.main([*argv, "--threads", "2"])
+    # runs made by other code are refused unless asked for
+    monkeypatch.setattr(compare_schedules, "code_version", lambda: {"commit": "x", "dirty": False, "source_hash": "y"})
+    with pytest.raises(SystemExit, match="other dagmix code"):
+        compare_schedules.main(argv)
+    compare_schedules.main([*argv, "--allow-code-change"])
