@@ -113,7 +113,7 @@ def resolve_variant(name: str, iterations: int) -> dict[str, Any]:
                 f"'<schedule>[:key=value,...]' with a schedule dagmix knows ({', '.join(schedule_names())})."
             )
         mixing = {"schedule": kind}
-        for item in filter(None, params.split(",")):
+        for item in filter(None, re.split(r",(?![^\[\]]*\])", params)):  # commas inside [...] belong to a list
             key, eq, value = item.partition("=")
             if not eq:
                 raise ValueError(f"Variant {name!r}: {item!r} is not key=value.")
