@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from dagmix.algorithms.checkpoint_io import CheckpointError, load_checkpoint, save_checkpoint
 from dagmix.envs.task_configs import apply_overrides, distill_train_cfg, shipped_teacher, teacher_train_cfg
 
 SCHEDULE_HELP = "mixing schedule: a kind or preset (see README), e.g. two_stage, student_only, dagger_exp"
@@ -166,7 +167,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise SystemExit(f"dagmix: {e}") from e
     print(f"[dagmix] loading {'run' if args.resume else 'teacher'} checkpoint {checkpoint}")
-    runner.load(checkpoint, map_location=args.device)
+    loaded = _load_file(checkpoint, args.device, args.unsafe_load)
+    # the runner's load, on a dict read with weights_only=True (the stock runner would unpickle fully)
+    if runner.alg.load(loaded, None, True):
+        runner.current_learning_iteration = loaded["iter"]
     print(f"[dagmix] mixing: {runner.alg.schedule.describe()}, granularity={runner.alg.mixing_cfg.granularity}")
 
     eval_env = None
@@ -183,7 +187,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
                 best["return"] = res.return_mean
                 saved = runner.alg.save()
                 saved.update(iter=it, infos={"eval": res.to_dict()})
-                torch.save(saved, os.path.join(log_dir, "model_best.pt"))
+                save_checkpoint(saved, os.path.join(log_dir, "model_best.pt"))
             print(
                 f"[dagmix] iteration {it}: student alone over {res.num_episodes} episodes: return "
                 f"{res.return_mean:.2f} ± {res.return_ci95:.2f}, success {res.success_rate:.3f}, "
@@ -205,8 +209,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
         rows = {"student": evaluate_policy(final_env, runner.alg.get_policy(), n)}
         best_path = os.path.join(log_dir, "model_best.pt")
         if os.path.isfile(best_path):
-            best_it = torch.load(best_path, map_location="cpu", weights_only=False)["iter"]
-            best = _load_models(args.task, best_path, args.device, final_env)[0]["student"]
+            best_it = _load_file(best_path, "cpu", False)["iter"]
+            best = _load_models(args.task, best_path, args.device, final_env, False)[0]["student"]
             rows[f"best@{best_it}"] = evaluate_policy(final_env, best, n)
         rows["teacher"] = evaluate_policy(final_env, runner.alg.teacher, n)
         print("[dagmix] final evaluation on fresh episodes: the last student, the best by periodic eval, the teacher")
@@ -217,8 +221,18 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_models(task: str, checkpoint: str, device: str, env: Any) -> tuple[dict[str, torch.nn.Module], str]:
-    loaded = torch.load(checkpoint, map_location=device, weights_only=False)
+def _load_file(path: str, device: str, unsafe_load: bool) -> dict[str, Any]:
+    """Read a checkpoint with weights_only=True (or fully, with --unsafe_load); a bad file is a one-line error."""
+    try:
+        return load_checkpoint(path, map_location=device, unsafe_load=unsafe_load)
+    except CheckpointError as e:
+        raise SystemExit(f"dagmix: {e}") from None
+
+
+def _load_models(
+    task: str, checkpoint: str, device: str, env: Any, unsafe_load: bool
+) -> tuple[dict[str, torch.nn.Module], str]:
+    loaded = _load_file(checkpoint, device, unsafe_load)
     params = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "params", "agent.json")
     obs = env.get_observations()
     if "actor_state_dict" in loaded:  # a PPO checkpoint: the teacher alone
@@ -252,7 +266,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     env_over: dict[str, Any] = {}
     apply_overrides({}, env_over, [o for o in args.overrides if o.startswith("env.")])
     env = _make_env(args.task, args.num_episodes, args.device, args.seed, env_over)
-    models, kind = _load_models(args.task, args.checkpoint, args.device, env)
+    models, kind = _load_models(args.task, args.checkpoint, args.device, env, args.unsafe_load)
     print(f"[dagmix] {args.checkpoint}: {kind}")
     rows = {name: evaluate_policy(env, m, args.num_episodes) for name, m in models.items()}
     print(_format_table(rows))
@@ -268,10 +282,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from rsl_rl.runners import DistillationRunner
 
     env = _make_env(args.task, 1, "cpu", 0, {})
-    loaded = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    loaded = _load_file(args.checkpoint, "cpu", args.unsafe_load)
     if "student_state_dict" not in loaded:
         raise SystemExit(f"{args.checkpoint} is not a distillation checkpoint (no student_state_dict).")
-    models, _ = _load_models(args.task, args.checkpoint, "cpu", env)
+    models, _ = _load_models(args.task, args.checkpoint, "cpu", env, args.unsafe_load)
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "exported")
     cfg = distill_train_cfg(args.task)
     cfg["algorithm"] = {"class_name": "Distillation"}
@@ -297,6 +311,15 @@ def _add_run_flags(p: argparse.ArgumentParser, num_envs: int) -> None:
     p.add_argument("--run_name", default="", help="suffix of the run folder <timestamp>_<run_name>")
     p.add_argument("--log_root", default="logs", help="root folder of the logs")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override any config field, e.g. env.X=1")
+
+
+def _add_unsafe_load(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--unsafe_load",
+        action="store_true",
+        help="load checkpoints with full unpickling (weights_only=False), which can run code stored in the file: "
+        "only for files from a trusted source",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -328,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue a distillation run (see --load_run)")
     p.add_argument("--load_run", default=".*", help="regex of the run folder to resume (newest match)")
     p.add_argument("--load_checkpoint", default=r"model_.*\.pt", help="regex of the checkpoint (newest match)")
+    _add_unsafe_load(p)
     p.set_defaults(fn=cmd_distill)
 
     p = sub.add_parser("eval", allow_abbrev=False, help="evaluate the student alone and the teacher alone (95%% CIs)")
@@ -338,12 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--json", default=None, help="also write the table as JSON to this path")
     p.add_argument("overrides", nargs="*", metavar="env.key=value", help="env config overrides")
+    _add_unsafe_load(p)
     p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("export", allow_abbrev=False, help="export the student as ONNX and TorchScript")
     p.add_argument("--task", default="quadcopter", help="built-in task")
     p.add_argument("--checkpoint", required=True, help="distillation checkpoint")
     p.add_argument("--out", default=None, help="output folder (default: <checkpoint dir>/exported)")
+    _add_unsafe_load(p)
     p.set_defaults(fn=cmd_export)
     return parser
 

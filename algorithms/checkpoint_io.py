@@ -1,0 +1,126 @@
+"""Checkpoint files: loaded with ``torch.load(weights_only=True)``, written atomically.
+
+rsl_rl's runners load with ``weights_only=False`` (full unpickling: a checkpoint can run arbitrary code) and write
+in place (a kill during a write leaves a half file). dagmix loads and saves through these two functions instead:
+:class:`~dagmix.algorithms.MixingDistillationRunner` and the ``dagmix`` command use them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import warnings
+from typing import Any
+
+import torch
+
+SAFE_GLOBALS: list[Any] = []
+"""Globals allowlisted for ``weights_only`` loading, besides torch's defaults (tensors, dicts, lists, numbers,
+strings, None). Empty on purpose: rsl_rl's checkpoints (state dicts of the models and optimizers, ``iter``, and
+``infos``, None or a dict of plain values) and dagmix's ``checkpoint["dagmix"]`` entry (plain values, the mask
+generator's state as a uint8 tensor) need nothing more. Add a global here only when such a file really holds it."""
+
+UNSAFE_LOAD_HINT = "pass --unsafe_load on the command line, or unsafe_load=True in the API"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, unreadable, or needs full unpickling without the opt-in."""
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = None, unsafe_load: bool = False) -> dict[str, Any]:
+    """Load an rsl_rl / dagmix checkpoint dict with ``weights_only=True``.
+
+    Args:
+        path: The checkpoint file.
+        map_location: As for ``torch.load``.
+        unsafe_load: Unpickle fully (``weights_only=False``), which can execute code stored in the file; only for
+            files from a trusted source. Prints a warning when used.
+
+    Returns:
+        The checkpoint dict.
+
+    Raises:
+        CheckpointError: the file is missing, a directory, empty, truncated, not a torch file, not a dict, or needs
+            full unpickling (names the first object it holds that is not allowlisted) and ``unsafe_load`` is False.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"Checkpoint {path!r} does not exist.")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"Checkpoint {path!r} is not a file (a directory?); pass the path of a .pt file.")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"Checkpoint {path!r} is empty (0 bytes): an interrupted save? Use another checkpoint.")
+    if unsafe_load:
+        warnings.warn(
+            f"Loading {path!r} with full unpickling (unsafe_load): the file can run arbitrary code. Use this only "
+            "for checkpoints from a trusted source.",
+            stacklevel=2,
+        )
+    try:
+        if unsafe_load:
+            loaded = torch.load(path, map_location=map_location, weights_only=False)
+        else:
+            with _safe_globals():
+                loaded = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for bad files; all mean "not loadable"
+        unsafe = None if unsafe_load else _unsafe_global(path, e)
+        if unsafe:
+            raise CheckpointError(
+                f"Checkpoint {path!r} holds {unsafe}, which needs full unpickling (weights_only=False) and "
+                f"can run arbitrary code. If you trust the file, {UNSAFE_LOAD_HINT}."
+            ) from None
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"Checkpoint {path!r} is not a readable torch checkpoint (truncated or corrupt?): {reason}"
+        ) from None
+    if not isinstance(loaded, dict):
+        raise CheckpointError(f"Checkpoint {path!r} holds a {type(loaded).__name__}, not an rsl_rl checkpoint dict.")
+    return loaded
+
+
+def _unsafe_global(path: str, error: Exception) -> str | None:
+    """Return the first global of ``path`` that weights_only loading refuses, or None if the file is just broken."""
+    finder = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)  # torch >= 2.5
+    if finder is not None:
+        try:
+            names = [n for n in finder(path) if n not in {f"{g.__module__}.{g.__qualname__}" for g in SAFE_GLOBALS}]
+        except Exception:  # noqa: BLE001 - not a zip checkpoint: broken, or the legacy format (read the message)
+            names = []
+        if names:
+            return names[0]
+    match = re.search(r"GLOBAL (\S+)", str(error))
+    return match.group(1) if match else None
+
+
+def _safe_globals() -> contextlib.AbstractContextManager:
+    if SAFE_GLOBALS and hasattr(torch.serialization, "safe_globals"):
+        return torch.serialization.safe_globals(SAFE_GLOBALS)
+    return contextlib.nullcontext()
+
+
+def save_checkpoint(obj: Any, path: str | os.PathLike) -> None:
+    """Write ``torch.save(obj)`` to ``path`` atomically: a temporary file in the same folder, fsync, ``os.replace``.
+
+    A kill at any moment leaves either the previous file or the new one, never a half file.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # persist the rename itself (not possible on every OS / file system)
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
