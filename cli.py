@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from dagmix.algorithms.checkpoint_io import CheckpointError, load_checkpoint, save_checkpoint
+from dagmix.algorithms.checkpoint_io import CheckpointError, UnsafeCheckpointError, save_checkpoint
+from dagmix.algorithms.checkpoint_io import load_checkpoint as load_checkpoint_file
 from dagmix.envs.task_configs import apply_overrides, distill_train_cfg, shipped_teacher, teacher_train_cfg
 
 SCHEDULE_HELP = "mixing schedule: a kind or preset (see README), e.g. two_stage, student_only, dagger_exp"
@@ -38,20 +39,45 @@ def _logger_cfg(args: argparse.Namespace, experiment: str) -> Any:
     return {"class_name": "WandbLogWriter", "project_name": args.log_project_name or experiment}
 
 
-def find_checkpoint(root: str, experiment: str, load_run: str, load_checkpoint: str) -> str:
-    """Return the newest checkpoint matching Isaac Lab's ``--load_run`` / ``--load_checkpoint`` regexes."""
+def find_checkpoint(
+    root: str, experiment: str, load_run: str, load_checkpoint: str, device: str = "cpu", unsafe_load: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """Return the newest loadable checkpoint (and its contents) matching ``--load_run`` / ``--load_checkpoint``.
+
+    Runs are tried newest first (by folder name, a timestamp), and in each run ``model_<N>.pt`` by decreasing N,
+    then other matches. Broken files (empty, truncated, corrupt) are skipped with a one-line notice; runs without a
+    loadable checkpoint (e.g. left by a failed start) are skipped. A file that needs full unpickling is refused.
+    """
     base = os.path.join(root, "rsl_rl", experiment)
-    runs = sorted(d for d in os.listdir(base) if re.fullmatch(load_run, d)) if os.path.isdir(base) else []
+    try:
+        runs = sorted((d for d in os.listdir(base) if re.fullmatch(load_run, d)), reverse=True)
+    except OSError:
+        runs = []
     if not runs:
-        raise SystemExit(f"No run matching --load_run {load_run!r} in {base}.")
-    run = os.path.join(base, runs[-1])
-    files = [f for f in os.listdir(run) if re.fullmatch(load_checkpoint, f)]
-    numbered = sorted((int(m.group(1)), f) for f in files if (m := re.fullmatch(r"model_(\d+)\.pt", f)))
-    if numbered:
-        return os.path.join(run, numbered[-1][1])
-    if files:
-        return os.path.join(run, sorted(files)[-1])
-    raise SystemExit(f"No checkpoint matching --load_checkpoint {load_checkpoint!r} in {run}.")
+        raise SystemExit(f"dagmix: no run matching --load_run {load_run!r} in {base}.")
+    for name in runs:
+        run = os.path.join(base, name)
+        if not os.path.isdir(run):
+            continue
+        files = [f for f in os.listdir(run) if re.fullmatch(load_checkpoint, f)]
+        numbered = sorted(
+            ((int(m.group(1)), f) for f in files if (m := re.fullmatch(r"model_(\d+)\.pt", f))), reverse=True
+        )
+        ordered = [f for _, f in numbered] + sorted(
+            (f for f in files if f not in dict(numbered).values()), reverse=True
+        )
+        for f in ordered:
+            path = os.path.join(run, f)
+            try:
+                return path, load_checkpoint_file(path, map_location=device, unsafe_load=unsafe_load)
+            except UnsafeCheckpointError as e:
+                raise SystemExit(f"dagmix: {e}") from None
+            except CheckpointError as e:
+                print(f"[dagmix] skipping a broken checkpoint: {e}")
+    raise SystemExit(
+        f"dagmix: no loadable checkpoint matching --load_checkpoint {load_checkpoint!r} in the runs matching "
+        f"--load_run {load_run!r} in {base}."
+    )
 
 
 def _make_env(task: str, num_envs: int, device: str, seed: int, env_overrides: dict[str, Any]) -> Any:
@@ -101,9 +127,12 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
     _apply_common(args, cfg, env_over)
     env = _make_env(args.task, cfg_num_envs(args), args.device, cfg["seed"], env_over)
     log_dir = _log_dir(args.log_root, cfg["experiment_name"], cfg["run_name"])
-    _write_params(log_dir, cfg, env_over, args.task)
     torch.manual_seed(cfg["seed"])
-    runner = OnPolicyRunner(env, cfg, log_dir, args.device)
+    try:
+        runner = OnPolicyRunner(env, cfg, log_dir, args.device)
+    except (ValueError, TypeError) as e:
+        raise SystemExit(f"dagmix: {e}") from e
+    _write_params(log_dir, cfg, env_over, args.task)  # the run folder appears only once the run can start
     t0 = time.time()
     runner.learn(cfg["max_iterations"])
     print(f"[dagmix] teacher trained in {time.time() - t0:.0f} s; checkpoints in {log_dir}")
@@ -150,12 +179,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
         cfg["algorithm"]["mixing"]["phase1_iterations"] = args.phase1_iterations
     _apply_common(args, cfg, env_over)
     env = _make_env(args.task, cfg_num_envs(args), args.device, cfg["seed"], env_over)
-    if args.resume:
-        checkpoint = find_checkpoint(args.log_root, cfg["experiment_name"], args.load_run, args.load_checkpoint)
-    else:
-        checkpoint = args.checkpoint or shipped_teacher(args.task)
+    checkpoint, loaded = _distill_checkpoint(args, cfg)
     log_dir = _log_dir(args.log_root, cfg["experiment_name"], cfg["run_name"])
-    _write_params(log_dir, cfg, env_over, args.task)
     torch.manual_seed(cfg["seed"])
     try:
         if args.runner == "stock":  # rsl_rl's own runner, as Isaac Lab's `isaaclab train` uses it
@@ -167,10 +192,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise SystemExit(f"dagmix: {e}") from e
     print(f"[dagmix] loading {'run' if args.resume else 'teacher'} checkpoint {checkpoint}")
-    loaded = _load_file(checkpoint, args.device, args.unsafe_load)
     # the runner's load, on a dict read with weights_only=True (the stock runner would unpickle fully)
     if runner.alg.load(loaded, None, True):
         runner.current_learning_iteration = loaded["iter"]
+    _write_params(log_dir, cfg, env_over, args.task)  # the run folder appears only once the run can start
     print(f"[dagmix] mixing: {runner.alg.schedule.describe()}, granularity={runner.alg.mixing_cfg.granularity}")
 
     eval_env = None
@@ -224,9 +249,36 @@ def cmd_distill(args: argparse.Namespace) -> int:
 def _load_file(path: str, device: str, unsafe_load: bool) -> dict[str, Any]:
     """Read a checkpoint with weights_only=True (or fully, with --unsafe_load); a bad file is a one-line error."""
     try:
-        return load_checkpoint(path, map_location=device, unsafe_load=unsafe_load)
+        return load_checkpoint_file(path, map_location=device, unsafe_load=unsafe_load)
     except CheckpointError as e:
         raise SystemExit(f"dagmix: {e}") from None
+
+
+def _distill_checkpoint(args: argparse.Namespace, cfg: dict) -> tuple[str, dict[str, Any]]:
+    """Return the path and contents of the run to resume (``--resume``) or of the teacher (PPO) checkpoint."""
+    if args.resume:
+        path, loaded = find_checkpoint(
+            args.log_root, cfg["experiment_name"], args.load_run, args.load_checkpoint, args.device, args.unsafe_load
+        )
+        if "student_state_dict" not in loaded:
+            raise SystemExit(
+                f"dagmix: --resume found {path}, which is not a distillation checkpoint (no student_state_dict; a "
+                "PPO checkpoint?). Pass the teacher with --checkpoint instead, or pick the run with --load_run."
+            )
+        return path, loaded
+    try:
+        path = args.checkpoint or shipped_teacher(args.task)
+    except ValueError as e:
+        raise SystemExit(f"dagmix: {e}") from None
+    loaded = _load_file(path, args.device, args.unsafe_load)
+    if "student_state_dict" in loaded:
+        raise SystemExit(
+            f"dagmix: --checkpoint {path} is a distillation checkpoint, not a teacher (PPO) checkpoint. To continue "
+            "that run use --resume (with --load_run to pick it); to distill, pass the teacher's PPO checkpoint."
+        )
+    if "actor_state_dict" not in loaded:
+        raise SystemExit(f"dagmix: --checkpoint {path} is not an rsl_rl PPO checkpoint (no actor_state_dict).")
+    return path, loaded
 
 
 def _load_models(

@@ -29,6 +29,10 @@ class CheckpointError(ValueError):
     """A checkpoint file that is missing, unreadable, or needs full unpickling without the opt-in."""
 
 
+class UnsafeCheckpointError(CheckpointError):
+    """A readable checkpoint that holds objects only full unpickling can create (refused without the opt-in)."""
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: Any = None, unsafe_load: bool = False) -> dict[str, Any]:
     """Load an rsl_rl / dagmix checkpoint dict with ``weights_only=True``.
 
@@ -42,8 +46,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = None, unsafe_lo
         The checkpoint dict.
 
     Raises:
-        CheckpointError: the file is missing, a directory, empty, truncated, not a torch file, not a dict, or needs
-            full unpickling (names the first object it holds that is not allowlisted) and ``unsafe_load`` is False.
+        CheckpointError: the file is missing, a directory, empty, truncated, not a torch file or not a dict.
+        UnsafeCheckpointError: the file needs full unpickling (the message names the first object it holds that is
+            not allowlisted) and ``unsafe_load`` is False.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -67,7 +72,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = None, unsafe_lo
     except Exception as e:  # noqa: BLE001 - torch raises many types for bad files; all mean "not loadable"
         unsafe = None if unsafe_load else _unsafe_global(path, e)
         if unsafe:
-            raise CheckpointError(
+            raise UnsafeCheckpointError(
                 f"Checkpoint {path!r} holds {unsafe}, which needs full unpickling (weights_only=False) and "
                 f"can run arbitrary code. If you trust the file, {UNSAFE_LOAD_HINT}."
             ) from None

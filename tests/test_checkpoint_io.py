@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 import pytest
 import torch
 from helpers import make_runner
 
-from dagmix.algorithms.checkpoint_io import CheckpointError, load_checkpoint
+from dagmix.algorithms.checkpoint_io import CheckpointError, load_checkpoint, save_checkpoint
 from dagmix.envs.task_configs import shipped_teacher
 
 
@@ -82,3 +83,47 @@ def test_broken_files_are_one_line_errors_naming_the_file(tmp_path, content, mat
         load_checkpoint(tmp_path / "missing.pt")
     with pytest.raises(CheckpointError, match="not a file"):
         load_checkpoint(tmp_path)
+
+
+def _interrupt_torch_save(monkeypatch):
+    """Make torch.save write half its bytes and then die, as a kill during a save does."""
+    real_save = torch.save
+
+    def dying_save(obj, f, *args, **kwargs):
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *args, **kwargs)
+        data = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+        if isinstance(f, (str, os.PathLike)):
+            with open(f, "wb") as out:
+                out.write(data)
+        else:
+            f.write(data)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dying_save)
+
+
+def test_a_kill_during_a_save_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "model_best.pt"
+    save_checkpoint({"iter": 1, "w": torch.ones(1000)}, path)
+    _interrupt_torch_save(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"iter": 2, "w": torch.zeros(1000)}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["iter"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model_best.pt"]  # no temporary file left behind
+
+
+def test_runner_saves_atomically(tmp_path, teacher_path, monkeypatch):
+    r = make_runner(tmp_path, teacher_path)
+    path = tmp_path / "model_0.pt"
+    r.save(str(path))
+    before = load_checkpoint(path)
+    r.current_learning_iteration = 7
+    _interrupt_torch_save(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        r.save(str(path))
+    monkeypatch.undo()
+    after = load_checkpoint(path)
+    assert after["iter"] == before["iter"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["model_0.pt", "teacher.pt"]

@@ -53,3 +53,64 @@ def test_unsafe_load_opt_in_warns_and_loads(tmp_path):
     with pytest.warns(UserWarning, match="full unpickling"):
         assert cli.main(["eval", "--checkpoint", evil, "--num_episodes", "4", "--unsafe_load", SHORT]) == 0
     assert marker.exists()
+
+
+def _distill_argv(root, *extra) -> list[str]:
+    return ["distill", *TINY, "--max_iterations", "2", "--log_root", str(root), *NO_EVAL, SHORT, *extra]
+
+
+def _runs(root) -> list[str]:
+    base = os.path.join(root, "rsl_rl", "quadcopter_distillation")
+    return sorted(os.listdir(base)) if os.path.isdir(base) else []
+
+
+@pytest.fixture(scope="module")
+def distill_root(tmp_path_factory):
+    """A log root holding one finished 2-iteration distillation run (model_0.pt, model_1.pt)."""
+    root = tmp_path_factory.mktemp("logs")
+    assert cli.main(_distill_argv(root, "--run_name", "real")) == 0
+    return root
+
+
+def test_resume_skips_broken_files_and_empty_runs(tmp_path, distill_root, capsys):
+    import shutil
+
+    shutil.copytree(distill_root, tmp_path, dirs_exist_ok=True)
+    (real,) = _runs(tmp_path)
+    broken = os.path.join(_run_dir(tmp_path, "2090-01-01_00-00-00_broken"), "model_9.pt")
+    with open(os.path.join(tmp_path, "rsl_rl", "quadcopter_distillation", real, "model_1.pt"), "rb") as f:
+        data = f.read()
+    with open(broken, "wb") as f:
+        f.write(data[: len(data) // 3])  # a save killed halfway (before dagmix wrote atomically)
+    _run_dir(tmp_path, "2099-01-01_00-00-00_empty")  # a failed start (before dagmix created folders late)
+    capsys.readouterr()
+    assert cli.main(_distill_argv(tmp_path, "--resume", "--max_iterations", "1")) == 0
+    out = capsys.readouterr().out
+    notices = [line for line in out.splitlines() if "skipping" in line]
+    assert len(notices) == 1 and "model_9.pt" in notices[0]
+    assert f"loading run checkpoint {os.path.join(str(tmp_path), 'rsl_rl', 'quadcopter_distillation', real)}" in out
+    assert "model_1.pt" in out
+
+
+def test_failed_starts_leave_no_run_folder(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="learnin_rate"):
+        cli.main(_distill_argv(tmp_path, "algorithm.learnin_rate=1"))
+    with pytest.raises(SystemExit, match="phase_1"):  # found only when the algorithm is built
+        cli.main(_distill_argv(tmp_path, "algorithm.mixing.phase_1=3"))
+    with pytest.raises(SystemExit, match="no run matching"):
+        cli.main(_distill_argv(tmp_path, "--resume"))
+    with pytest.raises(SystemExit, match="does not exist"):
+        cli.main(_distill_argv(tmp_path, "--checkpoint", str(tmp_path / "nope.pt")))
+    assert _runs(tmp_path) == []
+
+
+def test_resume_refuses_a_ppo_checkpoint_and_distill_refuses_a_distillation_one(tmp_path, distill_root):
+    run = _run_dir(tmp_path)
+    torch.save(_teacher_dict(), os.path.join(run, "model_3.pt"))
+    with pytest.raises(SystemExit, match=r"model_3\.pt, which is not a distillation checkpoint"):
+        cli.main(_distill_argv(tmp_path, "--resume"))
+    (real,) = _runs(distill_root)
+    student_ckpt = os.path.join(distill_root, "rsl_rl", "quadcopter_distillation", real, "model_1.pt")
+    with pytest.raises(SystemExit, match=r"is a distillation checkpoint, not a teacher.*--resume"):
+        cli.main(_distill_argv(tmp_path, "--checkpoint", student_ckpt))
+    assert _runs(tmp_path) == [os.path.basename(run)]
