@@ -18,6 +18,7 @@ import torch
 
 from dagmix.algorithms.checkpoint_io import CheckpointError, UnsafeCheckpointError, save_checkpoint
 from dagmix.algorithms.checkpoint_io import load_checkpoint as load_checkpoint_file
+from dagmix.algorithms.finite_guard import NonFiniteError
 from dagmix.envs.task_configs import apply_overrides, distill_train_cfg, shipped_teacher, teacher_train_cfg
 
 SCHEDULE_HELP = "mixing schedule: a kind or preset (see README), e.g. two_stage, student_only, dagger_exp"
@@ -226,7 +227,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
         runner.alg.iteration_callbacks.append(evaluate)
     t0 = time.time()
-    runner.learn(cfg["max_iterations"])
+    try:
+        runner.learn(cfg["max_iterations"])
+    except NonFiniteError as e:  # a bad teacher or env: one line, no traceback; nothing non-finite was saved
+        raise SystemExit(f"dagmix: {e}") from None
     print(f"[dagmix] distillation took {time.time() - t0:.0f} s; checkpoints in {log_dir}")
     if args.final_eval_episodes > 0:
         final_env = _make_env(args.task, args.final_eval_episodes, args.device, cfg["seed"] + 20_000, env_over)

@@ -13,6 +13,7 @@ from rsl_rl.algorithms import Distillation
 from tensordict import TensorDict
 
 from dagmix.algorithms import _compat
+from dagmix.algorithms.finite_guard import FiniteGuard, check_loss, check_student_weights
 from dagmix.algorithms.phase_log import (
     SCALAR_BETA,
     SCALAR_CURRENT_ITERATION,
@@ -191,6 +192,7 @@ class MixingDistillation(_compat.DistillationBase):
         )
         self.teacher_masks = torch.zeros(steps, num_envs, dtype=torch.bool, device=self.device)
         self.executed_actions = torch.zeros(steps, num_envs, num_actions, device=self.device)
+        self._finite_guard = FiniteGuard(num_envs, self.device)  # non-finite labels / actions, read per update
         self.loss_fn = _SplitLoss(self.loss_fn, self.device)
         self._step_mask = self.mixing_policy.teacher_mask
         # per-env episode bookkeeping, only for the schedule / weighting that reads it (no cost otherwise)
@@ -353,6 +355,7 @@ class MixingDistillation(_compat.DistillationBase):
         mask = self.mixing_policy.step()
         self._step_mask = mask
         executed = self.mixing_policy.select(student_actions, teacher_actions)
+        self._finite_guard.record(teacher_actions, executed)  # the raw label: clipping must not hide an Inf
         step = self.storage.step
         if step < self.teacher_masks.shape[0]:
             self.teacher_masks[step].copy_(mask)
@@ -400,6 +403,7 @@ class MixingDistillation(_compat.DistillationBase):
 
     def update(self) -> dict[str, float]:
         """Train the student on all visited states; compute, log and print this iteration's mixing metrics."""
+        self._finite_guard.check(self)  # raises on non-finite labels / actions, before any gradient step
         filled = max(1, min(self.storage.step, self.teacher_masks.shape[0]))
         masks = self.teacher_masks[:filled]
         stats = [masks.sum().view(1).float(), torch.full((1,), float(masks.numel()), device=self.device)]
@@ -414,6 +418,7 @@ class MixingDistillation(_compat.DistillationBase):
             loss_dict = super().update()
         finally:
             self.loss_fn.end()
+        check_loss(loss_dict, self)
         stats.append(self.loss_fn.sums)
         if self.replay is not None:
             stats.append(self._replay_update(filled))
@@ -586,6 +591,7 @@ class MixingDistillation(_compat.DistillationBase):
 
     def save(self) -> dict:
         """Return rsl_rl's checkpoint dict plus the mixing state under ``"dagmix"``."""
+        check_student_weights(self._raw_student if hasattr(self, "_raw_student") else self.get_policy())
         saved = super().save()
         saved[CHECKPOINT_KEY] = self.mixing_state_dict()
         return saved
