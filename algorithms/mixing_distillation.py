@@ -587,7 +587,27 @@ class MixingDistillation(_compat.DistillationBase):
         else:
             self.schedule.load_state_dict(state["schedule_state"])
         self._forced_phase2_from = state.get("forced_phase2_from")
-        self.mixing_policy.load_state_dict(state["policy"])
+        saved, seed = state["policy"], self.mixing_policy.seed
+        changed = {
+            k: (saved.get(k), v) for k, v in (("granularity", self.mixing_cfg.granularity),) if saved.get(k) != v
+        }
+        if state.get("mixing", {}).get("seed") != self.mixing_cfg.seed or (
+            self.gpu_world_size == 1 and saved.get("seed") != seed  # a derived seed (from the run's seed) changed
+        ):
+            changed["seed"] = (saved.get("seed"), seed)
+        if changed:
+            warnings.warn(
+                "The checkpoint's mask was drawn with "
+                + ", ".join(f"mixing {k}={old!r}" for k, (old, _) in changed.items())
+                + "; this run uses "
+                + ", ".join(f"{k}={new!r}" for k, (_, new) in changed.items())
+                + ". Continuing with the configured values (the masks differ from an uninterrupted run).",
+                stacklevel=3,
+            )
+        self.mixing_policy.load_state_dict(saved)
+        if "seed" in changed:  # the configured seed, re-seeded deterministically from (seed, iteration)
+            self.mixing_policy.seed = seed
+            self.mixing_policy.reseed(iteration)
 
     def save(self) -> dict:
         """Return rsl_rl's checkpoint dict plus the mixing state under ``"dagmix"``."""

@@ -1,0 +1,51 @@
+"""Resuming with a different mask seed or granularity than the checkpoint's warns (as a different schedule does)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from helpers import make_runner
+
+BASE = {"schedule": "constant", "beta": 0.5, "granularity": "step", "seed": 7}
+
+
+@pytest.fixture
+def saved(tmp_path, teacher_path) -> str:
+    a = make_runner(tmp_path / "a", teacher_path, {"mixing": BASE}, log=True, save_interval=1)
+    a.learn(2)
+    return str(tmp_path / "a" / "logs" / "model_1.pt")
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"seed": 8}, r"mixing seed=7; this run uses seed=8"),
+        ({"granularity": "iteration"}, r"mixing granularity='step'; this run uses granularity='iteration'"),
+    ],
+)
+def test_resume_with_another_seed_or_granularity_warns(tmp_path, saved, change, match):
+    b = make_runner(tmp_path / "b", None, {"mixing": {**BASE, **change}})
+    with pytest.warns(UserWarning, match=match):
+        b.load(saved)
+    assert b.alg.mixing_policy.seed == change.get("seed", 7)
+    assert b.alg.mixing_policy.granularity == change.get("granularity", "step")
+
+
+def test_resume_with_the_same_mixing_is_silent_and_exact(tmp_path, saved):
+    b = make_runner(tmp_path / "b", None, {"mixing": BASE})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b.load(saved)
+    assert torch.equal(
+        b.alg.mixing_policy.generator.get_state(), torch.load(saved)["dagmix"]["policy"]["generator_state"]
+    )
+
+
+def test_resume_with_another_run_seed_warns_when_the_mask_seed_is_derived(tmp_path, teacher_path):
+    a = make_runner(tmp_path / "a", teacher_path, {"mixing": {"schedule": "constant", "beta": 0.5}}, log=True, seed=1)
+    a.learn(2)
+    b = make_runner(tmp_path / "b", None, {"mixing": {"schedule": "constant", "beta": 0.5}}, seed=2)
+    with pytest.warns(UserWarning, match=r"mixing seed=\d+; this run uses seed=\d+"):
+        b.load(str(tmp_path / "a" / "logs" / "model_1.pt"))
