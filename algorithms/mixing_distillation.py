@@ -588,9 +588,9 @@ class MixingDistillation(_compat.DistillationBase):
             self.schedule.load_state_dict(state["schedule_state"])
         self._forced_phase2_from = state.get("forced_phase2_from")
         saved, seed = state["policy"], self.mixing_policy.seed
-        changed = {
-            k: (saved.get(k), v) for k, v in (("granularity", self.mixing_cfg.granularity),) if saved.get(k) != v
-        }
+        changed: dict[str, tuple[Any, Any]] = {}
+        if saved.get("granularity") != self.mixing_cfg.granularity:
+            changed["granularity"] = (saved.get("granularity"), self.mixing_cfg.granularity)
         if state.get("mixing", {}).get("seed") != self.mixing_cfg.seed or (
             self.gpu_world_size == 1 and saved.get("seed") != seed  # a derived seed (from the run's seed) changed
         ):
