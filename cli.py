@@ -84,6 +84,9 @@ def find_checkpoint(
 def _make_env(task: str, num_envs: int, device: str, seed: int, env_overrides: dict[str, Any]) -> Any:
     from dagmix.envs import make
 
+    for name in ("num_envs", "device", "seed"):
+        if name in env_overrides:
+            raise SystemExit(f"dagmix: env.{name} is not an env config key; set it with --{name}.")
     try:
         return make(task, num_envs=num_envs, device=device, seed=seed, **env_overrides)
     except ValueError as e:
@@ -147,11 +150,90 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
 def cfg_num_envs(args: argparse.Namespace) -> int:
     """Return --num_envs, validated."""
     if args.num_envs < 1:
-        raise SystemExit(f"--num_envs={args.num_envs} must be >= 1")
+        raise SystemExit(f"dagmix: --num_envs={args.num_envs} must be >= 1")
     return args.num_envs
 
 
+_POSITIVE_INTS = ("num_steps_per_env", "max_iterations", "save_interval")
+_POSITIVE_ALGORITHM_INTS = ("num_learning_epochs", "gradient_length", "num_mini_batches")
+
+
+def _check_train_cfg(cfg: dict) -> None:
+    """Check the values rsl_rl would only trip over mid-run (a division by zero after an iteration, ...)."""
+    checks = [(k, cfg.get(k)) for k in _POSITIVE_INTS]
+    checks += [(f"algorithm.{k}", cfg["algorithm"][k]) for k in _POSITIVE_ALGORITHM_INTS if k in cfg["algorithm"]]
+    for key, value in checks:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            flag = " (--max_iterations)" if key == "max_iterations" else ""
+            raise SystemExit(f"dagmix: {key}={value!r}{flag} must be an integer >= 1.")
+    lr = cfg["algorithm"].get("learning_rate")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise SystemExit(f"dagmix: algorithm.learning_rate={lr!r} must be a number > 0, e.g. 1e-3.")
+    for section in ("student", "teacher", "actor", "critic"):
+        if isinstance(cfg.get(section), dict):
+            _check_model_cfg(section, cfg[section])
+
+
+def _check_model_cfg(section: str, model_cfg: dict) -> None:
+    """Check that every key of a model config is an argument of its ``class_name`` (e.g. no GRU keys on an MLP).
+
+    Keys set to None that the class does not take are removed: ``student.rnn_type=None`` unsets a default key.
+    """
+    import inspect
+
+    from rsl_rl.utils import resolve_callable
+
+    try:
+        cls = resolve_callable(model_cfg.get("class_name"))
+    except (ImportError, AttributeError, ValueError, TypeError) as e:
+        raise SystemExit(
+            f"dagmix: {section}.class_name={model_cfg.get('class_name')!r} cannot be resolved: {e}"
+        ) from None
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    skip = {"self", "obs", "obs_groups", "obs_set", "output_dim"}
+    for key in [k for k in model_cfg if k not in params and k != "class_name" and model_cfg[k] is None]:
+        del model_cfg[key]  # key=None on the command line unsets a key of the default config
+    unknown = [k for k in model_cfg if k != "class_name" and k not in params]
+    if unknown:
+        valid = ", ".join(p for p in params if p not in skip)
+        unset = " ".join(f"{section}.{k}=None" for k in unknown)
+        raise SystemExit(
+            f"dagmix: {', '.join(f'{section}.{k}' for k in unknown)}: not an argument of {cls.__name__} (its "
+            f"arguments: {valid}). Unset with {unset}, or pick a class that takes it."
+        )
+
+
+def _check_device(device: str) -> None:
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SystemExit(
+            f"dagmix: --device {device!r} is not usable on this machine ({reason}); use --device cpu."
+        ) from None
+
+
+def _check_writable_dir(path: str, flag: str) -> None:
+    """Exit unless ``path`` is, or can be created as, a writable folder (checked without creating anything)."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
+        raise SystemExit(f"dagmix: {flag} {path!r} is not a writable folder ({probe!r} is not a writable directory).")
+
+
+def _check_eval_flags(args: argparse.Namespace) -> None:
+    for flag in ("eval_interval", "eval_episodes", "final_eval_episodes"):
+        if getattr(args, flag, 0) < 0:
+            raise SystemExit(f"dagmix: --{flag}={getattr(args, flag)} must be >= 0 (0 turns it off).")
+
+
 def _apply_common(args: argparse.Namespace, cfg: dict, env_over: dict) -> None:
+    _check_device(args.device)
+    _check_writable_dir(args.log_root, "--log_root")
+    _check_eval_flags(args)
     if args.max_iterations is not None:
         cfg["max_iterations"] = args.max_iterations
     cfg["seed"] = args.seed
@@ -163,7 +245,8 @@ def _apply_common(args: argparse.Namespace, cfg: dict, env_over: dict) -> None:
     try:
         apply_overrides(cfg, env_over, args.overrides)
     except ValueError as e:
-        raise SystemExit(f"dagmix: {e}") from e
+        raise SystemExit(f"dagmix: {e}") from None
+    _check_train_cfg(cfg)
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
@@ -318,7 +401,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from dagmix.envs.evaluation import evaluate_policy
 
     if args.num_episodes < 1:
-        raise SystemExit(f"--num_episodes={args.num_episodes} must be >= 1")
+        raise SystemExit(f"dagmix: --num_episodes={args.num_episodes} must be >= 1")
+    _check_device(args.device)
+    if args.json:
+        if os.path.isdir(args.json):
+            raise SystemExit(f"dagmix: --json {args.json!r} is a directory; pass a file path such as eval.json.")
+        _check_writable_dir(os.path.dirname(os.path.abspath(args.json)), "--json (its folder)")
     env_over: dict[str, Any] = {}
     apply_overrides({}, env_over, [o for o in args.overrides if o.startswith("env.")])
     env = _make_env(args.task, args.num_episodes, args.device, args.seed, env_over)
@@ -327,6 +415,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rows = {name: evaluate_policy(env, m, args.num_episodes) for name, m in models.items()}
     print(_format_table(rows))
     if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump({name: r.to_dict() for name, r in rows.items()}, f, indent=2)
         print(f"[dagmix] wrote {args.json}")

@@ -36,6 +36,8 @@ class MixingDistillationRunner(_compat.RunnerMixin, DistillationRunner):
         """Run ``num_learning_iterations`` iterations from ``current_learning_iteration`` (as rsl_rl numbers them)."""
         if isinstance(num_learning_iterations, bool) or not isinstance(num_learning_iterations, int):
             raise ValueError(f"num_learning_iterations={num_learning_iterations!r} must be an int.")
+        if num_learning_iterations < 0:
+            raise ValueError(f"num_learning_iterations={num_learning_iterations} must be >= 0.")
         self.alg.sync_iteration(self.current_learning_iteration, num_learning_iterations)
         super().learn(num_learning_iterations, init_at_random_ep_len)
 

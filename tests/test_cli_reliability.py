@@ -114,3 +114,77 @@ def test_resume_refuses_a_ppo_checkpoint_and_distill_refuses_a_distillation_one(
     with pytest.raises(SystemExit, match=r"is a distillation checkpoint, not a teacher.*--resume"):
         cli.main(_distill_argv(tmp_path, "--checkpoint", student_ckpt))
     assert _runs(tmp_path) == [os.path.basename(run)]
+
+
+def _bad_file(tmp_path, kind: str) -> str:
+    path = tmp_path / f"{kind}.pt"
+    if kind == "truncated":
+        data = open(shipped_teacher("quadcopter"), "rb").read()
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        path.write_bytes(b"" if kind == "empty" else os.urandom(4096))
+    return str(path)
+
+
+BAD_INPUTS = [
+    (["algorithm.learning_rate=abc"], r"algorithm\.learning_rate=abc is not a number"),
+    (["num_steps_per_env=0"], r"num_steps_per_env=0 must be an integer >= 1"),
+    (["algorithm.gradient_length=0"], r"algorithm\.gradient_length=0 must be"),
+    (["algorithm.num_learning_epochs=0"], r"algorithm\.num_learning_epochs=0 must be"),
+    (["save_interval=0"], r"save_interval=0 must be"),
+    (["max_iterations=abc"], r"max_iterations=abc is not an integer"),
+    (["--max_iterations", "-2"], r"max_iterations=-2 \(--max_iterations\) must be"),
+    (["env.thrust_to_weight=abc"], r"env\.thrust_to_weight='abc' is not a number"),
+    (["student.class_name=MLPModel"], r"student\.rnn_type.*not an argument of MLPModel.*student\.rnn_type=None"),
+    (["env.num_envs=8"], r"env\.num_envs is not an env config key.*--num_envs"),
+    (["--device", "cuda:99"], r"--device 'cuda:99' is not usable"),
+    (["--device", "nonsense"], r"--device 'nonsense' is not usable"),
+    (["--checkpoint", "{tmp}/missing.pt"], r"missing\.pt' does not exist"),
+    (["--checkpoint", "{tmp}"], r"is not a file"),
+    (["--checkpoint", "{truncated}"], r"truncated\.pt' is not a readable torch checkpoint"),
+    (["--checkpoint", "{empty}"], r"empty\.pt' is empty"),
+    (["--checkpoint", "{random}"], r"random\.pt' is not a readable torch checkpoint"),
+    (["--log_root", "{truncated}/logs"], r"--log_root .*truncated\.pt/logs' is not a writable folder"),
+    (["--eval_interval", "-1"], r"--eval_interval=-1 must be >= 0"),
+]
+if not torch.cuda.is_available():
+    BAD_INPUTS.append((["--device", "cuda"], r"--device 'cuda' is not usable"))
+
+
+@pytest.mark.parametrize(("extra", "match"), BAD_INPUTS, ids=[" ".join(e) for e, _ in BAD_INPUTS])
+def test_plain_mistakes_are_one_line_errors_before_training(tmp_path, extra, match, capsys):
+    files = {kind: _bad_file(tmp_path, kind) for kind in ("truncated", "empty", "random")}
+    extra = [e.format(tmp=tmp_path, **files) for e in extra]
+    root = tmp_path / "logs"
+    argv = ["distill", *TINY, "--max_iterations", "2", "--log_root", str(root), *NO_EVAL, SHORT, *extra]
+    with pytest.raises(SystemExit, match=match) as info:
+        cli.main(argv)
+    message = str(info.value.code)
+    assert message.startswith("dagmix: ") and "\n" not in message
+    assert "Iteration" not in capsys.readouterr().out  # before any training
+    assert _runs(root) == []
+
+
+def test_train_teacher_checks_its_config_too(tmp_path):
+    argv = ["train-teacher", *TINY, "--log_root", str(tmp_path), "algorithm.num_mini_batches=0"]
+    with pytest.raises(SystemExit, match=r"algorithm\.num_mini_batches=0 must be"):
+        cli.main(argv)
+
+
+@pytest.mark.parametrize("where", ["dir", "{truncated}/out.json", "{truncated}/sub/out.json"])
+def test_eval_checks_the_json_path_before_evaluating(tmp_path, where, capsys):
+    truncated = _bad_file(tmp_path, "truncated")
+    (tmp_path / "dir").mkdir()
+    target = os.path.join(str(tmp_path), where.format(truncated=truncated))  # nothing can be created below a file
+    argv = ["eval", "--checkpoint", shipped_teacher("quadcopter"), "--num_episodes", "4", "--json", target, SHORT]
+    with pytest.raises(SystemExit, match=r"--json"):
+        cli.main(argv)
+    assert "return" not in capsys.readouterr().out
+
+
+def test_learn_with_a_negative_count_is_an_error(tmp_path):
+    from helpers import make_runner
+
+    r = make_runner(tmp_path, None)
+    with pytest.raises(ValueError, match=r"num_learning_iterations=-1 must be >= 0"):
+        r.learn(-1)
