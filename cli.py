@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import io
 import json
 import os
@@ -368,31 +369,50 @@ def _distill_checkpoint(args: argparse.Namespace, cfg: dict) -> tuple[str, dict[
     return path, loaded
 
 
+def _model_cfg(task: str, checkpoint: str, loaded: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Return the checkpoint's model config and where it came from.
+
+    In order: stored in the checkpoint (``checkpoint["dagmix"]["model"]``, so a copied file is enough), the run's
+    ``params/agent.json`` next to it, the task's default config.
+    """
+    stored = (loaded.get("dagmix") or {}).get("model")
+    if stored:
+        return copy.deepcopy(stored), "the checkpoint"
+    params = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "params", "agent.json")
+    if os.path.isfile(params):
+        with open(params) as f:
+            return json.load(f), params
+    default = teacher_train_cfg(task) if "actor_state_dict" in loaded else distill_train_cfg(task)
+    return default, f"the default {task} config"
+
+
+def _load_state(model: torch.nn.Module, state: dict, checkpoint: str, source: str) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        reason = " ".join(str(e).split())[:300]
+        raise SystemExit(
+            f"dagmix: the weights in {checkpoint} do not fit the model config from {source}: {reason}"
+        ) from None
+
+
 def _load_models(
     task: str, checkpoint: str, device: str, env: Any, unsafe_load: bool
 ) -> tuple[dict[str, torch.nn.Module], str]:
     loaded = _load_file(checkpoint, device, unsafe_load)
-    params = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "params", "agent.json")
+    cfg, source = _model_cfg(task, checkpoint, loaded)
     obs = env.get_observations()
     if "actor_state_dict" in loaded:  # a PPO checkpoint: the teacher alone
-        cfg = teacher_train_cfg(task)
-        if os.path.isfile(params):
-            with open(params) as f:
-                cfg = json.load(f)
         teacher = _build_model(cfg["actor"], obs, {"teacher": ["teacher"]}, "teacher", env.num_actions)
-        teacher.load_state_dict(loaded["actor_state_dict"])
+        _load_state(teacher, loaded["actor_state_dict"], checkpoint, source)
         return {"teacher": teacher.to(device)}, "PPO checkpoint: evaluating the teacher alone"
     if "student_state_dict" not in loaded:
-        raise SystemExit(f"{checkpoint} is neither a PPO nor a distillation checkpoint.")
-    cfg = distill_train_cfg(task)
-    if os.path.isfile(params):
-        with open(params) as f:
-            cfg = json.load(f)
-    groups = {"student": ["policy"], "teacher": ["teacher"]}
+        raise SystemExit(f"dagmix: {checkpoint} is neither a PPO nor a distillation checkpoint.")
+    groups = cfg.get("obs_groups") or {"student": ["policy"], "teacher": ["teacher"]}
     student = _build_model(cfg["student"], obs, groups, "student", env.num_actions)
-    student.load_state_dict(loaded["student_state_dict"])
+    _load_state(student, loaded["student_state_dict"], checkpoint, source)
     teacher = _build_model(cfg["teacher"], obs, groups, "teacher", env.num_actions)
-    teacher.load_state_dict(loaded["teacher_state_dict"])
+    _load_state(teacher, loaded["teacher_state_dict"], checkpoint, source)
     return {"student": student.to(device), "teacher": teacher.to(device)}, "distillation checkpoint"
 
 
@@ -408,7 +428,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise SystemExit(f"dagmix: --json {args.json!r} is a directory; pass a file path such as eval.json.")
         _check_writable_dir(os.path.dirname(os.path.abspath(args.json)), "--json (its folder)")
     env_over: dict[str, Any] = {}
-    apply_overrides({}, env_over, [o for o in args.overrides if o.startswith("env.")])
+    models_cfg = [o for o in args.overrides if not o.startswith("env.")]
+    if models_cfg:
+        raise SystemExit(
+            f"dagmix: eval takes env.key=value overrides only; {models_cfg[0]!r} would change the models, whose "
+            "config is read from the checkpoint (or its run's params/agent.json)."
+        )
+    try:
+        apply_overrides({}, env_over, args.overrides)
+    except ValueError as e:
+        raise SystemExit(f"dagmix: {e}") from None
     env = _make_env(args.task, args.num_episodes, args.device, args.seed, env_over)
     models, kind = _load_models(args.task, args.checkpoint, args.device, env, args.unsafe_load)
     print(f"[dagmix] {args.checkpoint}: {kind}")
@@ -429,14 +458,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     env = _make_env(args.task, 1, "cpu", 0, {})
     loaded = _load_file(args.checkpoint, "cpu", args.unsafe_load)
     if "student_state_dict" not in loaded:
-        raise SystemExit(f"{args.checkpoint} is not a distillation checkpoint (no student_state_dict).")
-    models, _ = _load_models(args.task, args.checkpoint, "cpu", env, args.unsafe_load)
+        raise SystemExit(f"dagmix: {args.checkpoint} is not a distillation checkpoint (no student_state_dict).")
+    model_cfg, source = _model_cfg(args.task, args.checkpoint, loaded)
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "exported")
     cfg = distill_train_cfg(args.task)
+    cfg.update({k: model_cfg[k] for k in ("obs_groups", "student", "teacher") if model_cfg.get(k)})
     cfg["algorithm"] = {"class_name": "Distillation"}
     with contextlib.redirect_stdout(io.StringIO()):
         runner = DistillationRunner(env, cfg, None, "cpu")
-    runner.alg.get_policy().load_state_dict(models["student"].state_dict())
+    _load_state(runner.alg.get_policy(), loaded["student_state_dict"], args.checkpoint, source)
     runner.export_policy_to_onnx(out, "policy.onnx")
     runner.export_policy_to_jit(out, "policy.pt")
     print(f"[dagmix] exported the student to {out}/policy.onnx and {out}/policy.pt")

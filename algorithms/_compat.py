@@ -164,6 +164,7 @@ if STUDENT_TEACHER_POLICY:
             self.cfg["algorithm"]["rnd_cfg"] = None  # read by the 3.3 runner and logger; no RND in distillation
             if hasattr(alg, "configure_run"):
                 alg.configure_run(max_iterations=self.cfg.get("max_iterations"), seed=self.cfg.get("seed"))
+            alg.model_cfg = checkpoint_io.model_config(self.cfg)
             return alg
 
         def train_mode(self) -> None:

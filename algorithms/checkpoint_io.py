@@ -105,6 +105,28 @@ def _safe_globals() -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+def model_config(train_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Return the model part of an rsl_rl train config (``obs_groups``, ``student``, ``teacher`` or 3.x ``policy``).
+
+    Stored under ``checkpoint["dagmix"]["model"]`` so that eval and export rebuild the run's models from the file
+    alone. Values are reduced to plain data (loadable with ``weights_only=True``): a class or function, e.g. a
+    callable teacher's ``fn``, becomes its import path ``"module:qualname"``.
+    """
+    return {k: _plain(train_cfg[k]) for k in ("obs_groups", "student", "teacher", "policy") if k in train_cfg}
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "__qualname__") and hasattr(value, "__module__"):
+        return f"{value.__module__}:{value.__qualname__}"
+    return repr(value)
+
+
 def save_checkpoint(obj: Any, path: str | os.PathLike) -> None:
     """Write ``torch.save(obj)`` to ``path`` atomically: a temporary file in the same folder, fsync, ``os.replace``.
 

@@ -12,7 +12,7 @@ import torch
 from rsl_rl.algorithms import Distillation
 from tensordict import TensorDict
 
-from dagmix.algorithms import _compat
+from dagmix.algorithms import _compat, checkpoint_io
 from dagmix.algorithms.finite_guard import FiniteGuard, check_loss, check_student_weights
 from dagmix.algorithms.phase_log import (
     SCALAR_BETA,
@@ -240,11 +240,13 @@ class MixingDistillation(_compat.DistillationBase):
     # ------------------------------------------------------------------ construction
     @staticmethod
     def construct_algorithm(obs: TensorDict, env: Any, cfg: dict, device: str) -> MixingDistillation:
-        """Construct through rsl_rl's own path, then read the run's ``max_iterations`` and ``seed``."""
+        """Construct through rsl_rl's own path, then read the run's ``max_iterations``, ``seed`` and model config."""
+        model_cfg = checkpoint_io.model_config(cfg)  # before construction: rsl-rl 5.4 pops keys of these dicts
         alg = Distillation.construct_algorithm(obs, env, cfg, device)
         if not isinstance(alg, MixingDistillation):  # pragma: no cover - class_name names another class
             raise TypeError(f"algorithm.class_name resolved to {type(alg).__name__}, not MixingDistillation.")
         alg.configure_run(max_iterations=cfg.get("max_iterations"), seed=cfg.get("seed"))
+        alg.model_cfg = model_cfg
         return alg
 
     def configure_run(self, max_iterations: int | None = None, seed: int | None = None) -> None:
@@ -568,6 +570,7 @@ class MixingDistillation(_compat.DistillationBase):
             "schedule_state": self.schedule.state_dict(),
             "policy": self.mixing_policy.state_dict(),
             "forced_phase2_from": self._forced_phase2_from,
+            "model": getattr(self, "model_cfg", None),  # the model configs, so that a copied file is enough
         }
 
     def load_mixing_state(self, state: Mapping[str, Any], iteration: int) -> None:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from helpers import make_runner
 
+from dagmix.algorithms import _compat
 from dagmix.algorithms.checkpoint_io import CheckpointError, load_checkpoint, save_checkpoint
 from dagmix.envs.task_configs import shipped_teacher
 
@@ -127,3 +128,15 @@ def test_runner_saves_atomically(tmp_path, teacher_path, monkeypatch):
     after = load_checkpoint(path)
     assert after["iter"] == before["iter"] == 0
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["model_0.pt", "teacher.pt"]
+
+
+@pytest.mark.parametrize("runner", ["mixing", "stock"] if _compat.RESOLVES_CLASS_PATHS else ["mixing"])
+def test_checkpoints_hold_the_model_config(tmp_path, teacher_path, runner):
+    from helpers import make_train_cfg
+
+    r = make_runner(tmp_path, teacher_path, runner=runner, student="gru")
+    r.save(str(tmp_path / "model_0.pt"))
+    model = load_checkpoint(tmp_path / "model_0.pt")["dagmix"]["model"]
+    cfg = make_train_cfg(student="gru")
+    section = "policy" if _compat.STUDENT_TEACHER_POLICY else "student"
+    assert model[section] == cfg[section] and model["obs_groups"] == cfg["obs_groups"]

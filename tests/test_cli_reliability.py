@@ -188,3 +188,39 @@ def test_learn_with_a_negative_count_is_an_error(tmp_path):
     r = make_runner(tmp_path, None)
     with pytest.raises(ValueError, match=r"num_learning_iterations=-1 must be >= 0"):
         r.learn(-1)
+
+
+@pytest.fixture(scope="module")
+def small_gru_run(tmp_path_factory):
+    """A finished run whose student is not the default (a GRU of 32 units instead of 64)."""
+    root = tmp_path_factory.mktemp("gru32")
+    assert cli.main(_distill_argv(root, "student.rnn_hidden_dim=32")) == 0
+    (run,) = _runs(root)
+    return os.path.join(root, "rsl_rl", "quadcopter_distillation", run, "model_1.pt")
+
+
+def test_the_checkpoint_stores_its_model_config(small_gru_run):
+    model = torch.load(small_gru_run, weights_only=True)["dagmix"]["model"]
+    assert model["student"]["class_name"] == "RNNModel" and model["student"]["rnn_hidden_dim"] == 32
+    assert model["obs_groups"] == {"student": ["policy"], "teacher": ["teacher"]}
+
+
+@pytest.mark.parametrize("where", ["run folder", "copied alone"])
+def test_export_and_eval_use_the_checkpoints_model_config(tmp_path, small_gru_run, where, capsys):
+    ckpt = small_gru_run
+    if where == "copied alone":
+        ckpt = str(tmp_path / "copied.pt")
+        with open(small_gru_run, "rb") as src, open(ckpt, "wb") as dst:
+            dst.write(src.read())
+    assert cli.main(["export", "--checkpoint", ckpt, "--out", str(tmp_path / "exp")]) == 0
+    assert (tmp_path / "exp" / "policy.pt").is_file()
+    assert cli.main(["eval", "--checkpoint", ckpt, "--num_episodes", "4", SHORT]) == 0
+    assert "distillation checkpoint" in capsys.readouterr().out
+
+
+def test_eval_refuses_model_overrides_instead_of_dropping_them(small_gru_run):
+    argv = ["eval", "--checkpoint", small_gru_run, "--num_episodes", "4", "student.rnn_hidden_dim=16", SHORT]
+    with pytest.raises(SystemExit, match=r"eval takes env\.key=value overrides only; 'student\.rnn_hidden_dim=16'"):
+        cli.main(argv)
+    with pytest.raises(SystemExit, match=r"env\.thrust_to_weight='x' is not a number"):
+        cli.main(["eval", "--checkpoint", small_gru_run, "--num_episodes", "4", "env.thrust_to_weight=x"])
