@@ -263,6 +263,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
     elif args.phase1_iterations is not None:
         cfg["algorithm"]["mixing"]["phase1_iterations"] = args.phase1_iterations
     _apply_common(args, cfg, env_over)
+    mixing_given = args.schedule is not None or args.phase1_iterations is not None
+    mixing_given |= any(o.startswith("algorithm.mixing.") for o in args.overrides)
+    if cfg["algorithm"].get("use_two_stage_training") is True and not mixing_given:
+        del cfg["algorithm"]["mixing"]  # the two-stage patch's keys replace the default mixing schedule
     env = _make_env(args.task, cfg_num_envs(args), args.device, cfg["seed"], env_over)
     checkpoint, loaded = _distill_checkpoint(args, cfg)
     log_dir = _log_dir(args.log_root, cfg["experiment_name"], cfg["run_name"])

@@ -89,13 +89,17 @@ class _SplitLoss:
 
 
 def _resolve_mixing(
-    mixing: Mapping[str, Any] | MixingConfig | None, use_two_stage_training: bool, phase1_iterations: int | None
+    mixing: Mapping[str, Any] | MixingConfig | None,
+    use_two_stage_training: bool | None,
+    phase1_iterations: int | None,
 ) -> MixingConfig:
     """Turn the algorithm config's mixing keys into a validated MixingConfig (the one conversion point)."""
     if isinstance(mixing, Mapping):
         mixing = drop_unset(mixing)  # configclass dicts hold every field: None means unset
-    if use_two_stage_training not in (True, False):
+    if use_two_stage_training not in (True, False, None):
         raise ValueError(f"use_two_stage_training={use_two_stage_training!r} must be True or False.")
+    if use_two_stage_training is None and phase1_iterations is not None:  # given alone: ignored, say so
+        _warn_phase1_ignored(mixing, phase1_iterations)
     if use_two_stage_training:
         if mixing:
             raise ValueError(
@@ -109,6 +113,25 @@ def _resolve_mixing(
     if not mixing:
         return MixingConfig(schedule="student_only")
     return MixingConfig.from_dict(mixing)
+
+
+def _warn_phase1_ignored(mixing: Mapping[str, Any] | MixingConfig | None, phase1_iterations: int) -> None:
+    """Warn that a top-level ``phase1_iterations`` given without ``use_two_stage_training`` is not used.
+
+    Only when ``use_two_stage_training`` is not given at all: config front ends (Isaac Lab's configclass) always
+    pass both keys, with ``use_two_stage_training=False`` meaning "mixing decides".
+    """
+    own = mixing.get("phase1_iterations") if isinstance(mixing, Mapping) else None
+    if own is None and isinstance(mixing, MixingConfig):
+        own = mixing.schedule_params.get("phase1_iterations")
+    if own is not None:
+        why = f"the mixing dict sets its own phase1_iterations={own}, which is used"
+    else:
+        why = (
+            "it is read only with use_two_stage_training=True; set that, or use "
+            f"mixing={{'schedule': 'two_stage', 'phase1_iterations': {phase1_iterations}}}"
+        )
+    warnings.warn(f"phase1_iterations={phase1_iterations} is ignored: {why}.", stacklevel=4)
 
 
 class MixingDistillation(_compat.DistillationBase):
@@ -128,7 +151,7 @@ class MixingDistillation(_compat.DistillationBase):
         self,
         *models: Any,
         mixing: Mapping[str, Any] | MixingConfig | None = None,
-        use_two_stage_training: bool = False,
+        use_two_stage_training: bool | None = None,
         phase1_iterations: int | None = None,
         phase_console_output: bool = True,
         teacher_action_clip: float | None = None,
@@ -144,7 +167,9 @@ class MixingDistillation(_compat.DistillationBase):
                 StudentTeacher module).
             mixing: Flat mixing dict, e.g. ``{"schedule": "linear", "iterations": 300, "granularity": "episode"}``.
             use_two_stage_training: The seed's switch; with ``phase1_iterations`` it means schedule ``two_stage``.
-            phase1_iterations: Teacher-driven iterations; read only when ``use_two_stage_training`` is True.
+                None (not given) is False.
+            phase1_iterations: Teacher-driven iterations; read only when ``use_two_stage_training`` is True (given
+                without it, it is ignored with a warning).
             phase_console_output: Print the phase lines and the switch banner (rank 0 only).
             teacher_action_clip: If set, the stored label (the teacher action the student learns) is clamped to
                 [-clip, clip], e.g. to the env's action bounds; the executed action is not changed (the env

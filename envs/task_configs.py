@@ -104,6 +104,10 @@ def distill_train_cfg(task: str) -> dict[str, Any]:
     }
 
 
+TWO_STAGE_KEYS = ("algorithm.use_two_stage_training", "algorithm.phase1_iterations")
+"""The two-stage patch's keys, accepted as overrides although the default config sets ``mixing`` instead."""
+
+
 def parse_value(text: str) -> Any:
     """Parse an override value: Python literals (numbers, True/False/None, lists), else the plain string."""
     lowered = {"true": True, "false": False, "none": None, "null": None}
@@ -146,8 +150,9 @@ def check_override(key: str, value: Any, default: Any, text: str | None = None) 
 def apply_overrides(cfg: dict[str, Any], env_cfg: dict[str, Any], overrides: list[str]) -> None:
     """Apply ``key=value`` overrides in place: ``env.X`` to ``env_cfg``, anything else to the train ``cfg``.
 
-    Train-config keys must exist, except new schedule parameters under ``algorithm.mixing`` (validated when the
-    algorithm is built); env keys are validated by ``dagmix.envs.make``. Raises ValueError naming the key.
+    Train-config keys must exist, except new schedule parameters under ``algorithm.mixing`` and the two-stage
+    patch's keys (validated when the algorithm is built); env keys are validated by ``dagmix.envs.make``. Values
+    must have the type of the default they replace. Raises ValueError naming the key.
     """
     for item in overrides:
         if "=" not in item:
@@ -165,6 +170,6 @@ def apply_overrides(cfg: dict[str, Any], env_cfg: dict[str, Any], overrides: lis
                 raise ValueError(f"Unknown config key {key!r}: {section!r} is not a config section.")
             node = node[part]
         leaf = parts[-1]
-        if leaf not in node and parts[:-1] != ["algorithm", "mixing"]:
+        if leaf not in node and parts[:-1] != ["algorithm", "mixing"] and key not in TWO_STAGE_KEYS:
             raise ValueError(f"Unknown config key {key!r}; keys here: {', '.join(node)}.")
         node[leaf] = check_override(key, value, node.get(leaf), text)

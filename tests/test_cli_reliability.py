@@ -224,3 +224,19 @@ def test_eval_refuses_model_overrides_instead_of_dropping_them(small_gru_run):
         cli.main(argv)
     with pytest.raises(SystemExit, match=r"env\.thrust_to_weight='x' is not a number"):
         cli.main(["eval", "--checkpoint", small_gru_run, "--num_episodes", "4", "env.thrust_to_weight=x"])
+
+
+def test_the_two_stage_patch_keys_work_on_the_command_line(tmp_path, capsys):
+    keys = ["algorithm.use_two_stage_training=True", "algorithm.phase1_iterations=1"]
+    assert cli.main(_distill_argv(tmp_path, *keys)) == 0
+    out = capsys.readouterr().out
+    assert "Phase Iteration: 1/1 (Phase 1)" in out and "Training Phase: Phase 2 (student actions)" in out
+    (run,) = _runs(tmp_path)
+    with open(os.path.join(tmp_path, "rsl_rl", "quadcopter_distillation", run, "params", "agent.json")) as f:
+        import json
+
+        algorithm = json.load(f)["algorithm"]
+    assert algorithm["use_two_stage_training"] is True and algorithm["phase1_iterations"] == 1
+    assert "mixing" not in algorithm
+    with pytest.raises(SystemExit, match="Both a non-empty 'mixing' and use_two_stage_training=True"):
+        cli.main(_distill_argv(tmp_path, *keys, "--schedule", "linear"))

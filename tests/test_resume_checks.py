@@ -49,3 +49,31 @@ def test_resume_with_another_run_seed_warns_when_the_mask_seed_is_derived(tmp_pa
     b = make_runner(tmp_path / "b", None, {"mixing": {"schedule": "constant", "beta": 0.5}}, seed=2)
     with pytest.warns(UserWarning, match=r"mixing seed=\d+; this run uses seed=\d+"):
         b.load(str(tmp_path / "a" / "logs" / "model_1.pt"))
+
+
+@pytest.mark.parametrize(
+    ("algo", "match"),
+    [
+        ({"phase1_iterations": 3}, r"phase1_iterations=3 is ignored: it is read only with use_two_stage_training"),
+        (
+            {"phase1_iterations": 3, "mixing": {"schedule": "two_stage", "phase1_iterations": 5}},
+            r"phase1_iterations=3 is ignored: the mixing dict sets its own phase1_iterations=5",
+        ),
+    ],
+)
+def test_phase1_iterations_alone_warns_that_it_is_ignored(tmp_path, algo, match):
+    with pytest.warns(UserWarning, match=match):
+        make_runner(tmp_path, None, algo)
+
+
+@pytest.mark.parametrize(
+    "algo",
+    [
+        {"use_two_stage_training": True, "phase1_iterations": 3},
+        {"use_two_stage_training": False, "phase1_iterations": 500, "mixing": {"schedule": "linear", "iterations": 4}},
+    ],
+)
+def test_phase1_iterations_with_the_switch_is_silent(tmp_path, algo):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_runner(tmp_path, None, algo)
