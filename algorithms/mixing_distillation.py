@@ -341,6 +341,10 @@ class MixingDistillation(_compat.DistillationBase):
             )
 
     def _begin_iteration(self) -> None:
+        if not self.teacher_loaded:  # once per iteration, a Python flag: before any rollout of an unloaded teacher
+            raise ValueError(
+                "Teacher model parameters not loaded. Load a teacher checkpoint (runner.load(path)) before learn()."
+            )
         it = self._iteration
         beta = self.beta_at(it)
         self.mixing_policy.begin_iteration(beta, it)
@@ -359,12 +363,12 @@ class MixingDistillation(_compat.DistillationBase):
 
     # ------------------------------------------------------------------ rsl_rl hooks
     def train_mode(self) -> None:
-        """Set train mode; as rsl_rl's runners call this at the start of ``learn``, also resync the iteration."""
+        """Set train mode; as rsl_rl's runners call this at the start of ``learn``, also resync the iteration.
+
+        Like rsl_rl's ``Distillation.train_mode`` it does not require a loaded teacher (rsl_rl's runner checks that
+        in ``learn``; this algorithm checks it again before the first rollout, see :meth:`act`).
+        """
         super().train_mode()
-        if not self.teacher_loaded:
-            raise ValueError(
-                "Teacher model parameters not loaded. Load a teacher checkpoint (runner.load(path)) before learn()."
-            )
         self._iteration = self._runner_iteration
         self._pending = True
         self._warn_if_switch_beyond_end()
