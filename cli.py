@@ -92,12 +92,13 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
     _apply_common(args, cfg, env_over)
     env = _make_env(args.task, cfg_num_envs(args), args.device, cfg["seed"], env_over)
     log_dir = _log_dir(args.log_root, cfg["experiment_name"], cfg["run_name"])
+    params = copy.deepcopy(cfg)  # as given: rsl-rl 5.4 pops keys (class_name) of the config it is built from
     torch.manual_seed(cfg["seed"])
     try:
         runner = OnPolicyRunner(env, cfg, log_dir, args.device)
     except (ValueError, TypeError) as e:
         raise SystemExit(f"dagmix: {e}") from e
-    _write_params(log_dir, cfg, env_over, args.task)  # the run folder appears only once the run can start
+    _write_params(log_dir, params, env_over, args.task)  # the run folder appears only once the run can start
     t0 = time.time()
     runner.learn(cfg["max_iterations"])
     print(f"[dagmix] teacher trained in {time.time() - t0:.0f} s; checkpoints in {log_dir}")
@@ -154,6 +155,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     env = _make_env(args.task, cfg_num_envs(args), args.device, cfg["seed"], env_over)
     checkpoint, loaded = _distill_checkpoint(args, cfg)
     log_dir = _log_dir(args.log_root, cfg["experiment_name"], cfg["run_name"])
+    params = copy.deepcopy(cfg)  # as given: rsl-rl 5.4 pops keys (class_name) of the config it is built from
     torch.manual_seed(cfg["seed"])
     try:
         if args.runner == "stock":  # rsl_rl's own runner, as Isaac Lab's `isaaclab train` uses it
@@ -168,7 +170,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     # the runner's load, on a dict read with weights_only=True (the stock runner would unpickle fully)
     if runner.alg.load(loaded, None, True):
         runner.current_learning_iteration = loaded["iter"]
-    _write_params(log_dir, cfg, env_over, args.task)  # the run folder appears only once the run can start
+    _write_params(log_dir, params, env_over, args.task)  # the run folder appears only once the run can start
     print(f"[dagmix] mixing: {runner.alg.schedule.describe()}, granularity={runner.alg.mixing_cfg.granularity}")
 
     eval_env = None

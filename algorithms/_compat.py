@@ -189,11 +189,12 @@ else:
     DistillationBase = _Distillation
 
     class RunnerMixin:
-        """rsl-rl 4.x/5.x: save atomically and load with ``weights_only=True`` (the stock runner does neither)."""
+        """rsl-rl 4.x/5.x: the runner's own save / load (and a subclass's, e.g. mjlab's), file I/O made safe."""
 
         def save(self, path: str, infos: dict | None = None) -> None:
-            """Save ``alg.save()`` with ``iter`` and ``infos`` as rsl_rl does, but atomically."""
-            _save(self, path, infos)
+            """Save as the runner does, written atomically (see :func:`checkpoint_io.runner_io`)."""
+            with checkpoint_io.runner_io():
+                super().save(path, infos)  # type: ignore[misc]
 
         def load(
             self,
@@ -203,8 +204,9 @@ else:
             map_location: str | None = None,
             unsafe_load: bool = False,
         ) -> dict | None:
-            """Load as rsl_rl's runner does, with ``weights_only=True`` unless ``unsafe_load`` (see checkpoint_io)."""
-            return _load(self, path, load_cfg, strict, map_location, unsafe_load)
+            """Load as the runner does, with ``weights_only=True`` unless ``unsafe_load`` (see checkpoint_io)."""
+            with checkpoint_io.runner_io(unsafe_load):
+                return super().load(path, load_cfg, strict, map_location)  # type: ignore[misc]
 
 
 def _save(runner: Any, path: str, infos: dict | None) -> None:

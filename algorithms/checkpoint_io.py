@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -50,6 +51,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = None, unsafe_lo
         UnsafeCheckpointError: the file needs full unpickling (the message names the first object it holds that is
             not allowlisted) and ``unsafe_load`` is False.
     """
+    return _load(path, map_location, unsafe_load, torch.load)
+
+
+def _load(path: str | os.PathLike, map_location: Any, unsafe_load: bool, torch_load: Callable) -> dict[str, Any]:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise CheckpointError(f"Checkpoint {path!r} does not exist.")
@@ -61,14 +66,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = None, unsafe_lo
         warnings.warn(
             f"Loading {path!r} with full unpickling (unsafe_load): the file can run arbitrary code. Use this only "
             "for checkpoints from a trusted source.",
-            stacklevel=2,
+            stacklevel=3,
         )
     try:
         if unsafe_load:
-            loaded = torch.load(path, map_location=map_location, weights_only=False)
+            loaded = torch_load(path, map_location=map_location, weights_only=False)
         else:
             with _safe_globals():
-                loaded = torch.load(path, map_location=map_location, weights_only=True)
+                loaded = torch_load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for bad files; all mean "not loadable"
         unsafe = None if unsafe_load else _unsafe_global(path, e)
         if unsafe:
@@ -132,12 +137,16 @@ def save_checkpoint(obj: Any, path: str | os.PathLike) -> None:
 
     A kill at any moment leaves either the previous file or the new one, never a half file.
     """
+    _save(obj, path, torch.save)
+
+
+def _save(obj: Any, path: str | os.PathLike, torch_save: Callable) -> None:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            torch_save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -151,3 +160,32 @@ def save_checkpoint(obj: Any, path: str | os.PathLike) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def runner_io(unsafe_load: bool = False) -> Iterator[None]:
+    """Within the block, ``torch.load`` / ``torch.save`` of a file path read safely and write atomically.
+
+    rsl_rl's runners, and runners built on them (mjlab's adds its env state and legacy-key migration), call
+    ``torch.load(path, weights_only=False)`` and ``torch.save(obj, path)`` inside their ``load`` / ``save``.
+    :class:`~dagmix.algorithms.MixingDistillationRunner` runs those methods in this block, so whatever else they do
+    is kept while the file goes through :func:`load_checkpoint` and :func:`save_checkpoint`. Calls on file objects
+    pass through unchanged. Not thread-safe (runners save and load from one thread).
+    """
+    real_load, real_save = torch.load, torch.save
+
+    def load(f: Any, map_location: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(f, (str, os.PathLike)):
+            return real_load(f, map_location, *args, **kwargs)
+        return _load(f, kwargs.get("map_location", map_location), unsafe_load, real_load)
+
+    def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(f, (str, os.PathLike)):
+            return real_save(obj, f, *args, **kwargs)
+        _save(obj, f, real_save)
+
+    torch.load, torch.save = load, save
+    try:
+        yield
+    finally:
+        torch.load, torch.save = real_load, real_save
