@@ -184,6 +184,10 @@ class MixingDistillation(_compat.DistillationBase):
                 if close:
                     raise ValueError(f"Unknown algorithm key {key!r}; did you mean {close[0]!r}?")
                 warnings.warn(f"MixingDistillation ignores unknown algorithm key {key!r}.", stacklevel=2)
+        for key in ("num_learning_epochs", "gradient_length"):  # rsl_rl divides by them (mid-run for the epochs)
+            value = kwargs.get(key, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key}={value!r} must be an integer >= 1.")
         self.mixing_cfg = _resolve_mixing(mixing, use_two_stage_training, phase1_iterations)
         if teacher_action_clip is not None and (
             isinstance(teacher_action_clip, bool)

@@ -23,6 +23,10 @@ class MixingDistillationRunner(_compat.RunnerMixin, DistillationRunner):
         Raises:
             ValueError: if ``algorithm.class_name`` names a class that is not a MixingDistillation.
         """
+        for key in ("num_steps_per_env", "save_interval"):  # rsl_rl fails on these only after an iteration
+            value = train_cfg.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key}={value!r} must be an integer >= 1.")
         if "class_name" not in train_cfg.get("algorithm", {}):  # default it without touching the user's dict
             train_cfg = {**train_cfg, "algorithm": {**train_cfg.get("algorithm", {}), "class_name": DEFAULT_CLASS_NAME}}
         super().__init__(env, train_cfg, log_dir, device)

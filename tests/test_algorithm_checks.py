@@ -1,4 +1,4 @@
-"""Resuming with a different mask seed or granularity than the checkpoint's warns (as a different schedule does)."""
+"""Checks of the algorithm's config: resume mismatches and an ignored phase1_iterations warn; bad counts raise."""
 
 from __future__ import annotations
 
@@ -77,3 +77,17 @@ def test_phase1_iterations_with_the_switch_is_silent(tmp_path, algo):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         make_runner(tmp_path, None, algo)
+
+
+@pytest.mark.parametrize(
+    ("algo", "cfg", "match"),
+    [
+        ({"gradient_length": 0}, {}, r"gradient_length=0 must be an integer >= 1"),
+        ({"num_learning_epochs": 0}, {}, r"num_learning_epochs=0 must be an integer >= 1"),
+        ({}, {"save_interval": 0}, r"save_interval=0 must be an integer >= 1"),
+        ({}, {"steps": 0}, r"num_steps_per_env=0 must be an integer >= 1"),
+    ],
+)
+def test_counts_rsl_rl_divides_by_are_checked_at_construction(tmp_path, algo, cfg, match):
+    with pytest.raises(ValueError, match=match):
+        make_runner(tmp_path, None, algo, **cfg)
