@@ -24,7 +24,7 @@ class MixingDistillationRunner(_compat.RunnerMixin, DistillationRunner):
             ValueError: if ``algorithm.class_name`` names a class that is not a MixingDistillation.
         """
         for key in ("num_steps_per_env", "save_interval"):  # rsl_rl fails on these only after an iteration
-            value = train_cfg.get(key)
+            value = train_cfg.get(key, 1)  # save_interval is read only when a log_dir is given
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key}={value!r} must be an integer >= 1.")
         if "class_name" not in train_cfg.get("algorithm", {}):  # default it without touching the user's dict
