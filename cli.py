@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import io
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -16,6 +16,11 @@ from typing import Any
 
 import torch
 
+from dagmix import _cli_checks
+from dagmix._cli_checks import find_checkpoint
+from dagmix.algorithms.checkpoint_io import CheckpointError, save_checkpoint
+from dagmix.algorithms.checkpoint_io import load_checkpoint as load_checkpoint_file
+from dagmix.algorithms.finite_guard import NonFiniteError
 from dagmix.envs.task_configs import apply_overrides, distill_train_cfg, shipped_teacher, teacher_train_cfg
 
 SCHEDULE_HELP = "mixing schedule: a kind or preset (see README), e.g. two_stage, student_only, dagger_exp"
@@ -37,25 +42,12 @@ def _logger_cfg(args: argparse.Namespace, experiment: str) -> Any:
     return {"class_name": "WandbLogWriter", "project_name": args.log_project_name or experiment}
 
 
-def find_checkpoint(root: str, experiment: str, load_run: str, load_checkpoint: str) -> str:
-    """Return the newest checkpoint matching Isaac Lab's ``--load_run`` / ``--load_checkpoint`` regexes."""
-    base = os.path.join(root, "rsl_rl", experiment)
-    runs = sorted(d for d in os.listdir(base) if re.fullmatch(load_run, d)) if os.path.isdir(base) else []
-    if not runs:
-        raise SystemExit(f"No run matching --load_run {load_run!r} in {base}.")
-    run = os.path.join(base, runs[-1])
-    files = [f for f in os.listdir(run) if re.fullmatch(load_checkpoint, f)]
-    numbered = sorted((int(m.group(1)), f) for f in files if (m := re.fullmatch(r"model_(\d+)\.pt", f)))
-    if numbered:
-        return os.path.join(run, numbered[-1][1])
-    if files:
-        return os.path.join(run, sorted(files)[-1])
-    raise SystemExit(f"No checkpoint matching --load_checkpoint {load_checkpoint!r} in {run}.")
-
-
 def _make_env(task: str, num_envs: int, device: str, seed: int, env_overrides: dict[str, Any]) -> Any:
     from dagmix.envs import make
 
+    for name in ("num_envs", "device", "seed"):
+        if name in env_overrides:
+            raise SystemExit(f"dagmix: env.{name} is not an env config key; set it with --{name}.")
     try:
         return make(task, num_envs=num_envs, device=device, seed=seed, **env_overrides)
     except ValueError as e:
@@ -100,9 +92,13 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
     _apply_common(args, cfg, env_over)
     env = _make_env(args.task, cfg_num_envs(args), args.device, cfg["seed"], env_over)
     log_dir = _log_dir(args.log_root, cfg["experiment_name"], cfg["run_name"])
-    _write_params(log_dir, cfg, env_over, args.task)
+    params = copy.deepcopy(cfg)  # as given: rsl-rl 5.4 pops keys (class_name) of the config it is built from
     torch.manual_seed(cfg["seed"])
-    runner = OnPolicyRunner(env, cfg, log_dir, args.device)
+    try:
+        runner = OnPolicyRunner(env, cfg, log_dir, args.device)
+    except (ValueError, TypeError) as e:
+        raise SystemExit(f"dagmix: {e}") from e
+    _write_params(log_dir, params, env_over, args.task)  # the run folder appears only once the run can start
     t0 = time.time()
     runner.learn(cfg["max_iterations"])
     print(f"[dagmix] teacher trained in {time.time() - t0:.0f} s; checkpoints in {log_dir}")
@@ -116,11 +112,14 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
 def cfg_num_envs(args: argparse.Namespace) -> int:
     """Return --num_envs, validated."""
     if args.num_envs < 1:
-        raise SystemExit(f"--num_envs={args.num_envs} must be >= 1")
+        raise SystemExit(f"dagmix: --num_envs={args.num_envs} must be >= 1")
     return args.num_envs
 
 
 def _apply_common(args: argparse.Namespace, cfg: dict, env_over: dict) -> None:
+    _cli_checks.check_device(args.device)
+    _cli_checks.check_writable_dir(args.log_root, "--log_root")
+    _cli_checks.check_eval_flags(args)
     if args.max_iterations is not None:
         cfg["max_iterations"] = args.max_iterations
     cfg["seed"] = args.seed
@@ -132,7 +131,8 @@ def _apply_common(args: argparse.Namespace, cfg: dict, env_over: dict) -> None:
     try:
         apply_overrides(cfg, env_over, args.overrides)
     except ValueError as e:
-        raise SystemExit(f"dagmix: {e}") from e
+        raise SystemExit(f"dagmix: {e}") from None
+    _cli_checks.check_train_cfg(cfg)
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
@@ -148,13 +148,14 @@ def cmd_distill(args: argparse.Namespace) -> int:
     elif args.phase1_iterations is not None:
         cfg["algorithm"]["mixing"]["phase1_iterations"] = args.phase1_iterations
     _apply_common(args, cfg, env_over)
+    mixing_given = args.schedule is not None or args.phase1_iterations is not None
+    mixing_given |= any(o.startswith("algorithm.mixing.") for o in args.overrides)
+    if cfg["algorithm"].get("use_two_stage_training") is True and not mixing_given:
+        del cfg["algorithm"]["mixing"]  # the two-stage patch's keys replace the default mixing schedule
     env = _make_env(args.task, cfg_num_envs(args), args.device, cfg["seed"], env_over)
-    if args.resume:
-        checkpoint = find_checkpoint(args.log_root, cfg["experiment_name"], args.load_run, args.load_checkpoint)
-    else:
-        checkpoint = args.checkpoint or shipped_teacher(args.task)
+    checkpoint, loaded = _distill_checkpoint(args, cfg)
     log_dir = _log_dir(args.log_root, cfg["experiment_name"], cfg["run_name"])
-    _write_params(log_dir, cfg, env_over, args.task)
+    params = copy.deepcopy(cfg)  # as given: rsl-rl 5.4 pops keys (class_name) of the config it is built from
     torch.manual_seed(cfg["seed"])
     try:
         if args.runner == "stock":  # rsl_rl's own runner, as Isaac Lab's `isaaclab train` uses it
@@ -166,7 +167,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise SystemExit(f"dagmix: {e}") from e
     print(f"[dagmix] loading {'run' if args.resume else 'teacher'} checkpoint {checkpoint}")
-    runner.load(checkpoint, map_location=args.device)
+    # the runner's load, on a dict read with weights_only=True (the stock runner would unpickle fully)
+    if runner.alg.load(loaded, None, True):
+        runner.current_learning_iteration = loaded["iter"]
+    _write_params(log_dir, params, env_over, args.task)  # the run folder appears only once the run can start
     print(f"[dagmix] mixing: {runner.alg.schedule.describe()}, granularity={runner.alg.mixing_cfg.granularity}")
 
     eval_env = None
@@ -183,7 +187,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
                 best["return"] = res.return_mean
                 saved = runner.alg.save()
                 saved.update(iter=it, infos={"eval": res.to_dict()})
-                torch.save(saved, os.path.join(log_dir, "model_best.pt"))
+                save_checkpoint(saved, os.path.join(log_dir, "model_best.pt"))
             print(
                 f"[dagmix] iteration {it}: student alone over {res.num_episodes} episodes: return "
                 f"{res.return_mean:.2f} ± {res.return_ci95:.2f}, success {res.success_rate:.3f}, "
@@ -197,7 +201,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
         runner.alg.iteration_callbacks.append(evaluate)
     t0 = time.time()
-    runner.learn(cfg["max_iterations"])
+    try:
+        runner.learn(cfg["max_iterations"])
+    except NonFiniteError as e:  # a bad teacher or env: one line, no traceback; nothing non-finite was saved
+        raise SystemExit(f"dagmix: {e}") from None
     print(f"[dagmix] distillation took {time.time() - t0:.0f} s; checkpoints in {log_dir}")
     if args.final_eval_episodes > 0:
         final_env = _make_env(args.task, args.final_eval_episodes, args.device, cfg["seed"] + 20_000, env_over)
@@ -205,8 +212,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
         rows = {"student": evaluate_policy(final_env, runner.alg.get_policy(), n)}
         best_path = os.path.join(log_dir, "model_best.pt")
         if os.path.isfile(best_path):
-            best_it = torch.load(best_path, map_location="cpu", weights_only=False)["iter"]
-            best = _load_models(args.task, best_path, args.device, final_env)[0]["student"]
+            best_it = _load_file(best_path, "cpu", False)["iter"]
+            best = _load_models(args.task, best_path, args.device, final_env, False)[0]["student"]
             rows[f"best@{best_it}"] = evaluate_policy(final_env, best, n)
         rows["teacher"] = evaluate_policy(final_env, runner.alg.teacher, n)
         print("[dagmix] final evaluation on fresh episodes: the last student, the best by periodic eval, the teacher")
@@ -217,29 +224,85 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_models(task: str, checkpoint: str, device: str, env: Any) -> tuple[dict[str, torch.nn.Module], str]:
-    loaded = torch.load(checkpoint, map_location=device, weights_only=False)
+def _load_file(path: str, device: str, unsafe_load: bool) -> dict[str, Any]:
+    """Read a checkpoint with weights_only=True (or fully, with --unsafe_load); a bad file is a one-line error."""
+    try:
+        return load_checkpoint_file(path, map_location=device, unsafe_load=unsafe_load)
+    except CheckpointError as e:
+        raise SystemExit(f"dagmix: {e}") from None
+
+
+def _distill_checkpoint(args: argparse.Namespace, cfg: dict) -> tuple[str, dict[str, Any]]:
+    """Return the path and contents of the run to resume (``--resume``) or of the teacher (PPO) checkpoint."""
+    if args.resume:
+        path, loaded = find_checkpoint(
+            args.log_root, cfg["experiment_name"], args.load_run, args.load_checkpoint, args.device, args.unsafe_load
+        )
+        if "student_state_dict" not in loaded:
+            raise SystemExit(
+                f"dagmix: --resume found {path}, which is not a distillation checkpoint (no student_state_dict; a "
+                "PPO checkpoint?). Pass the teacher with --checkpoint instead, or pick the run with --load_run."
+            )
+        return path, loaded
+    try:
+        path = args.checkpoint or shipped_teacher(args.task)
+    except ValueError as e:
+        raise SystemExit(f"dagmix: {e}") from None
+    loaded = _load_file(path, args.device, args.unsafe_load)
+    if "student_state_dict" in loaded:
+        raise SystemExit(
+            f"dagmix: --checkpoint {path} is a distillation checkpoint, not a teacher (PPO) checkpoint. To continue "
+            "that run use --resume (with --load_run to pick it); to distill, pass the teacher's PPO checkpoint."
+        )
+    if "actor_state_dict" not in loaded:
+        raise SystemExit(f"dagmix: --checkpoint {path} is not an rsl_rl PPO checkpoint (no actor_state_dict).")
+    return path, loaded
+
+
+def _model_cfg(task: str, checkpoint: str, loaded: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Return the checkpoint's model config and where it came from.
+
+    In order: stored in the checkpoint (``checkpoint["dagmix"]["model"]``, so a copied file is enough), the run's
+    ``params/agent.json`` next to it, the task's default config.
+    """
+    stored = (loaded.get("dagmix") or {}).get("model")
+    if stored:
+        return copy.deepcopy(stored), "the checkpoint"
     params = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "params", "agent.json")
-    obs = env.get_observations()
-    if "actor_state_dict" in loaded:  # a PPO checkpoint: the teacher alone
-        cfg = teacher_train_cfg(task)
-        if os.path.isfile(params):
-            with open(params) as f:
-                cfg = json.load(f)
-        teacher = _build_model(cfg["actor"], obs, {"teacher": ["teacher"]}, "teacher", env.num_actions)
-        teacher.load_state_dict(loaded["actor_state_dict"])
-        return {"teacher": teacher.to(device)}, "PPO checkpoint: evaluating the teacher alone"
-    if "student_state_dict" not in loaded:
-        raise SystemExit(f"{checkpoint} is neither a PPO nor a distillation checkpoint.")
-    cfg = distill_train_cfg(task)
     if os.path.isfile(params):
         with open(params) as f:
-            cfg = json.load(f)
-    groups = {"student": ["policy"], "teacher": ["teacher"]}
+            return json.load(f), params
+    default = teacher_train_cfg(task) if "actor_state_dict" in loaded else distill_train_cfg(task)
+    return default, f"the default {task} config"
+
+
+def _load_state(model: torch.nn.Module, state: dict, checkpoint: str, source: str) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        reason = " ".join(str(e).split())[:300]
+        raise SystemExit(
+            f"dagmix: the weights in {checkpoint} do not fit the model config from {source}: {reason}"
+        ) from None
+
+
+def _load_models(
+    task: str, checkpoint: str, device: str, env: Any, unsafe_load: bool
+) -> tuple[dict[str, torch.nn.Module], str]:
+    loaded = _load_file(checkpoint, device, unsafe_load)
+    cfg, source = _model_cfg(task, checkpoint, loaded)
+    obs = env.get_observations()
+    if "actor_state_dict" in loaded:  # a PPO checkpoint: the teacher alone
+        teacher = _build_model(cfg["actor"], obs, {"teacher": ["teacher"]}, "teacher", env.num_actions)
+        _load_state(teacher, loaded["actor_state_dict"], checkpoint, source)
+        return {"teacher": teacher.to(device)}, "PPO checkpoint: evaluating the teacher alone"
+    if "student_state_dict" not in loaded:
+        raise SystemExit(f"dagmix: {checkpoint} is neither a PPO nor a distillation checkpoint.")
+    groups = cfg.get("obs_groups") or {"student": ["policy"], "teacher": ["teacher"]}
     student = _build_model(cfg["student"], obs, groups, "student", env.num_actions)
-    student.load_state_dict(loaded["student_state_dict"])
+    _load_state(student, loaded["student_state_dict"], checkpoint, source)
     teacher = _build_model(cfg["teacher"], obs, groups, "teacher", env.num_actions)
-    teacher.load_state_dict(loaded["teacher_state_dict"])
+    _load_state(teacher, loaded["teacher_state_dict"], checkpoint, source)
     return {"student": student.to(device), "teacher": teacher.to(device)}, "distillation checkpoint"
 
 
@@ -248,15 +311,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from dagmix.envs.evaluation import evaluate_policy
 
     if args.num_episodes < 1:
-        raise SystemExit(f"--num_episodes={args.num_episodes} must be >= 1")
+        raise SystemExit(f"dagmix: --num_episodes={args.num_episodes} must be >= 1")
+    _cli_checks.check_device(args.device)
+    if args.json:
+        if os.path.isdir(args.json):
+            raise SystemExit(f"dagmix: --json {args.json!r} is a directory; pass a file path such as eval.json.")
+        _cli_checks.check_writable_dir(os.path.dirname(os.path.abspath(args.json)), "--json (its folder)")
     env_over: dict[str, Any] = {}
-    apply_overrides({}, env_over, [o for o in args.overrides if o.startswith("env.")])
+    models_cfg = [o for o in args.overrides if not o.startswith("env.")]
+    if models_cfg:
+        raise SystemExit(
+            f"dagmix: eval takes env.key=value overrides only; {models_cfg[0]!r} would change the models, whose "
+            "config is read from the checkpoint (or its run's params/agent.json)."
+        )
+    try:
+        apply_overrides({}, env_over, args.overrides)
+    except ValueError as e:
+        raise SystemExit(f"dagmix: {e}") from None
     env = _make_env(args.task, args.num_episodes, args.device, args.seed, env_over)
-    models, kind = _load_models(args.task, args.checkpoint, args.device, env)
+    models, kind = _load_models(args.task, args.checkpoint, args.device, env, args.unsafe_load)
     print(f"[dagmix] {args.checkpoint}: {kind}")
     rows = {name: evaluate_policy(env, m, args.num_episodes) for name, m in models.items()}
     print(_format_table(rows))
     if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump({name: r.to_dict() for name, r in rows.items()}, f, indent=2)
         print(f"[dagmix] wrote {args.json}")
@@ -268,16 +346,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     from rsl_rl.runners import DistillationRunner
 
     env = _make_env(args.task, 1, "cpu", 0, {})
-    loaded = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    loaded = _load_file(args.checkpoint, "cpu", args.unsafe_load)
     if "student_state_dict" not in loaded:
-        raise SystemExit(f"{args.checkpoint} is not a distillation checkpoint (no student_state_dict).")
-    models, _ = _load_models(args.task, args.checkpoint, "cpu", env)
+        raise SystemExit(f"dagmix: {args.checkpoint} is not a distillation checkpoint (no student_state_dict).")
+    model_cfg, source = _model_cfg(args.task, args.checkpoint, loaded)
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "exported")
     cfg = distill_train_cfg(args.task)
+    cfg.update({k: model_cfg[k] for k in ("obs_groups", "student", "teacher") if model_cfg.get(k)})
     cfg["algorithm"] = {"class_name": "Distillation"}
     with contextlib.redirect_stdout(io.StringIO()):
         runner = DistillationRunner(env, cfg, None, "cpu")
-    runner.alg.get_policy().load_state_dict(models["student"].state_dict())
+    _load_state(runner.alg.get_policy(), loaded["student_state_dict"], args.checkpoint, source)
     runner.export_policy_to_onnx(out, "policy.onnx")
     runner.export_policy_to_jit(out, "policy.pt")
     print(f"[dagmix] exported the student to {out}/policy.onnx and {out}/policy.pt")
@@ -297,6 +376,15 @@ def _add_run_flags(p: argparse.ArgumentParser, num_envs: int) -> None:
     p.add_argument("--run_name", default="", help="suffix of the run folder <timestamp>_<run_name>")
     p.add_argument("--log_root", default="logs", help="root folder of the logs")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override any config field, e.g. env.X=1")
+
+
+def _add_unsafe_load(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--unsafe_load",
+        action="store_true",
+        help="load checkpoints with full unpickling (weights_only=False), which can run code stored in the file: "
+        "only for files from a trusted source",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -328,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue a distillation run (see --load_run)")
     p.add_argument("--load_run", default=".*", help="regex of the run folder to resume (newest match)")
     p.add_argument("--load_checkpoint", default=r"model_.*\.pt", help="regex of the checkpoint (newest match)")
+    _add_unsafe_load(p)
     p.set_defaults(fn=cmd_distill)
 
     p = sub.add_parser("eval", allow_abbrev=False, help="evaluate the student alone and the teacher alone (95%% CIs)")
@@ -338,12 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--json", default=None, help="also write the table as JSON to this path")
     p.add_argument("overrides", nargs="*", metavar="env.key=value", help="env config overrides")
+    _add_unsafe_load(p)
     p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("export", allow_abbrev=False, help="export the student as ONNX and TorchScript")
     p.add_argument("--task", default="quadcopter", help="built-in task")
     p.add_argument("--checkpoint", required=True, help="distillation checkpoint")
     p.add_argument("--out", default=None, help="output folder (default: <checkpoint dir>/exported)")
+    _add_unsafe_load(p)
     p.set_defaults(fn=cmd_export)
     return parser
 

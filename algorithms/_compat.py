@@ -22,7 +22,8 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import rsl_rl.algorithms
-import torch
+
+from dagmix.algorithms import checkpoint_io
 
 SUPPORTED = ">=3.0.1,<3.4 or ==4.0.* or >=5.4.2,<5.6"
 """The rsl-rl-lib versions dagmix is tested against: 3.0.1 (Isaac Lab 2.3), 3.3.0, 4.0.1, 5.4.2 (mjlab 1.6),
@@ -163,6 +164,7 @@ if STUDENT_TEACHER_POLICY:
             self.cfg["algorithm"]["rnd_cfg"] = None  # read by the 3.3 runner and logger; no RND in distillation
             if hasattr(alg, "configure_run"):
                 alg.configure_run(max_iterations=self.cfg.get("max_iterations"), seed=self.cfg.get("seed"))
+            alg.model_cfg = checkpoint_io.model_config(self.cfg)
             return alg
 
         def train_mode(self) -> None:
@@ -170,28 +172,63 @@ if STUDENT_TEACHER_POLICY:
             self.alg.train_mode()
 
         def save(self, path: str, infos: dict | None = None) -> None:
-            """Save ``alg.save()`` with the iteration (3.x layout, plus the algorithm's extra entries)."""
-            saved = self.alg.save()
-            saved.update(iter=self.current_learning_iteration, infos=infos)
-            torch.save(saved, path)
-            logger = getattr(self, "logger", None)
-            if logger is not None and hasattr(logger, "save_model"):  # 3.3: rsl_rl's Logger
-                logger.save_model(path, self.current_learning_iteration)
-            elif getattr(self, "logger_type", None) in ("neptune", "wandb") and not self.disable_logs:  # 3.0.1
-                self.writer.save_model(path, self.current_learning_iteration)
+            """Save ``alg.save()`` with the iteration (3.x layout, plus the algorithm's extra entries), atomically."""
+            _save(self, path, infos)
 
-        def load(self, path: str, load_optimizer: bool = True, map_location: str | None = None) -> dict | None:
-            """Load through ``alg.load``; resume the iteration when the checkpoint is a distillation run."""
-            loaded = torch.load(path, weights_only=False, map_location=map_location)
-            if self.alg.load(loaded, {"optimizer": load_optimizer}, True):
-                self.current_learning_iteration = loaded["iter"]
-            return loaded.get("infos")
+        def load(
+            self,
+            path: str,
+            load_optimizer: bool = True,
+            map_location: str | None = None,
+            unsafe_load: bool = False,
+        ) -> dict | None:
+            """Load through ``alg.load`` (``weights_only=True`` unless ``unsafe_load``); resume a distillation run."""
+            return _load(self, path, {"optimizer": load_optimizer}, True, map_location, unsafe_load)
 
 else:
     DistillationBase = _Distillation
 
     class RunnerMixin:
-        """rsl-rl 4.x/5.x: nothing to adapt."""
+        """rsl-rl 4.x/5.x: the runner's own save / load (and a subclass's, e.g. mjlab's), file I/O made safe."""
+
+        def save(self, path: str, infos: dict | None = None) -> None:
+            """Save as the runner does, written atomically (see :func:`checkpoint_io.runner_io`)."""
+            with checkpoint_io.runner_io():
+                super().save(path, infos)  # type: ignore[misc]
+
+        def load(
+            self,
+            path: str,
+            load_cfg: dict | None = None,
+            strict: bool = True,
+            map_location: str | None = None,
+            unsafe_load: bool = False,
+        ) -> dict | None:
+            """Load as the runner does, with ``weights_only=True`` unless ``unsafe_load`` (see checkpoint_io)."""
+            with checkpoint_io.runner_io(unsafe_load):
+                return super().load(path, load_cfg, strict, map_location)  # type: ignore[misc]
+
+
+def _save(runner: Any, path: str, infos: dict | None) -> None:
+    """Save as the runner does: ``alg.save()`` plus ``iter`` and ``infos``, written atomically, then uploaded."""
+    saved = runner.alg.save()
+    saved.update(iter=runner.current_learning_iteration, infos=infos)
+    checkpoint_io.save_checkpoint(saved, path)
+    logger = getattr(runner, "logger", None)
+    if logger is not None and hasattr(logger, "save_model"):  # rsl_rl's Logger (3.3+)
+        logger.save_model(path, runner.current_learning_iteration)
+    elif getattr(runner, "logger_type", None) in ("neptune", "wandb") and not runner.disable_logs:  # 3.0.1
+        runner.writer.save_model(path, runner.current_learning_iteration)
+
+
+def _load(
+    runner: Any, path: str, load_cfg: dict | None, strict: bool, map_location: str | None, unsafe_load: bool
+) -> dict | None:
+    """Load as the runner does, from a dict read by :func:`checkpoint_io.load_checkpoint`."""
+    loaded = checkpoint_io.load_checkpoint(path, map_location=map_location, unsafe_load=unsafe_load)
+    if runner.alg.load(loaded, load_cfg, strict):
+        runner.current_learning_iteration = loaded["iter"]
+    return loaded.get("infos")
 
 
 def mark_teacher_loaded(alg: Any) -> None:

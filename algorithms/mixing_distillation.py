@@ -12,7 +12,8 @@ import torch
 from rsl_rl.algorithms import Distillation
 from tensordict import TensorDict
 
-from dagmix.algorithms import _compat
+from dagmix.algorithms import _compat, checkpoint_io
+from dagmix.algorithms.finite_guard import FiniteGuard, check_loss, check_student_weights
 from dagmix.algorithms.phase_log import (
     SCALAR_BETA,
     SCALAR_CURRENT_ITERATION,
@@ -88,13 +89,17 @@ class _SplitLoss:
 
 
 def _resolve_mixing(
-    mixing: Mapping[str, Any] | MixingConfig | None, use_two_stage_training: bool, phase1_iterations: int | None
+    mixing: Mapping[str, Any] | MixingConfig | None,
+    use_two_stage_training: bool | None,
+    phase1_iterations: int | None,
 ) -> MixingConfig:
     """Turn the algorithm config's mixing keys into a validated MixingConfig (the one conversion point)."""
     if isinstance(mixing, Mapping):
         mixing = drop_unset(mixing)  # configclass dicts hold every field: None means unset
-    if use_two_stage_training not in (True, False):
+    if use_two_stage_training not in (True, False, None):
         raise ValueError(f"use_two_stage_training={use_two_stage_training!r} must be True or False.")
+    if use_two_stage_training is None and phase1_iterations is not None:  # given alone: ignored, say so
+        _warn_phase1_ignored(mixing, phase1_iterations)
     if use_two_stage_training:
         if mixing:
             raise ValueError(
@@ -108,6 +113,25 @@ def _resolve_mixing(
     if not mixing:
         return MixingConfig(schedule="student_only")
     return MixingConfig.from_dict(mixing)
+
+
+def _warn_phase1_ignored(mixing: Mapping[str, Any] | MixingConfig | None, phase1_iterations: int) -> None:
+    """Warn that a top-level ``phase1_iterations`` given without ``use_two_stage_training`` is not used.
+
+    Only when ``use_two_stage_training`` is not given at all: config front ends (Isaac Lab's configclass) always
+    pass both keys, with ``use_two_stage_training=False`` meaning "mixing decides".
+    """
+    own = mixing.get("phase1_iterations") if isinstance(mixing, Mapping) else None
+    if own is None and isinstance(mixing, MixingConfig):
+        own = mixing.schedule_params.get("phase1_iterations")
+    if own is not None:
+        why = f"the mixing dict sets its own phase1_iterations={own}, which is used"
+    else:
+        why = (
+            "it is read only with use_two_stage_training=True; set that, or use "
+            f"mixing={{'schedule': 'two_stage', 'phase1_iterations': {phase1_iterations}}}"
+        )
+    warnings.warn(f"phase1_iterations={phase1_iterations} is ignored: {why}.", stacklevel=4)
 
 
 class MixingDistillation(_compat.DistillationBase):
@@ -127,7 +151,7 @@ class MixingDistillation(_compat.DistillationBase):
         self,
         *models: Any,
         mixing: Mapping[str, Any] | MixingConfig | None = None,
-        use_two_stage_training: bool = False,
+        use_two_stage_training: bool | None = None,
         phase1_iterations: int | None = None,
         phase_console_output: bool = True,
         teacher_action_clip: float | None = None,
@@ -143,7 +167,9 @@ class MixingDistillation(_compat.DistillationBase):
                 StudentTeacher module).
             mixing: Flat mixing dict, e.g. ``{"schedule": "linear", "iterations": 300, "granularity": "episode"}``.
             use_two_stage_training: The seed's switch; with ``phase1_iterations`` it means schedule ``two_stage``.
-            phase1_iterations: Teacher-driven iterations; read only when ``use_two_stage_training`` is True.
+                None (not given) is False.
+            phase1_iterations: Teacher-driven iterations; read only when ``use_two_stage_training`` is True (given
+                without it, it is ignored with a warning).
             phase_console_output: Print the phase lines and the switch banner (rank 0 only).
             teacher_action_clip: If set, the stored label (the teacher action the student learns) is clamped to
                 [-clip, clip], e.g. to the env's action bounds; the executed action is not changed (the env
@@ -158,6 +184,10 @@ class MixingDistillation(_compat.DistillationBase):
                 if close:
                     raise ValueError(f"Unknown algorithm key {key!r}; did you mean {close[0]!r}?")
                 warnings.warn(f"MixingDistillation ignores unknown algorithm key {key!r}.", stacklevel=2)
+        for key in ("num_learning_epochs", "gradient_length"):  # rsl_rl divides by them (mid-run for the epochs)
+            value = kwargs.get(key, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key}={value!r} must be an integer >= 1.")
         self.mixing_cfg = _resolve_mixing(mixing, use_two_stage_training, phase1_iterations)
         if teacher_action_clip is not None and (
             isinstance(teacher_action_clip, bool)
@@ -191,6 +221,7 @@ class MixingDistillation(_compat.DistillationBase):
         )
         self.teacher_masks = torch.zeros(steps, num_envs, dtype=torch.bool, device=self.device)
         self.executed_actions = torch.zeros(steps, num_envs, num_actions, device=self.device)
+        self._finite_guard = FiniteGuard(num_envs, self.device)  # non-finite labels / actions, read per update
         self.loss_fn = _SplitLoss(self.loss_fn, self.device)
         self._step_mask = self.mixing_policy.teacher_mask
         # per-env episode bookkeeping, only for the schedule / weighting that reads it (no cost otherwise)
@@ -238,11 +269,13 @@ class MixingDistillation(_compat.DistillationBase):
     # ------------------------------------------------------------------ construction
     @staticmethod
     def construct_algorithm(obs: TensorDict, env: Any, cfg: dict, device: str) -> MixingDistillation:
-        """Construct through rsl_rl's own path, then read the run's ``max_iterations`` and ``seed``."""
+        """Construct through rsl_rl's own path, then read the run's ``max_iterations``, ``seed`` and model config."""
+        model_cfg = checkpoint_io.model_config(cfg)  # before construction: rsl-rl 5.4 pops keys of these dicts
         alg = Distillation.construct_algorithm(obs, env, cfg, device)
         if not isinstance(alg, MixingDistillation):  # pragma: no cover - class_name names another class
             raise TypeError(f"algorithm.class_name resolved to {type(alg).__name__}, not MixingDistillation.")
         alg.configure_run(max_iterations=cfg.get("max_iterations"), seed=cfg.get("seed"))
+        alg.model_cfg = model_cfg
         return alg
 
     def configure_run(self, max_iterations: int | None = None, seed: int | None = None) -> None:
@@ -312,6 +345,10 @@ class MixingDistillation(_compat.DistillationBase):
             )
 
     def _begin_iteration(self) -> None:
+        if not self.teacher_loaded:  # once per iteration, a Python flag: before any rollout of an unloaded teacher
+            raise ValueError(
+                "Teacher model parameters not loaded. Load a teacher checkpoint (runner.load(path)) before learn()."
+            )
         it = self._iteration
         beta = self.beta_at(it)
         self.mixing_policy.begin_iteration(beta, it)
@@ -330,12 +367,12 @@ class MixingDistillation(_compat.DistillationBase):
 
     # ------------------------------------------------------------------ rsl_rl hooks
     def train_mode(self) -> None:
-        """Set train mode; as rsl_rl's runners call this at the start of ``learn``, also resync the iteration."""
+        """Set train mode; as rsl_rl's runners call this at the start of ``learn``, also resync the iteration.
+
+        Like rsl_rl's ``Distillation.train_mode`` it does not require a loaded teacher (rsl_rl's runner checks that
+        in ``learn``; this algorithm checks it again before the first rollout, see :meth:`act`).
+        """
         super().train_mode()
-        if not self.teacher_loaded:
-            raise ValueError(
-                "Teacher model parameters not loaded. Load a teacher checkpoint (runner.load(path)) before learn()."
-            )
         self._iteration = self._runner_iteration
         self._pending = True
         self._warn_if_switch_beyond_end()
@@ -353,6 +390,7 @@ class MixingDistillation(_compat.DistillationBase):
         mask = self.mixing_policy.step()
         self._step_mask = mask
         executed = self.mixing_policy.select(student_actions, teacher_actions)
+        self._finite_guard.record(teacher_actions, executed)  # the raw label: clipping must not hide an Inf
         step = self.storage.step
         if step < self.teacher_masks.shape[0]:
             self.teacher_masks[step].copy_(mask)
@@ -400,6 +438,7 @@ class MixingDistillation(_compat.DistillationBase):
 
     def update(self) -> dict[str, float]:
         """Train the student on all visited states; compute, log and print this iteration's mixing metrics."""
+        self._finite_guard.check(self)  # raises on non-finite labels / actions, before any gradient step
         filled = max(1, min(self.storage.step, self.teacher_masks.shape[0]))
         masks = self.teacher_masks[:filled]
         stats = [masks.sum().view(1).float(), torch.full((1,), float(masks.numel()), device=self.device)]
@@ -414,6 +453,7 @@ class MixingDistillation(_compat.DistillationBase):
             loss_dict = super().update()
         finally:
             self.loss_fn.end()
+        check_loss(loss_dict, self)
         stats.append(self.loss_fn.sums)
         if self.replay is not None:
             stats.append(self._replay_update(filled))
@@ -563,6 +603,7 @@ class MixingDistillation(_compat.DistillationBase):
             "schedule_state": self.schedule.state_dict(),
             "policy": self.mixing_policy.state_dict(),
             "forced_phase2_from": self._forced_phase2_from,
+            "model": getattr(self, "model_cfg", None),  # the model configs, so that a copied file is enough
         }
 
     def load_mixing_state(self, state: Mapping[str, Any], iteration: int) -> None:
@@ -582,10 +623,31 @@ class MixingDistillation(_compat.DistillationBase):
         else:
             self.schedule.load_state_dict(state["schedule_state"])
         self._forced_phase2_from = state.get("forced_phase2_from")
-        self.mixing_policy.load_state_dict(state["policy"])
+        saved, seed = state["policy"], self.mixing_policy.seed
+        changed: dict[str, tuple[Any, Any]] = {}
+        if saved.get("granularity") != self.mixing_cfg.granularity:
+            changed["granularity"] = (saved.get("granularity"), self.mixing_cfg.granularity)
+        if state.get("mixing", {}).get("seed") != self.mixing_cfg.seed or (
+            self.gpu_world_size == 1 and saved.get("seed") != seed  # a derived seed (from the run's seed) changed
+        ):
+            changed["seed"] = (saved.get("seed"), seed)
+        if changed:
+            warnings.warn(
+                "The checkpoint's mask was drawn with "
+                + ", ".join(f"mixing {k}={old!r}" for k, (old, _) in changed.items())
+                + "; this run uses "
+                + ", ".join(f"{k}={new!r}" for k, (_, new) in changed.items())
+                + ". Continuing with the configured values (the masks differ from an uninterrupted run).",
+                stacklevel=3,
+            )
+        self.mixing_policy.load_state_dict(saved)
+        if "seed" in changed:  # the configured seed, re-seeded deterministically from (seed, iteration)
+            self.mixing_policy.seed = seed
+            self.mixing_policy.reseed(iteration)
 
     def save(self) -> dict:
         """Return rsl_rl's checkpoint dict plus the mixing state under ``"dagmix"``."""
+        check_student_weights(self._raw_student if hasattr(self, "_raw_student") else self.get_policy())
         saved = super().save()
         saved[CHECKPOINT_KEY] = self.mixing_state_dict()
         return saved

@@ -23,6 +23,10 @@ class MixingDistillationRunner(_compat.RunnerMixin, DistillationRunner):
         Raises:
             ValueError: if ``algorithm.class_name`` names a class that is not a MixingDistillation.
         """
+        for key in ("num_steps_per_env", "save_interval"):  # rsl_rl fails on these only after an iteration
+            value = train_cfg.get(key, 1)  # save_interval is read only when a log_dir is given
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key}={value!r} must be an integer >= 1.")
         if "class_name" not in train_cfg.get("algorithm", {}):  # default it without touching the user's dict
             train_cfg = {**train_cfg, "algorithm": {**train_cfg.get("algorithm", {}), "class_name": DEFAULT_CLASS_NAME}}
         super().__init__(env, train_cfg, log_dir, device)
@@ -36,6 +40,8 @@ class MixingDistillationRunner(_compat.RunnerMixin, DistillationRunner):
         """Run ``num_learning_iterations`` iterations from ``current_learning_iteration`` (as rsl_rl numbers them)."""
         if isinstance(num_learning_iterations, bool) or not isinstance(num_learning_iterations, int):
             raise ValueError(f"num_learning_iterations={num_learning_iterations!r} must be an int.")
+        if num_learning_iterations < 0:
+            raise ValueError(f"num_learning_iterations={num_learning_iterations} must be >= 0.")
         self.alg.sync_iteration(self.current_learning_iteration, num_learning_iterations)
         super().learn(num_learning_iterations, init_at_random_ep_len)
 

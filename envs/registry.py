@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from dagmix.envs.quadcopter import QuadcopterEnv, QuadcopterEnvCfg
+from dagmix.envs.task_configs import check_override
 from dagmix.envs.toy import PointMassEnv
 
 
@@ -15,6 +16,8 @@ def _make_quadcopter(num_envs: int, device: str, seed: int, **overrides: Any) ->
     unknown = [k for k in overrides if k not in names]
     if unknown:
         raise ValueError(f"Unknown quadcopter config key(s) {unknown}; valid keys: {', '.join(names)}.")
+    defaults = QuadcopterEnvCfg()
+    overrides = {k: check_override(f"env.{k}", v, getattr(defaults, k)) for k, v in overrides.items()}
     cfg = replace(QuadcopterEnvCfg(), **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
     return QuadcopterEnv(num_envs, device=device, seed=seed, cfg=cfg)
 
@@ -24,6 +27,8 @@ def _make_point_mass(num_envs: int, device: str, seed: int, **overrides: Any) ->
     unknown = [k for k in overrides if k not in valid]
     if unknown:
         raise ValueError(f"Unknown point_mass config key(s) {unknown}; valid keys: {', '.join(valid)}.")
+    defaults = {"max_episode_length": 1, "noise": 0.0}  # the types of PointMassEnv's arguments
+    overrides = {k: check_override(f"env.{k}", v, defaults[k]) for k, v in overrides.items()}
     return PointMassEnv(num_envs=num_envs, device=device, seed=seed, **overrides)
 
 

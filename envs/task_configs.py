@@ -104,6 +104,10 @@ def distill_train_cfg(task: str) -> dict[str, Any]:
     }
 
 
+TWO_STAGE_KEYS = ("algorithm.use_two_stage_training", "algorithm.phase1_iterations")
+"""The two-stage patch's keys, accepted as overrides although the default config sets ``mixing`` instead."""
+
+
 def parse_value(text: str) -> Any:
     """Parse an override value: Python literals (numbers, True/False/None, lists), else the plain string."""
     lowered = {"true": True, "false": False, "none": None, "null": None}
@@ -115,11 +119,40 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def check_override(key: str, value: Any, default: Any, text: str | None = None) -> Any:
+    """Return ``value`` checked against the type of the ``default`` it replaces; raise ValueError naming ``key``.
+
+    None is always accepted (optional settings); a string default takes the raw text (``run_name=2024``).
+    """
+    shown = text if text is not None else repr(value)
+    if value is None or default is None:
+        return value
+    if isinstance(default, str):
+        return text if text is not None else value
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "True or False"
+    elif isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        value = float(value) if ok else value
+    elif isinstance(default, (list, tuple)):
+        ok, kind = isinstance(value, (list, tuple)), "a list such as [1, 2]"
+    elif isinstance(default, dict):
+        ok, kind = isinstance(value, dict), "a dict such as {'a': 1}"
+    else:
+        return value
+    if not ok:
+        raise ValueError(f"{key}={shown} is not {kind} (the default is {default!r}).")
+    return value
+
+
 def apply_overrides(cfg: dict[str, Any], env_cfg: dict[str, Any], overrides: list[str]) -> None:
     """Apply ``key=value`` overrides in place: ``env.X`` to ``env_cfg``, anything else to the train ``cfg``.
 
-    Train-config keys must exist, except new schedule parameters under ``algorithm.mixing`` (validated when the
-    algorithm is built); env keys are validated by ``dagmix.envs.make``. Raises ValueError naming the key.
+    Train-config keys must exist, except new schedule parameters under ``algorithm.mixing`` and the two-stage
+    patch's keys (validated when the algorithm is built); env keys are validated by ``dagmix.envs.make``. Values
+    must have the type of the default they replace. Raises ValueError naming the key.
     """
     for item in overrides:
         if "=" not in item:
@@ -127,7 +160,7 @@ def apply_overrides(cfg: dict[str, Any], env_cfg: dict[str, Any], overrides: lis
         key, text = item.split("=", 1)
         value = parse_value(text)
         if key.startswith("env."):
-            env_cfg[key[4:]] = value
+            env_cfg[key[4:]] = value  # checked against the env's config by dagmix.envs.make
             continue
         node: Any = cfg
         parts = key.split(".")
@@ -137,6 +170,6 @@ def apply_overrides(cfg: dict[str, Any], env_cfg: dict[str, Any], overrides: lis
                 raise ValueError(f"Unknown config key {key!r}: {section!r} is not a config section.")
             node = node[part]
         leaf = parts[-1]
-        if leaf not in node and parts[:-1] != ["algorithm", "mixing"]:
+        if leaf not in node and parts[:-1] != ["algorithm", "mixing"] and key not in TWO_STAGE_KEYS:
             raise ValueError(f"Unknown config key {key!r}; keys here: {', '.join(node)}.")
-        node[leaf] = value
+        node[leaf] = check_override(key, value, node.get(leaf), text)

@@ -48,6 +48,8 @@ class CallableTeacher(nn.Module):
         self.obs_groups = list(obs_groups[obs_set]) if obs_groups is not None else []
         self.fn: TeacherFn | None = _compat.resolve_class(fn, None) if fn is not None else None
         self.register_buffer("num_actions", torch.tensor(int(output_dim)))
+        self._output_dim = int(output_dim)
+        self._checked_fn: Any = None  # the function whose output was validated (once per function)
 
     def forward(self, obs: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Return ``fn`` of the teacher observations (a TensorDict's teacher groups, or a concatenated tensor)."""
@@ -57,7 +59,11 @@ class CallableTeacher(nn.Module):
                 "dagmix.integrations.callable_teacher.use_callable_teacher(runner, fn)."
             )
         x = obs if isinstance(obs, torch.Tensor) else torch.cat([obs[g] for g in self.obs_groups], dim=-1)
-        return self.fn(x)
+        out = self.fn(x)
+        if self._checked_fn is not self.fn:  # once: shape, dtype and device are metadata (no host sync)
+            _check_output(self.fn, out, x, self._output_dim)
+            self._checked_fn = self.fn
+        return out
 
     def reset(self, dones: torch.Tensor | None = None, hidden_state: Any = None) -> None:
         """No memory to reset."""
@@ -71,6 +77,27 @@ class CallableTeacher(nn.Module):
 
     def update_normalization(self, obs: Any) -> None:
         """No normalizer."""
+
+
+def _check_output(fn: Any, out: Any, obs: torch.Tensor, num_actions: int) -> None:
+    """Raise a ValueError naming ``fn`` unless ``out`` is a float tensor (num_envs, num_actions) on obs' device."""
+    name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+    expected = f"a floating-point torch.Tensor of shape ({obs.shape[0]}, {num_actions}) on {obs.device}"
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(
+            f"The teacher function {name} returned {type(out).__name__}; it must return {expected} (num_envs, "
+            "num_actions), e.g. torch.as_tensor(actions, dtype=torch.float32, device=obs.device)."
+        )
+    problems = []
+    if tuple(out.shape) != (obs.shape[0], num_actions):
+        problems.append(f"shape {tuple(out.shape)} (one action per env is needed: no broadcasting)")
+    if not out.is_floating_point():
+        problems.append(f"dtype {out.dtype}")
+    if out.device != obs.device:
+        problems.append(f"device {out.device}")
+    if problems:
+        got = ", ".join(problems)
+        raise ValueError(f"The teacher function {name} returned a tensor with {got}; expected {expected}.")
 
 
 def use_callable_teacher(runner: Any, fn: TeacherFn | str) -> CallableTeacher:

@@ -109,7 +109,7 @@ def check_run_dir(run_dir: str, phase1: int, iterations: int) -> None:
     if algorithm["use_two_stage_training"] is not True or algorithm["phase1_iterations"] != phase1:
         raise AssertionError(f"the overrides did not reach the agent config: {algorithm}")
     last = os.path.join(run_dir, f"model_{iterations - 1}.pt")
-    state = torch.load(last, map_location="cpu", weights_only=False)
+    state = torch.load(last, map_location="cpu", weights_only=True)  # what dagmix loads with (checkpoint_io)
     if state.get("iter") != iterations - 1 or "format_version" not in state.get("dagmix", {}):
         raise AssertionError(f"{last} lacks the dagmix mixing state or has iter={state.get('iter')}")
 

@@ -7,8 +7,10 @@
 #   4. `isaaclab train`: a tiny PPO teacher, then a two-stage dagmix distillation (--external_callback task), and a
 #      distillation without --checkpoint, which dagmix must refuse; scripts/check_isaaclab_e2e.py checks the phase
 #      lines, the banner, the behaviour loss, the tensorboard scalars and the checkpoint.
-# If the venv cannot be built (no Python 3.12, no package index and no cached wheels) the test is SKIPPED with a
-# banner on stderr and exit 0; DAGMIX_REQUIRE_ISAACLAB=1 turns that skip into a failure.
+# Python 3.12 is looked for as $ISAACLAB_PYTHON, python3.12 on PATH, and under pyenv ($PYENV_ROOT, `pyenv root`,
+# ~/.pyenv). If the venv cannot be built (no Python 3.12, no package index and no cached wheels) the test is SKIPPED
+# with a banner on stderr and exit 0; DAGMIX_REQUIRE_ISAACLAB=1, or CI=true, turns that skip into a failure (so CI
+# cannot go green without the end-to-end test).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${DAGMIX_CACHE_DIR:-$HOME/.cache/dagmix}"
@@ -32,13 +34,19 @@ quiet_pip() {  # run a pip command, drop the index's "location is ignored" noise
 skip() {
   local bar="################################################################################"
   { echo "$bar"; echo "# SKIPPED: the Isaac Lab end-to-end test (scripts/test_isaaclab.sh)"; echo "# $*"; echo "$bar"; } >&2
-  if [[ "${DAGMIX_REQUIRE_ISAACLAB:-0}" == 1 ]]; then exit 1; fi
+  if [[ "${DAGMIX_REQUIRE_ISAACLAB:-0}" == 1 || "${CI:-}" == true ]]; then
+    echo "# a skip is a failure here (DAGMIX_REQUIRE_ISAACLAB=1 or CI=true)" >&2
+    exit 1
+  fi
   exit 0
 }
 
-find_python312() {
-  local p
-  for p in "${ISAACLAB_PYTHON:-}" "$(command -v python3.12 || true)" "$HOME"/.pyenv/versions/3.12*/bin/python; do
+find_python312() {  # a pyenv shim on PATH exits 127 where pyenv's global version is not 3.12: look in pyenv's root too
+  local p roots=("${PYENV_ROOT:-}" "$(pyenv root 2>/dev/null || true)" "$HOME/.pyenv") root candidates=()
+  for root in "${roots[@]}"; do
+    if [[ -n "$root" ]]; then candidates+=("$root"/versions/3.12*/bin/python); fi
+  done
+  for p in "${ISAACLAB_PYTHON:-}" "$(command -v python3.12 || true)" "${candidates[@]}"; do
     if [[ -n "$p" && -x "$p" ]] && "$p" -c 'import sys, venv; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
       echo "$p"
       return 0

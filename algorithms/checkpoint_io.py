@@ -1,0 +1,191 @@
+"""Checkpoint files: loaded with ``torch.load(weights_only=True)``, written atomically.
+
+rsl_rl's runners load with ``weights_only=False`` (full unpickling: a checkpoint can run arbitrary code) and write
+in place (a kill during a write leaves a half file). dagmix loads and saves through these two functions instead:
+:class:`~dagmix.algorithms.MixingDistillationRunner` and the ``dagmix`` command use them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+SAFE_GLOBALS: list[Any] = []
+"""Globals allowlisted for ``weights_only`` loading, besides torch's defaults (tensors, dicts, lists, numbers,
+strings, None). Empty on purpose: rsl_rl's checkpoints (state dicts of the models and optimizers, ``iter``, and
+``infos``, None or a dict of plain values) and dagmix's ``checkpoint["dagmix"]`` entry (plain values, the mask
+generator's state as a uint8 tensor) need nothing more. Add a global here only when such a file really holds it."""
+
+UNSAFE_LOAD_HINT = "pass --unsafe_load on the command line, or unsafe_load=True in the API"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, unreadable, or needs full unpickling without the opt-in."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A readable checkpoint that holds objects only full unpickling can create (refused without the opt-in)."""
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = None, unsafe_load: bool = False) -> dict[str, Any]:
+    """Load an rsl_rl / dagmix checkpoint dict with ``weights_only=True``.
+
+    Args:
+        path: The checkpoint file.
+        map_location: As for ``torch.load``.
+        unsafe_load: Unpickle fully (``weights_only=False``), which can execute code stored in the file; only for
+            files from a trusted source. Prints a warning when used.
+
+    Returns:
+        The checkpoint dict.
+
+    Raises:
+        CheckpointError: the file is missing, a directory, empty, truncated, not a torch file or not a dict.
+        UnsafeCheckpointError: the file needs full unpickling (the message names the first object it holds that is
+            not allowlisted) and ``unsafe_load`` is False.
+    """
+    return _load(path, map_location, unsafe_load, torch.load)
+
+
+def _load(path: str | os.PathLike, map_location: Any, unsafe_load: bool, torch_load: Callable) -> dict[str, Any]:
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"Checkpoint {path!r} does not exist.")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"Checkpoint {path!r} is not a file (a directory?); pass the path of a .pt file.")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"Checkpoint {path!r} is empty (0 bytes): an interrupted save? Use another checkpoint.")
+    if unsafe_load:
+        warnings.warn(
+            f"Loading {path!r} with full unpickling (unsafe_load): the file can run arbitrary code. Use this only "
+            "for checkpoints from a trusted source.",
+            stacklevel=3,
+        )
+    try:
+        if unsafe_load:
+            loaded = torch_load(path, map_location=map_location, weights_only=False)
+        else:
+            with _safe_globals():
+                loaded = torch_load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for bad files; all mean "not loadable"
+        unsafe = None if unsafe_load else _unsafe_global(path, e)
+        if unsafe:
+            raise UnsafeCheckpointError(
+                f"Checkpoint {path!r} holds {unsafe}, which needs full unpickling (weights_only=False) and "
+                f"can run arbitrary code. If you trust the file, {UNSAFE_LOAD_HINT}."
+            ) from None
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"Checkpoint {path!r} is not a readable torch checkpoint (truncated or corrupt?): {reason}"
+        ) from None
+    if not isinstance(loaded, dict):
+        raise CheckpointError(f"Checkpoint {path!r} holds a {type(loaded).__name__}, not an rsl_rl checkpoint dict.")
+    return loaded
+
+
+def _unsafe_global(path: str, error: Exception) -> str | None:
+    """Return the first global of ``path`` that weights_only loading refuses, or None if the file is just broken."""
+    finder = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)  # torch >= 2.5
+    if finder is not None:
+        try:
+            names = [n for n in finder(path) if n not in {f"{g.__module__}.{g.__qualname__}" for g in SAFE_GLOBALS}]
+        except Exception:  # noqa: BLE001 - not a zip checkpoint: broken, or the legacy format (read the message)
+            names = []
+        if names:
+            return names[0]
+    match = re.search(r"GLOBAL (\S+)", str(error))
+    return match.group(1) if match else None
+
+
+def _safe_globals() -> contextlib.AbstractContextManager:
+    if SAFE_GLOBALS and hasattr(torch.serialization, "safe_globals"):
+        return torch.serialization.safe_globals(SAFE_GLOBALS)
+    return contextlib.nullcontext()
+
+
+def model_config(train_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Return the model part of an rsl_rl train config (``obs_groups``, ``student``, ``teacher`` or 3.x ``policy``).
+
+    Stored under ``checkpoint["dagmix"]["model"]`` so that eval and export rebuild the run's models from the file
+    alone. Values are reduced to plain data (loadable with ``weights_only=True``): a class or function, e.g. a
+    callable teacher's ``fn``, becomes its import path ``"module:qualname"``.
+    """
+    return {k: _plain(train_cfg[k]) for k in ("obs_groups", "student", "teacher", "policy") if k in train_cfg}
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "__qualname__") and hasattr(value, "__module__"):
+        return f"{value.__module__}:{value.__qualname__}"
+    return repr(value)
+
+
+def save_checkpoint(obj: Any, path: str | os.PathLike) -> None:
+    """Write ``torch.save(obj)`` to ``path`` atomically: a temporary file in the same folder, fsync, ``os.replace``.
+
+    A kill at any moment leaves either the previous file or the new one, never a half file.
+    """
+    _save(obj, path, torch.save)
+
+
+def _save(obj: Any, path: str | os.PathLike, torch_save: Callable) -> None:
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch_save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # persist the rename itself (not possible on every OS / file system)
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def runner_io(unsafe_load: bool = False) -> Iterator[None]:
+    """Within the block, ``torch.load`` / ``torch.save`` of a file path read safely and write atomically.
+
+    rsl_rl's runners, and runners built on them (mjlab's adds its env state and legacy-key migration), call
+    ``torch.load(path, weights_only=False)`` and ``torch.save(obj, path)`` inside their ``load`` / ``save``.
+    :class:`~dagmix.algorithms.MixingDistillationRunner` runs those methods in this block, so whatever else they do
+    is kept while the file goes through :func:`load_checkpoint` and :func:`save_checkpoint`. Calls on file objects
+    pass through unchanged. Not thread-safe (runners save and load from one thread).
+    """
+    real_load, real_save = torch.load, torch.save
+
+    def load(f: Any, map_location: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(f, (str, os.PathLike)):
+            return real_load(f, map_location, *args, **kwargs)
+        return _load(f, kwargs.get("map_location", map_location), unsafe_load, real_load)
+
+    def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(f, (str, os.PathLike)):
+            return real_save(obj, f, *args, **kwargs)
+        _save(obj, f, real_save)
+
+    torch.load, torch.save = load, save
+    try:
+        yield
+    finally:
+        torch.load, torch.save = real_load, real_save
