@@ -201,7 +201,7 @@ class MixingDistillation(_compat.DistillationBase):
         storage = self.storage
         self._base_learning_rate = self.lr_schedule.check_base(self.optimizer.param_groups[0]["lr"])
         self._lr_end: int | None = None  # iteration at which a decaying schedule reaches min_learning_rate
-        self.ema = WeightAverage.attach(self.ema_cfg, self._raw_student, self.optimizer)
+        self.ema = WeightAverage.attach(self.ema_cfg, _compat.raw_student(self), self.optimizer)
         self.schedule: BetaSchedule = schedule
         self.phase_console_output = bool(phase_console_output)
         self._mixed_precision = bool(getattr(self, "use_mixed_precision", False))  # rsl-rl-lib >= 5.5 only
@@ -587,7 +587,7 @@ class MixingDistillation(_compat.DistillationBase):
         """Return the student to evaluate and export: the averaged one with ``ema_decay``, else rsl_rl's."""
         if self.ema is None:
             return super().get_policy()
-        self.ema.share_distribution(self._raw_student)  # rsl_rl's logger reads get_policy().output_std
+        self.ema.share_distribution(_compat.raw_student(self))  # rsl_rl's logger reads get_policy().output_std
         return self.ema.model
 
     def broadcast_parameters(self) -> None:
@@ -667,7 +667,9 @@ class MixingDistillation(_compat.DistillationBase):
         """Load as rsl_rl does; when the iteration is resumed, also resume the schedule and the mask generator."""
         load_iteration = super().load(loaded_dict, load_cfg, strict)
         if not _compat.STUDENT_TEACHER_POLICY and loads_student(loaded_dict, load_cfg):
-            restore_student(self.ema, self._raw_student, loaded_dict.get(CHECKPOINT_KEY), bool(load_iteration), strict)
+            restore_student(
+                self.ema, _compat.raw_student(self), loaded_dict.get(CHECKPOINT_KEY), bool(load_iteration), strict
+            )
         if load_iteration:
             it = int(loaded_dict["iter"])
             self._runner_iteration = self._iteration = it

@@ -66,6 +66,10 @@ def test_stock_runner_decays_over_max_iterations(tmp_path, teacher_path):
         pytest.skip("rsl-rl-lib 3.0.1's stock runner cannot build MixingDistillation")
     algo = {"class_name": "dagmix.algorithms:MixingDistillation", "learning_rate_schedule": "linear"}
     r = make_runner(tmp_path, teacher_path, algo, runner="stock", max_iterations=4)
+    if _compat.STUDENT_TEACHER_POLICY:  # the 3.x runner builds the algorithm itself and never passes max_iterations
+        with pytest.raises(ValueError, match=r"needs the run length.*learning_rate_iterations=N"):
+            r.learn(4)
+        return
     assert _lr_series(r, 4) == pytest.approx({0: 1e-3, 1: 0.75e-3, 2: 0.5e-3, 3: 0.25e-3})
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 from helpers import make_runner, rollout
 
+from dagmix.algorithms import _compat
 from dagmix.algorithms.mixing_distillation import _SplitLoss
 from dagmix.algorithms.training_options import LossWeighting, ReplayConfig
 
@@ -37,13 +38,15 @@ def test_split_loss_weights_reduce_to_the_mean_over_the_weighted_samples():
 def test_zero_weight_on_teacher_driven_samples_leaves_the_student_untouched(tmp_path, teacher_path):
     alg_cfg = {"mixing": {"schedule": "teacher_only"}, "loss_weighting": {"teacher_driven": 0.0}}
     r = make_runner(tmp_path, teacher_path, alg_cfg)
-    before = _params(r.alg.student)
+    student = r.alg.policy.student if _compat.STUDENT_TEACHER_POLICY else r.alg.student  # 3.x: StudentTeacher
+    before = _params(student)
     r.learn(1)
-    assert not _changed(before, r.alg.student)  # every sample was teacher-driven and weighted 0
+    assert not _changed(before, student)  # every sample was teacher-driven and weighted 0
     plain = make_runner(tmp_path, teacher_path, {"mixing": {"schedule": "teacher_only"}})
-    before = _params(plain.alg.student)
+    student = plain.alg.policy.student if _compat.STUDENT_TEACHER_POLICY else plain.alg.student
+    before = _params(student)
     plain.learn(1)
-    assert _changed(before, plain.alg.student)
+    assert _changed(before, student)
 
 
 def test_drop_teacher_driven_after_takes_effect_at_that_iteration(tmp_path, teacher_path):
@@ -115,6 +118,19 @@ def test_options_are_off_by_default():
 
 
 # ------------------------------------------------------------------------------------------ replay
+NEEDS_MODELS = pytest.mark.skipif(
+    _compat.STUDENT_TEACHER_POLICY, reason="rsl-rl-lib 3.x: replay needs separate student and teacher models"
+)
+
+
+def test_replay_is_refused_on_rsl_rl_3(tmp_path):
+    if not _compat.STUDENT_TEACHER_POLICY:
+        pytest.skip("rsl-rl-lib >= 4 supports replay")
+    with pytest.raises(ValueError, match=r"replay needs rsl-rl-lib >= 4"):
+        make_runner(tmp_path, None, {"replay": {"iterations": 2}})
+
+
+@NEEDS_MODELS
 @pytest.mark.parametrize("student", ["gru", "lstm"])
 def test_recurrent_replay_records_the_hidden_state_each_step_started_from(tmp_path, teacher_path, student):
     r = make_runner(tmp_path, teacher_path, {"replay": {"iterations": 2}}, student=student)
@@ -139,6 +155,7 @@ def test_recurrent_replay_records_the_hidden_state_each_step_started_from(tmp_pa
     assert torch.equal(replay.dones[:128], stored_dones.view(-1).bool())
 
 
+@NEEDS_MODELS
 def test_recurrent_replay_chunks_start_from_the_stored_hidden_state_and_reset_at_dones(tmp_path, teacher_path):
     r = make_runner(tmp_path, teacher_path, {"replay": {"iterations": 3}, "gradient_length": 4}, student="gru")
     alg, replay = r.alg, r.alg.replay
@@ -186,6 +203,7 @@ def test_recurrent_replay_chunks_start_from_the_stored_hidden_state_and_reset_at
     assert per_step.item() == pytest.approx(manual / 4, rel=1e-5)
 
 
+@NEEDS_MODELS
 def test_recurrent_student_trains_with_replay_and_logs_the_replay_loss(tmp_path, teacher_path):
     r = make_runner(tmp_path, teacher_path, {"replay": {"iterations": 2, "ratio": 1.0}}, student="gru")
     alg, seen = r.alg, []
@@ -201,6 +219,7 @@ def test_recurrent_student_trains_with_replay_and_logs_the_replay_loss(tmp_path,
     assert alg.student.get_hidden_state().shape == (1, 16, 16)  # the rollout's hidden state is restored
 
 
+@NEEDS_MODELS
 def test_replay_memory_bound_is_enforced_and_reported(tmp_path, teacher_path, capsys):
     with pytest.raises(ValueError, match=r"replay needs 0\.00 GiB .*above replay.max_memory_gb=1e-09"):
         make_runner(tmp_path, teacher_path, {"replay": {"iterations": 3, "max_memory_gb": 1e-9}})
@@ -218,6 +237,7 @@ def test_replay_memory_bound_is_enforced_and_reported(tmp_path, teacher_path, ca
         make_runner(tmp_path, teacher_path, {"replay": {"iterations": 3, "max_memory_gb": 1e-9}}, student="gru")
 
 
+@NEEDS_MODELS
 def test_replay_keeps_the_last_rollouts_and_adds_gradient_steps(tmp_path, teacher_path):
     r = make_runner(tmp_path, teacher_path, {"replay": {"iterations": 2, "ratio": 1.0}})
     alg, seen = r.alg, []
