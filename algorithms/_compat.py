@@ -231,6 +231,11 @@ def _load(
     return loaded.get("infos")
 
 
+def raw_student(alg: Any) -> Any:
+    """Return the uncompiled student module: ``_raw_student`` (5.4+), ``student`` (4.x), None on 3.x (``policy``)."""
+    return getattr(alg, "_raw_student", getattr(alg, "student", None))
+
+
 def mark_teacher_loaded(alg: Any) -> None:
     """Mark the algorithm's teacher as loaded (for a teacher that is not loaded from a checkpoint)."""
     alg.teacher_loaded = True

@@ -13,7 +13,9 @@ from rsl_rl.algorithms import Distillation
 from tensordict import TensorDict
 
 from dagmix.algorithms import _compat, checkpoint_io
+from dagmix.algorithms.ema import WeightAverage, WeightAveragingConfig, loads_student, restore_student
 from dagmix.algorithms.finite_guard import FiniteGuard, check_loss, check_student_weights
+from dagmix.algorithms.lr_schedule import LearningRateScheduleConfig
 from dagmix.algorithms.phase_log import (
     SCALAR_BETA,
     SCALAR_CURRENT_ITERATION,
@@ -47,8 +49,14 @@ _DAGMIX_KEYS = (
     "teacher_action_clip",
     "loss_weighting",
     "replay",
+    "learning_rate_schedule",
+    "min_learning_rate",
+    "warmup_iterations",
+    "learning_rate_iterations",
+    "ema_decay",
 )
 SCALAR_REPLAY_LOSS = "Distillation/replay_loss"
+SCALAR_LEARNING_RATE = "Distillation/learning_rate"
 _PARENT_KEYS = set(inspect.signature(Distillation.__init__).parameters) | {"rnd_cfg", "symmetry_cfg"}
 
 
@@ -157,6 +165,11 @@ class MixingDistillation(_compat.DistillationBase):
         teacher_action_clip: float | None = None,
         loss_weighting: Mapping[str, Any] | LossWeighting | None = None,
         replay: Mapping[str, Any] | ReplayConfig | None = None,
+        learning_rate_schedule: str = "constant",
+        min_learning_rate: float = 0.0,
+        warmup_iterations: int = 0,
+        learning_rate_iterations: int | None = None,
+        ema_decay: float | None = None,
         **kwargs: Any,
     ) -> None:
         """Build the algorithm; rsl_rl's own keys (``learning_rate``, ...) pass through to ``Distillation``.
@@ -176,6 +189,12 @@ class MixingDistillation(_compat.DistillationBase):
                 clamps what it receives). None (default) stores the raw teacher action, as rsl_rl does.
             loss_weighting: Who-drove-aware loss weights (see :class:`LossWeighting`); off by default.
             replay: Bounded aggregation of past rollouts (see :class:`ReplayConfig`); off by default.
+            learning_rate_schedule: ``constant`` (default), ``linear`` or ``cosine``; with ``min_learning_rate``,
+                ``warmup_iterations`` and ``learning_rate_iterations`` (see :class:`LearningRateScheduleConfig`).
+            min_learning_rate: See :class:`LearningRateScheduleConfig`.
+            warmup_iterations: See :class:`LearningRateScheduleConfig`.
+            learning_rate_iterations: See :class:`LearningRateScheduleConfig`.
+            ema_decay: Average the student's weights (see :class:`WeightAveragingConfig`); None (default): off.
             **kwargs: Passed to rsl_rl's ``Distillation`` (e.g. ``multi_gpu_cfg``).
         """
         for key in kwargs:
@@ -198,6 +217,10 @@ class MixingDistillation(_compat.DistillationBase):
         self.teacher_action_clip = None if teacher_action_clip is None else float(teacher_action_clip)
         self.loss_weighting = LossWeighting.from_dict(loss_weighting)
         self.replay_cfg = ReplayConfig.from_dict(replay)
+        self.lr_schedule = LearningRateScheduleConfig(
+            learning_rate_schedule, min_learning_rate, warmup_iterations, learning_rate_iterations
+        )
+        self.ema_cfg = WeightAveragingConfig(ema_decay)
         schedule = self.mixing_cfg.build_schedule()
         if isinstance(schedule, ReturnRatioSchedule) and self.mixing_cfg.granularity != "episode":
             raise ValueError(
@@ -206,6 +229,9 @@ class MixingDistillation(_compat.DistillationBase):
             )
         super().__init__(*models, **kwargs)
         storage = self.storage
+        self._base_learning_rate = self.lr_schedule.check_base(self.optimizer.param_groups[0]["lr"])
+        self._lr_end: int | None = None  # iteration at which a decaying schedule reaches min_learning_rate
+        self.ema = WeightAverage.attach(self.ema_cfg, _compat.raw_student(self), self.optimizer)
         self.schedule: BetaSchedule = schedule
         self.phase_console_output = bool(phase_console_output)
         self._mixed_precision = bool(getattr(self, "use_mixed_precision", False))  # rsl-rl-lib >= 5.5 only
@@ -376,12 +402,15 @@ class MixingDistillation(_compat.DistillationBase):
         self._iteration = self._runner_iteration
         self._pending = True
         self._warn_if_switch_beyond_end()
+        self._lr_end = self.lr_schedule.end_iteration(self._iteration, self._run_length or self.max_iterations)
         self._run_length = None
 
     def act(self, obs: TensorDict) -> torch.Tensor:
         """Run student and teacher for every env; return the mixed action (teacher where the mask is set)."""
         if self._pending:
             self._begin_iteration()
+        if self.replay is not None and self.replay.recurrent:  # the hidden state this step starts from
+            self.replay.record_hidden(self.storage.step, self.student.get_hidden_state())
         student_actions = super().act(obs)
         teacher_actions = self.transition.privileged_actions
         if self.teacher_action_clip is not None:
@@ -448,6 +477,7 @@ class MixingDistillation(_compat.DistillationBase):
             on_s = (~masks).unsqueeze(-1).float()
             stats += [on_s.sum().view(1), (labels * on_s).sum((0, 1)), (labels.square() * on_s).sum((0, 1))]
         weights = self._loss_weights(filled) if self.loss_weighting.active else None
+        self._set_learning_rate()
         self.loss_fn.begin(self.teacher_masks, weights)
         try:
             loss_dict = super().update()
@@ -483,6 +513,7 @@ class MixingDistillation(_compat.DistillationBase):
             SCALAR_CURRENT_ITERATION: float(it),
             SCALAR_BETA: beta,
             SCALAR_TEACHER_FRACTION: frac_value,
+            SCALAR_LEARNING_RATE: float(self.optimizer.param_groups[0]["lr"]),
         }
         if cnt_t > 0:
             metrics[SCALAR_LOSS_TEACHER_DRIVEN] = loss_t / cnt_t
@@ -526,6 +557,14 @@ class MixingDistillation(_compat.DistillationBase):
         self._pending = True
         return loss_dict
 
+    def _set_learning_rate(self) -> None:
+        """Set the optimizer's learning rate for this iteration's update (untouched for a constant schedule)."""
+        if self.lr_schedule.active:
+            if self.lr_schedule.decays and self._lr_end is None:  # update() without learn(): resolve as learn() does
+                self._lr_end = self.lr_schedule.end_iteration(self._iteration, self.max_iterations)
+            lr = self.lr_schedule.apply(self.optimizer, self._base_learning_rate, self._iteration, self._lr_end)
+            self.learning_rate = lr  # rsl_rl's logger reads it (Loss/learning_rate)
+
     def _loss_weights(self, filled: int) -> torch.Tensor:
         """Return the (steps, num_envs) per-sample loss weights of this rollout (who drove, episode outcome)."""
         cfg = self.loss_weighting
@@ -553,12 +592,22 @@ class MixingDistillation(_compat.DistillationBase):
             onpolicy_steps = max(1, self.num_learning_epochs * filled // self.gradient_length)
             n_steps = max(1, round(self.replay_cfg.ratio * onpolicy_steps))
             batch = self.gradient_length * self.storage.num_envs
+            hidden = self.student.get_hidden_state() if replay.recurrent else None  # the next rollout's
             for _ in range(n_steps):
-                obs, labels = replay.sample(batch, self._replay_generator)
                 with torch.amp.autocast(  # as rsl_rl's update does
                     device_type=torch.device(self.device).type, enabled=self._mixed_precision, dtype=torch.bfloat16
                 ):
-                    loss = self.loss_fn.fn(self.student(obs), labels)
+                    if replay.recurrent:  # num_envs chunks of gradient_length steps: as one on-policy step
+                        loss, logged = replay.sequence_loss(
+                            self.student,
+                            self.loss_fn.fn,
+                            self.storage.num_envs,
+                            self.gradient_length,
+                            self._replay_generator,
+                        )
+                    else:
+                        obs, labels = replay.sample(batch, self._replay_generator)
+                        loss = logged = self.loss_fn.fn(self.student(obs), labels)
                 self.optimizer.zero_grad()
                 loss.backward()
                 if self.is_multi_gpu:
@@ -566,9 +615,27 @@ class MixingDistillation(_compat.DistillationBase):
                 if self.max_grad_norm:
                     torch.nn.utils.clip_grad_norm_(self.student.parameters(), self.max_grad_norm)
                 self.optimizer.step()
-                total += torch.stack([loss.detach().float(), torch.ones((), device=self.device)])
-        replay.add(self.storage.observations[:filled], self.storage.privileged_actions[:filled])
+                total += torch.stack([logged.detach().float(), torch.ones((), device=self.device)])
+            if replay.recurrent:
+                self.student.reset(hidden_state=hidden)
+        replay.add(
+            self.storage.observations[:filled], self.storage.privileged_actions[:filled], self.storage.dones[:filled]
+        )
         return total
+
+    def get_policy(self) -> Any:
+        """Return the student to evaluate and export: the averaged one with ``ema_decay``, else rsl_rl's."""
+        if self.ema is None:
+            return super().get_policy()
+        self.ema.share_distribution(_compat.raw_student(self))  # rsl_rl's logger reads get_policy().output_std
+        return self.ema.model
+
+    def broadcast_parameters(self) -> None:
+        """Broadcast the models (and the averaged student) from rank 0, as rsl_rl does at the start of learn."""
+        super().broadcast_parameters()
+        if self.ema is not None:
+            for tensor in self.ema.model.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
 
     # ------------------------------------------------------------------ seed helpers
     def get_training_phase_info(self) -> dict[str, Any]:
@@ -646,15 +713,25 @@ class MixingDistillation(_compat.DistillationBase):
             self.mixing_policy.reseed(iteration)
 
     def save(self) -> dict:
-        """Return rsl_rl's checkpoint dict plus the mixing state under ``"dagmix"``."""
-        check_student_weights(self._raw_student if hasattr(self, "_raw_student") else self.get_policy())
+        """Return rsl_rl's checkpoint dict plus the mixing state under ``"dagmix"``.
+
+        With ``ema_decay``, ``student_state_dict`` is the averaged student (what stock rsl_rl loads) and the raw
+        training weights are under ``["dagmix"]["raw_student_state_dict"]`` (``optimizer_state_dict`` is theirs).
+        """
+        check_student_weights(_compat.raw_student(self) or self.get_policy())
         saved = super().save()
         saved[CHECKPOINT_KEY] = self.mixing_state_dict()
+        if self.ema is not None:
+            self.ema.save_into(saved, CHECKPOINT_KEY)
         return saved
 
     def load(self, loaded_dict: dict, load_cfg: dict | None, strict: bool) -> bool:
         """Load as rsl_rl does; when the iteration is resumed, also resume the schedule and the mask generator."""
         load_iteration = super().load(loaded_dict, load_cfg, strict)
+        if not _compat.STUDENT_TEACHER_POLICY and loads_student(loaded_dict, load_cfg):
+            restore_student(
+                self.ema, _compat.raw_student(self), loaded_dict.get(CHECKPOINT_KEY), bool(load_iteration), strict
+            )
         if load_iteration:
             it = int(loaded_dict["iter"])
             self._runner_iteration = self._iteration = it

@@ -1,8 +1,16 @@
-"""Bounded on-device aggregation buffer: the last N rollouts' (student observation, teacher action) pairs."""
+"""Bounded on-device aggregation buffer: the last N rollouts' (student observation, teacher action) pairs.
+
+A non-recurrent student replays single transitions drawn uniformly. A recurrent student replays sequences: chunks
+of ``gradient_length`` consecutive steps of one env of one stored rollout, run from the hidden state the student had
+at the chunk's first step during that rollout (recorded on every rollout step; stale by the updates since, but
+close), with the hidden state reset at dones as rsl_rl's update does.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from tensordict import TensorDict
@@ -24,11 +32,26 @@ def free_memory_bytes(device: torch.device) -> int:
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-class AggregationReplay:
-    """Ring buffer of whole rollouts on the training device, sampled uniformly per transition.
+def _recurrent_shape(student: torch.nn.Module, num_envs: int) -> tuple[int, tuple[int, ...]] | None:
+    """Return (number of hidden-state tensors, shape of each per step) of a recurrent student, None otherwise."""
+    if not getattr(student, "is_recurrent", False):
+        return None
+    rnns = [m for m in student.modules() if isinstance(m, (torch.nn.GRU, torch.nn.LSTM))]
+    if len(rnns) != 1 or not all(hasattr(student, a) for a in ("get_hidden_state", "reset")):
+        raise ValueError(
+            f"replay supports recurrent students with one torch GRU/LSTM and rsl_rl's hidden-state API (as RNNModel); "
+            f"{type(student).__name__} has {len(rnns)}. Use such a student or set replay.iterations=0."
+        )
+    rnn = rnns[0]
+    layers = rnn.num_layers * (2 if rnn.bidirectional else 1)
+    return (2 if isinstance(rnn, torch.nn.LSTM) else 1), (layers, num_envs, rnn.hidden_size)
 
-    Only non-recurrent students are supported: a recurrent student's output depends on its hidden state, which
-    a replayed transition does not carry (that would need sequence sampling with a burn-in).
+
+class AggregationReplay:
+    """Ring buffer of whole rollouts on the training device.
+
+    Sampled uniformly per transition for a non-recurrent student, or as chunks of consecutive steps (with the
+    hidden state recorded at the chunk's start) for a recurrent one (:meth:`sequence_loss`).
     """
 
     def __init__(
@@ -42,21 +65,23 @@ class AggregationReplay:
         """Allocate the buffer for ``observations`` shaped like rsl_rl's storage, (steps, num_envs, ...).
 
         Raises:
-            ValueError: for a recurrent student, or when the buffer exceeds ``max_memory_gb`` or free memory.
+            ValueError: for a recurrent student other than one GRU/LSTM with rsl_rl's hidden-state API, or when the
+                buffer exceeds ``max_memory_gb`` or free memory.
         """
-        if getattr(student, "is_recurrent", False):
-            raise ValueError(
-                "replay is not supported with a recurrent student (e.g. RNNModel): a replayed transition lacks the "
-                "hidden state the student had there. Use a non-recurrent student, or set replay.iterations=0."
-            )
         self.cfg = cfg
         self.device = torch.device(device)
         groups = list(getattr(student, "obs_groups", observations.keys()))
         steps, num_envs = observations.batch_size[:2]
+        self.steps, self.num_envs = steps, num_envs
         self.rollout = steps * num_envs
         self.capacity = cfg.iterations * self.rollout
         per_sample = sum(observations[g][0, 0].numel() * observations[g].element_size() for g in groups)
         per_sample += num_actions * 4
+        hidden = _recurrent_shape(student, num_envs)
+        self.recurrent = hidden is not None
+        if hidden is not None:  # + dones (1 byte) + the hidden state at every step (float32)
+            count, (layers, _, size) = hidden
+            per_sample += 1 + count * layers * size * 4
         self.bytes = self.capacity * per_sample
         gib = self.bytes / 2**30
         if cfg.max_memory_gb is not None and gib > cfg.max_memory_gb:
@@ -76,22 +101,54 @@ class AggregationReplay:
             device=self.device,
         )
         self.labels = torch.zeros(self.capacity, num_actions, device=self.device)
+        self.dones: torch.Tensor | None = None
+        self.hidden: list[torch.Tensor] = []  # per (rollout, step): (iterations * steps, layers, num_envs, size)
+        self._stage: list[torch.Tensor] = []  # the current rollout's hidden states, (steps, layers, num_envs, size)
+        if hidden is not None:
+            count, shape = hidden
+            self.dones = torch.zeros(self.capacity, dtype=torch.bool, device=self.device)
+            self.hidden = [torch.zeros(cfg.iterations * steps, *shape, device=self.device) for _ in range(count)]
+            self._stage = [torch.zeros(steps, *shape, device=self.device) for _ in range(count)]
         self.filled = 0
         self.next_slot = 0
 
     def describe(self) -> str:
         """Return the one-line summary printed when the buffer is created."""
+        kind = ", sequences with the recorded hidden state" if self.recurrent else ""
         return (
-            f"[dagmix] aggregation replay: last {self.cfg.iterations} rollouts ({self.capacity} samples), "
+            f"[dagmix] aggregation replay: last {self.cfg.iterations} rollouts ({self.capacity} samples{kind}), "
             f"{self.bytes / 2**20:.1f} MiB on {self.device}, replay ratio {self.cfg.ratio}"
         )
 
-    def add(self, observations: TensorDict, labels: torch.Tensor) -> None:
-        """Store one rollout, (steps, num_envs, ...), overwriting the oldest."""
+    def record_hidden(self, step: int, hidden: Any) -> None:
+        """Record the recurrent student's hidden state before it acts at rollout step ``step`` (None: zeros).
+
+        Args:
+            step: The rollout step (``storage.step``); steps beyond the rollout are ignored.
+            hidden: rsl_rl's HiddenState: a tensor (layers, num_envs, size) for a GRU, a tuple (h, c) for an LSTM.
+        """
+        if step >= self.steps:
+            return
+        parts = hidden if isinstance(hidden, tuple) else (hidden,)
+        for i, stage in enumerate(self._stage):
+            if hidden is None:
+                stage[step].zero_()
+            else:
+                stage[step].copy_(parts[i])
+
+    def add(self, observations: TensorDict, labels: torch.Tensor, dones: torch.Tensor | None = None) -> None:
+        """Store one rollout, (steps, num_envs, ...), overwriting the oldest (recurrent: with its dones, hidden)."""
         start = self.next_slot * self.rollout
         for g in self.obs.keys():
             self.obs[g][start : start + self.rollout].copy_(observations[g].flatten(0, 1))
         self.labels[start : start + self.rollout].copy_(labels.flatten(0, 1))
+        if self.dones is not None:
+            if dones is None:
+                raise ValueError("a recurrent replay stores the rollout's dones: pass dones=storage.dones")
+            self.dones[start : start + self.rollout].copy_(dones.reshape(-1).bool())
+            first = self.next_slot * self.steps
+            for ring, stage in zip(self.hidden, self._stage, strict=True):
+                ring[first : first + self.steps].copy_(stage)
         self.next_slot = (self.next_slot + 1) % self.cfg.iterations
         self.filled = min(self.filled + 1, self.cfg.iterations)
 
@@ -99,3 +156,49 @@ class AggregationReplay:
         """Return ``batch`` transitions drawn uniformly (with replacement) from the stored rollouts."""
         idx = torch.randint(0, self.filled * self.rollout, (batch,), device=self.device, generator=generator)
         return self.obs[idx], self.labels[idx]
+
+    def sample_sequences(
+        self, batch: int, length: int, generator: torch.Generator
+    ) -> tuple[TensorDict, torch.Tensor, torch.Tensor, Any, torch.Tensor]:
+        """Draw ``batch`` chunks of ``length`` consecutive steps (uniform over stored rollout, env and start step).
+
+        Returns:
+            observations (batch ``(length, batch)``), labels ``(length, batch, num_actions)``, dones
+            ``(length, batch)`` (bool), the hidden state recorded at each chunk's first step (``(layers, batch,
+            size)``, a tuple (h, c) for an LSTM), and the flat index of each chunk's first transition ``(batch,)``.
+        """
+        if not self.recurrent or self.dones is None:
+            raise ValueError("sample_sequences needs a recurrent student's replay")
+        length = min(length, self.steps)
+        starts = self.steps - length + 1
+        draw = torch.randint(0, self.filled * starts * self.num_envs, (batch,), device=self.device, generator=generator)
+        rollout, rest = draw // (starts * self.num_envs), draw % (starts * self.num_envs)
+        step, env = rest // self.num_envs, rest % self.num_envs
+        row = rollout * self.steps + step  # index of the chunk's first step in the (rollout, step) rows
+        offsets = torch.arange(length, device=self.device).unsqueeze(1)
+        idx = (row.unsqueeze(0) + offsets) * self.num_envs + env.unsqueeze(0)  # (length, batch) flat transitions
+        parts = tuple(h[row, :, env].transpose(0, 1).contiguous() for h in self.hidden)  # (layers, batch, size)
+        hidden = parts if len(parts) > 1 else parts[0]
+        return self.obs[idx], self.labels[idx], self.dones[idx], hidden, idx[0]
+
+    def sequence_loss(
+        self,
+        student: Any,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        batch: int,
+        length: int,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run a recurrent ``student`` over sampled chunks as rsl_rl's update does; return (loss, mean step loss).
+
+        The loss is the sum over the chunk's steps of the per-step loss (rsl_rl's gradient step over
+        ``gradient_length`` steps); the student's hidden state is replaced (the caller restores it).
+        """
+        obs, labels, dones, hidden, _ = self.sample_sequences(batch, length, generator)
+        student.reset(hidden_state=hidden)
+        loss: Any = 0
+        for k in range(labels.shape[0]):
+            loss = loss + loss_fn(student(obs[k]), labels[k])
+            student.reset(dones[k])
+            student.detach_hidden_state(dones[k])
+        return loss, loss.detach().float() / labels.shape[0]

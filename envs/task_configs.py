@@ -97,6 +97,13 @@ def distill_train_cfg(task: str) -> dict[str, Any]:
             "loss_type": "mse",
             "teacher_action_clip": 1.0,
             "mixing": {"schedule": "two_stage", "phase1_iterations": 60, "granularity": "step", "assignment": "random"},
+            # listed at their defaults (off) so that `key=value` overrides can set them
+            "learning_rate_schedule": "constant",
+            "min_learning_rate": 0.0,
+            "warmup_iterations": 0,
+            "learning_rate_iterations": None,
+            "ema_decay": None,
+            "replay": {"iterations": 0, "ratio": 0.5, "max_memory_gb": None},
         },
         "student": student_model(),
         "teacher": copy.deepcopy(TEACHER_MODEL),

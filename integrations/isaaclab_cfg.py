@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import Literal
 
+from dagmix.algorithms.ema import WeightAveragingConfig
+from dagmix.algorithms.lr_schedule import LearningRateScheduleConfig
 from dagmix.algorithms.training_options import LossWeighting, ReplayConfig
 from dagmix.mixing.config import MixingConfig
 
@@ -189,6 +191,24 @@ class RslRlMixingDistillationAlgorithmCfg(RslRlDistillationAlgorithmCfg):
     replay: ReplayCfg = ReplayCfg()
     """Bounded aggregation of past rollouts; ``iterations=0`` (default) is off."""
 
+    learning_rate_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    """``constant`` (default: rsl_rl's fixed learning rate), ``linear`` or ``cosine`` decay from ``learning_rate`` to
+    ``min_learning_rate`` by ``learning_rate_iterations`` (default: the end of the run)."""
+
+    min_learning_rate: float = 0.0
+    """The learning rate a ``linear`` / ``cosine`` schedule decays to (<= learning_rate)."""
+
+    warmup_iterations: int = 0
+    """Iterations of linear learning-rate warmup (0: none), for every schedule."""
+
+    learning_rate_iterations: int | None = None
+    """Runner iteration at which the decay reaches ``min_learning_rate``; None: the end of the ``learn()`` call
+    (its start plus ``max_iterations``)."""
+
+    ema_decay: float | None = None
+    """Exponential moving average of the student's weights and normalizer, decay in (0, 1) per optimizer step; the
+    averaged student is saved as ``student_state_dict``, evaluated and exported. None (default): off."""
+
     def __post_init__(self) -> None:
         """Validate every dagmix field at construction."""
         self.validate_config()
@@ -215,6 +235,10 @@ class RslRlMixingDistillationAlgorithmCfg(RslRlDistillationAlgorithmCfg):
         self.to_mixing_config()
         LossWeighting.from_dict(class_to_dict(self.loss_weighting))
         ReplayConfig.from_dict(class_to_dict(self.replay))
+        LearningRateScheduleConfig(
+            self.learning_rate_schedule, self.min_learning_rate, self.warmup_iterations, self.learning_rate_iterations
+        ).check_base(self.learning_rate)
+        WeightAveragingConfig(self.ema_decay)
 
     def to_mixing_config(self) -> MixingConfig:
         """Return the validated MixingConfig that MixingDistillation builds from this config's dict form."""

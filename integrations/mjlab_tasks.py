@@ -77,6 +77,16 @@ class DagmixDistillationAlgorithmCfg:
     """Clamp the stored teacher action (the label) to [-clip, clip]; None keeps it raw."""
     phase_console_output: bool = True
     """Print the phase lines and the switch banner."""
+    learning_rate_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    """Learning-rate schedule: constant (rsl_rl's), or a linear / cosine decay to min_learning_rate."""
+    min_learning_rate: float = 0.0
+    """The learning rate a linear / cosine schedule decays to."""
+    warmup_iterations: int = 0
+    """Iterations of linear learning-rate warmup (0: none)."""
+    learning_rate_iterations: int | None = None
+    """Iteration at which the decay ends; None: the end of the learn() call."""
+    ema_decay: float | None = None
+    """EMA decay of the student's weights (saved, evaluated and exported averaged); None: off."""
     mixing: MixingCfg = field(default_factory=MixingCfg)
     """Who drives the envs, per iteration."""
     class_name: str = "dagmix.algorithms:MixingDistillation"

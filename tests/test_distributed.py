@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from dagmix.algorithms import _compat
+
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 
 
@@ -91,3 +93,49 @@ def test_two_ranks_take_identical_decisions_but_draw_different_masks(tmp_path):
     assert (r0["explicit_seed"], r1["explicit_seed"]) == (3, 4)
     # gradients are averaged across ranks: the students stay identical
     assert all(torch.allclose(a, b) for a, b in zip(r0["params"], r1["params"], strict=True))
+
+
+def _worker_averaged(rank: int, store: str, out: str) -> None:
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from helpers import make_env, make_train_cfg, rollout
+
+    from dagmix.algorithms import MixingDistillation
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        algo = {"phase_console_output": False, "ema_decay": 0.8, "replay": {"iterations": 2}, "gradient_length": 4}
+        cfg = make_train_cfg(algo, student="gru", seed=7)
+        cfg["multi_gpu"] = {"global_rank": rank, "local_rank": rank, "world_size": 2}
+        env = make_env(num_envs=32, seed=100 + rank)
+        torch.manual_seed(rank)  # different initial weights: rsl_rl's learn() broadcasts rank 0's
+        alg = MixingDistillation.construct_algorithm(env.get_observations(), env, copy.deepcopy(cfg), "cpu")
+        alg.teacher_loaded = True
+        alg.broadcast_parameters()
+        alg.train_mode()
+        for _ in range(3):
+            rollout(alg, env, 8)
+            alg.update()
+        torch.save(
+            {
+                "raw": {k: v.clone() for k, v in alg.student.state_dict().items()},
+                "averaged": {k: v.clone() for k, v in alg.get_policy().state_dict().items()},
+                "replay_loss": alg.last_metrics["Distillation/replay_loss"],
+            },
+            f"{out}/rank{rank}.pt",
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(_compat.STUDENT_TEACHER_POLICY, reason="rsl-rl-lib 3.x: no weight averaging or replay")
+def test_two_ranks_keep_identical_raw_and_averaged_students_with_recurrent_replay(tmp_path):
+    mp.spawn(_worker_averaged, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    assert r0["replay_loss"] == r1["replay_loss"] > 0  # all-reduced
+    for part in ("raw", "averaged"):
+        for k in r0[part]:
+            if k.startswith("obs_normalizer") and not _compat.NORMALIZER_UPDATED_IN_UPDATE:
+                continue  # before 5.5 rsl_rl's normalizer keeps per-rank statistics; 5.5 all-reduces them
+            assert torch.allclose(r0[part][k], r1[part][k]), (part, k)

@@ -257,3 +257,21 @@ def test_cartpole_task_is_offline_and_splits_the_observations(isaaclab, monkeypa
     assert teacher_agent.obs_groups == {"actor": ["teacher"], "critic": ["teacher"]}
     assert distill_agent.obs_groups == {"student": ["policy"], "teacher": ["teacher"]}
     assert distill_agent.teacher.to_dict() == teacher_agent.actor.to_dict()  # loads from the PPO checkpoint
+
+
+def test_algorithm_configclass_mirrors_the_learning_rate_and_averaging_keys(isaaclab):
+    from dataclasses import asdict
+
+    from isaaclab.utils import to_dict
+
+    from dagmix.algorithms.ema import WeightAveragingConfig
+    from dagmix.algorithms.lr_schedule import LearningRateScheduleConfig
+
+    d = to_dict(isaaclab.RslRlMixingDistillationAlgorithmCfg())
+    for schema in (LearningRateScheduleConfig(), WeightAveragingConfig()):
+        for key, default in asdict(schema).items():
+            assert d[key] == default, key  # same name, same default
+    with pytest.raises(ValueError, match=r"ema_decay=1.5 must be a number in \(0, 1\)"):
+        _cfg(isaaclab, ema_decay=1.5)
+    with pytest.raises(ValueError, match=r"min_learning_rate=0.5 is above learning_rate"):
+        _cfg(isaaclab, learning_rate_schedule="cosine", min_learning_rate=0.5)

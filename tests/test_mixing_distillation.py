@@ -120,6 +120,7 @@ def test_scalars_reach_the_writer(tmp_path, teacher_path, runner):
         "Loss/behavior",
         "Distillation/behavior_loss_teacher_driven",
         "Distillation/behavior_loss_student_driven",
+        "Distillation/learning_rate",
     }
     assert expected <= tags
 
@@ -223,10 +224,22 @@ def test_checkpoint_loads_into_stock_rsl_rl(tmp_path, teacher_path):
     assert torch.equal(policy(obs), a.get_inference_policy()(obs))
 
 
+EXPLICIT_DEFAULTS = {
+    "learning_rate_schedule": "constant",
+    "min_learning_rate": 0.0,
+    "warmup_iterations": 0,
+    "learning_rate_iterations": None,
+    "ema_decay": None,
+    "replay": {"iterations": 0},
+}
+
+
+@pytest.mark.parametrize("explicit", [False, True])
 @pytest.mark.parametrize("student", ["mlp", "gru"])
-def test_student_only_trains_bit_for_bit_like_stock_distillation(tmp_path, teacher_path, student):
+def test_student_only_trains_bit_for_bit_like_stock_distillation(tmp_path, teacher_path, student, explicit):
     states = []
-    for algo in ({"class_name": "Distillation"}, {"class_name": "dagmix.algorithms:MixingDistillation"}):
+    mixing = {"class_name": "dagmix.algorithms:MixingDistillation", **(EXPLICIT_DEFAULTS if explicit else {})}
+    for algo in ({"class_name": "Distillation"}, mixing):
         torch.manual_seed(7)
         runner = "stock" if algo["class_name"] == "Distillation" or _compat.RESOLVES_CLASS_PATHS else "mixing"
         r = make_runner(tmp_path, teacher_path, algo, runner=runner, student=student)

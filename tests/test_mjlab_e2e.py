@@ -110,3 +110,14 @@ def test_mixing_cfg_passes_only_the_chosen_schedules_parameters():
         mixing_dict(dataclasses.asdict(MixingCfg(decay=0.9)))
     with pytest.raises(ValueError, match=r"'stepp' is not one of"):
         mixing_dict(dataclasses.asdict(MixingCfg(schedule="stepp")))
+
+
+def test_algorithm_cfg_mirrors_the_learning_rate_and_averaging_keys():
+    from dagmix.algorithms.ema import WeightAveragingConfig
+    from dagmix.algorithms.lr_schedule import LearningRateScheduleConfig
+    from dagmix.integrations.mjlab_tasks import DagmixDistillationAlgorithmCfg
+
+    mine = dataclasses.asdict(DagmixDistillationAlgorithmCfg())
+    for schema in (LearningRateScheduleConfig(), WeightAveragingConfig()):
+        for key, default in dataclasses.asdict(schema).items():
+            assert mine[key] == default, key  # same name, same default

@@ -1,0 +1,178 @@
+"""Weight averaging of the student: an exponential moving average of its parameters and buffers (on the device).
+
+In the algorithm config: ``"ema_decay": 0.99`` (None, the default: off). After every optimizer step of the student
+(rsl_rl's gradient steps and replay's), ``avg <- decay * avg + (1 - decay) * raw`` for every parameter and
+floating-point buffer (the observation normalizer's running mean and variance); integer buffers (the normalizer's
+count) are copied. The average starts at the student's initial weights; it spans about ``1 / (1 - decay)``
+optimizer steps.
+
+Which weights go where (MixingDistillation):
+
+- ``checkpoint["student_state_dict"]`` holds the **averaged** student, so stock rsl_rl, ``dagmix eval`` /
+  ``export`` and ``runner.get_inference_policy()`` load and evaluate it with no dagmix code;
+- ``checkpoint["dagmix"]["raw_student_state_dict"]`` holds the raw (training) weights, and
+  ``optimizer_state_dict`` stays the optimizer of the raw weights: a resumed run restores raw weights, optimizer
+  and average exactly;
+- ``alg.get_policy()`` returns the averaged student (a separate module with its own recurrent hidden state);
+  rollouts and gradient steps use the raw student.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from dagmix.algorithms import _compat
+
+
+@dataclass
+class WeightAveragingConfig:
+    """The weight-averaging key of the algorithm config."""
+
+    ema_decay: float | None = None
+    """Decay of the exponential moving average of the student's weights and normalizer, in (0, 1), applied after each
+    optimizer step; None (default): off. The averaged student is the one saved, evaluated and exported."""
+
+    def __post_init__(self) -> None:
+        """Validate the value (errors name the key)."""
+        d = self.ema_decay
+        if d is not None and (
+            isinstance(d, bool) or not isinstance(d, (int, float)) or not math.isfinite(d) or not 0.0 < d < 1.0
+        ):
+            raise ValueError(f"ema_decay={d!r} must be a number in (0, 1) (e.g. 0.99), or None to turn averaging off.")
+        if d is not None:
+            self.ema_decay = float(d)
+
+    @property
+    def active(self) -> bool:
+        """Whether weight averaging is on."""
+        return self.ema_decay is not None
+
+
+class WeightAverage:
+    """A shadow copy of a module holding the exponential moving average of its parameters and buffers.
+
+    Attributes:
+        model: The averaged module (same class and device as the source; no gradients; in eval mode).
+        decay: The EMA decay in (0, 1).
+        num_updates: Number of :meth:`update` calls so far.
+    """
+
+    def __init__(self, source: torch.nn.Module, decay: float) -> None:
+        """Copy ``source`` (its current weights start the average)."""
+        self.decay = float(decay)
+        self.model = copy.deepcopy(source)
+        self.model.requires_grad_(False)
+        self.model.eval()
+        if hasattr(self.model, "reset"):
+            self.model.reset()  # its own recurrent hidden state, starting empty
+        self.num_updates = 0
+
+    @classmethod
+    def attach(
+        cls, cfg: WeightAveragingConfig, student: torch.nn.Module, optimizer: torch.optim.Optimizer
+    ) -> WeightAverage | None:
+        """Return the average of ``student``, updated after every ``optimizer`` step; None when ``cfg`` is off.
+
+        Raises:
+            ValueError: on rsl-rl-lib 3.x, whose one StudentTeacher module holds the student and the teacher.
+        """
+        if cfg.ema_decay is None:
+            return None
+        if _compat.STUDENT_TEACHER_POLICY:
+            raise ValueError(
+                "ema_decay needs rsl-rl-lib >= 4 (separate student and teacher models); this is rsl-rl-lib "
+                f"{_compat.RSL_RL_VERSION}. Set ema_decay=None or upgrade rsl-rl-lib."
+            )
+        average = cls(student, cfg.ema_decay)
+        optimizer.register_step_post_hook(lambda *_: average.update(student))
+        return average
+
+    @torch.no_grad()
+    def update(self, source: torch.nn.Module) -> None:
+        """Move the average toward ``source``'s current parameters and buffers (on their device, no host sync)."""
+        avg = [p for p in self.model.parameters()]
+        raw = [p.detach() for p in source.parameters()]
+        for a, r in zip(self.model.buffers(), source.buffers(), strict=True):  # re-read: buffers may be rebound
+            if a.is_floating_point():
+                avg.append(a)
+                raw.append(r)
+            else:
+                a.copy_(r)
+        torch._foreach_lerp_(avg, raw, 1.0 - self.decay)
+        self.num_updates += 1
+
+    def reset_to(self, source: torch.nn.Module) -> None:
+        """Restart the average at ``source``'s current weights."""
+        self.model.load_state_dict(source.state_dict())
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the bookkeeping saved with a checkpoint (the averaged weights are saved as the student)."""
+        return {"decay": self.decay, "num_updates": self.num_updates}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` output."""
+        self.num_updates = int(state.get("num_updates", 0))
+
+    def save_into(self, saved: dict, key: str) -> None:
+        """Make ``saved`` (rsl_rl's checkpoint dict) hold the average as the student, the raw weights under ``key``."""
+        saved[key]["raw_student_state_dict"] = saved["student_state_dict"]
+        saved[key]["ema"] = self.state_dict()
+        saved["student_state_dict"] = self.model.state_dict()
+
+    def share_distribution(self, source: torch.nn.Module) -> None:
+        """Let the averaged module report ``source``'s current action distribution (``output_std`` etc.).
+
+        rsl_rl's runner logs ``alg.get_policy().output_std`` every iteration, read from the distribution of the
+        last stochastic forward pass, which only the raw (rollout) student makes. The distribution objects are
+        shared by reference; no weights are touched.
+        """
+        for a, r in zip(self.model.modules(), source.modules(), strict=True):
+            for name, value in vars(r).items():
+                if isinstance(value, torch.distributions.Distribution):
+                    setattr(a, name, value)
+
+
+def loads_student(loaded_dict: Mapping[str, Any], load_cfg: Mapping[str, Any] | None) -> bool:
+    """Whether rsl_rl's ``Distillation.load`` (4.x/5.x) loads the student from ``loaded_dict`` (its default rules)."""
+    if load_cfg is None:
+        return not any("actor_state_dict" in key for key in loaded_dict)
+    return bool(load_cfg.get("student"))
+
+
+def restore_student(
+    average: WeightAverage | None,
+    student: torch.nn.Module,
+    state: Mapping[str, Any] | None,
+    resumed: bool,
+    strict: bool,
+) -> None:
+    """After rsl_rl loaded ``student_state_dict`` into ``student``: restore the raw weights and the average.
+
+    Args:
+        average: The run's average, or None without ``ema_decay``.
+        student: The raw student, holding the checkpoint's ``student_state_dict`` (an average if it was saved with
+            ``ema_decay``).
+        state: The checkpoint's ``"dagmix"`` entry (None for a stock rsl_rl checkpoint).
+        resumed: Whether the run resumes the checkpoint's iteration.
+        strict: ``load_state_dict``'s strictness.
+    """
+    raw = (state or {}).get("raw_student_state_dict")
+    if average is not None:
+        average.reset_to(student)  # the saved student: the average, or plain weights (averaging starts there)
+        if raw is not None:
+            student.load_state_dict(raw, strict=strict)
+            average.load_state_dict((state or {}).get("ema", {}))
+    elif raw is not None and resumed:
+        warnings.warn(
+            "The checkpoint was trained with ema_decay; this run has none, so training continues from the raw "
+            "(non-averaged) weights, to which the optimizer state belongs.",
+            stacklevel=4,
+        )
+        student.load_state_dict(raw, strict=strict)
