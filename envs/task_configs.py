@@ -104,6 +104,41 @@ def distill_train_cfg(task: str) -> dict[str, Any]:
     }
 
 
+DAGGER_PPO_MIXING: dict[str, Any] = {"schedule": "two_stage", "phase1_iterations": 30, "granularity": "step"}
+"""Default ``mixing`` of ``dagmix distill --algorithm dagger_ppo``: the teacher drives the first 30 iterations."""
+DAGGER_PPO_IMITATION_COEF: dict[str, Any] = {
+    "schedule": "piecewise_linear",
+    "points": [[0, 1.0], [100, 1.0], [250, 0.0]],
+}
+"""Default ``imitation_coef``: full imitation for 100 iterations, then annealed to 0 at iteration 250."""
+DAGGER_PPO_PPO_COEF: dict[str, Any] = {"schedule": "piecewise_linear", "points": [[0, 0.0], [30, 0.0], [100, 1.0]]}
+"""Default ``ppo_coef``: pure DAgger while the teacher drives, then PPO ramps in over 70 iterations."""
+
+
+def dagger_ppo_train_cfg(task: str) -> dict[str, Any]:
+    """Return the rsl_rl OnPolicyRunner config with MixingDAggerPPO (distil, then anneal imitation into PPO).
+
+    The actor is the distillation student (GRU on the ``policy`` group), the critic reads the privileged
+    ``teacher`` group, and the teacher section matches the shipped PPO teacher. PPO keys as for the teacher.
+    """
+    cfg = teacher_train_cfg(task)
+    cfg.update(experiment_name=f"{task}_dagger_ppo", max_iterations=300)
+    cfg["obs_groups"] = {"actor": ["policy"], "critic": ["teacher"], "teacher": ["teacher"]}
+    cfg["algorithm"].update(
+        {
+            "class_name": "dagmix.algorithms:MixingDAggerPPO",
+            "imitation_coef": copy.deepcopy(DAGGER_PPO_IMITATION_COEF),
+            "ppo_coef": copy.deepcopy(DAGGER_PPO_PPO_COEF),
+            "imitation_loss": "mse",
+            "teacher_action_clip": 1.0,
+            "mixing": copy.deepcopy(DAGGER_PPO_MIXING),
+        }
+    )
+    cfg["actor"] = student_model()
+    cfg["teacher"] = copy.deepcopy(TEACHER_MODEL)
+    return cfg
+
+
 def parse_value(text: str) -> Any:
     """Parse an override value: Python literals (numbers, True/False/None, lists), else the plain string."""
     lowered = {"true": True, "false": False, "none": None, "null": None}
