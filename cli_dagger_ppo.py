@@ -87,6 +87,7 @@ def cmd_distill_dagger_ppo(args: argparse.Namespace) -> int:
         checkpoint = args.checkpoint or shipped_teacher(args.task)
     log_dir = cli._log_dir(args.log_root, cfg["experiment_name"], cfg["run_name"])
     cli._write_params(log_dir, cfg, env_over, args.task)
+    actor_cfg = copy.deepcopy(cfg["actor"])  # rsl-rl-lib 5.4 pops class_name from the config it is given
     torch.manual_seed(cfg["seed"])
     try:
         runner = OnPolicyRunner(env, cfg, log_dir, args.device)
@@ -138,7 +139,7 @@ def cmd_distill_dagger_ppo(args: argparse.Namespace) -> int:
         rows = {"student": evaluate_policy(final_env, alg.get_policy(), n)}
         if best["state"] is not None:
             model = cli._build_model(
-                cfg["actor"], final_env.get_observations(), cfg["obs_groups"], "actor", env.num_actions
+                actor_cfg, final_env.get_observations(), cfg["obs_groups"], "actor", env.num_actions
             )
             model.load_state_dict(best["state"])
             rows[f"best@{best['iter']}"] = evaluate_policy(final_env, model, n)
