@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import difflib
 import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -416,4 +417,15 @@ class MixingDAggerPPO(PPO):
                 f"Checkpoint state has format_version={version}; this dagmix reads up to "
                 f"{DAGGER_PPO_STATE_FORMAT_VERSION}. Upgrade dagmix to resume this run."
             )
+        for key, now in (
+            ("schedule", self.beta_schedule.describe()),
+            ("imitation_coef", self.imitation_coef.describe()),
+            ("ppo_coef", self.ppo_coef.describe()),
+        ):
+            if state.get(key) != now:
+                warnings.warn(
+                    f"The checkpoint was trained with {key} {state.get(key)}; this run uses {now}. Continuing with "
+                    "the configured one.",
+                    stacklevel=3,
+                )
         self.mixing_policy.load_state_dict(state["policy"])

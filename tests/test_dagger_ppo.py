@@ -353,6 +353,15 @@ def test_resume_continues_schedules_masks_teacher_and_iteration(tmp_path, ppo_te
     assert torch.equal(b.alg.storage.observations[DRIVEN_KEY], c.alg.storage.observations[DRIVEN_KEY])
 
 
+def test_resume_with_another_schedule_warns_and_uses_the_configured_one(tmp_path, ppo_teacher):
+    a = runner(tmp_path / "a", ppo_teacher, {"ppo_coef": 0.5}, log=True, save_interval=1)
+    a.learn(1)
+    b = runner(tmp_path / "b", None, {"ppo_coef": 0.25})
+    with pytest.warns(UserWarning, match="trained with ppo_coef 0.5; this run uses 0.25"):
+        b.load(str(tmp_path / "a" / "logs" / "model_0.pt"))
+    assert b.alg.coefficients_at(0)["ppo_coef"] == 0.25
+
+
 def test_checkpoint_loads_into_stock_ppo(tmp_path, ppo_teacher):
     a = runner(tmp_path / "a", ppo_teacher, {"mixing": {"schedule": "two_stage", "phase1_iterations": 1}}, log=True)
     a.learn(2)
