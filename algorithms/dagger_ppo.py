@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import difflib
 import inspect
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,6 +13,7 @@ from rsl_rl.algorithms import PPO
 from tensordict import TensorDict
 
 from dagmix.algorithms import _compat
+from dagmix.algorithms._dagger_ppo_checkpoint import DAGGER_PPO_STATE_FORMAT_VERSION, load_dagmix_state, load_student
 from dagmix.algorithms._dagger_ppo_update import ppo_imitation_update
 from dagmix.algorithms.mixing_distillation import CHECKPOINT_KEY, MixingDistillation, _resolve_mixing
 from dagmix.algorithms.phase_log import SCALAR_BETA, SCALAR_TEACHER_FRACTION, ExtrasLog, phase_lines, switch_banner
@@ -29,7 +29,7 @@ LABEL_KEY = "dagmix_teacher_action"
 DRIVEN_KEY = "dagmix_teacher_driven"
 """Key of the who-drove flag (1.0: the teacher's action was executed) in the rollout storage's observations."""
 IMITATION_LOSSES = ("mse", "huber", "gaussian_nll")
-DAGGER_PPO_STATE_FORMAT_VERSION = 1
+
 
 _OWN_KEYS = ("imitation_coef", "ppo_coef", "imitation_loss", "mixing", "init_student", "teacher_action_clip")
 _OWN_KEYS += ("phase_console_output",)
@@ -154,7 +154,7 @@ class MixingDAggerPPO(PPO):
         )
         self.init_student = init_student
         if init_student is not None:
-            self._load_student(init_student)
+            load_student(self, init_student)
 
         self.max_iterations: int | None = None
         self._iteration = 0  # iteration of the current / next rollout (the runner's `it`)
@@ -217,19 +217,6 @@ class MixingDAggerPPO(PPO):
 
     def _rank_seed(self, base: int) -> int:
         return MixingDistillation._rank_seed(self, base)  # type: ignore[arg-type]  # same rule, one place
-
-    def _load_student(self, path: str) -> None:
-        try:
-            loaded = torch.load(path, map_location=self.device, weights_only=True)
-        except FileNotFoundError as e:
-            raise ValueError(f"init_student={path!r}: no such file (a distillation checkpoint).") from e
-        if not isinstance(loaded, Mapping) or "student_state_dict" not in loaded:
-            keys = sorted(loaded) if isinstance(loaded, Mapping) else type(loaded).__name__
-            raise ValueError(
-                f"init_student={path!r} is not a distillation checkpoint: it has no 'student_state_dict' (keys: "
-                f"{keys}). Pass a checkpoint written by MixingDistillation or rsl_rl's Distillation."
-            )
-        self._raw_actor.load_state_dict(loaded["student_state_dict"])
 
     # ------------------------------------------------------------------ schedules
     def coefficients_at(self, iteration: int) -> dict[str, float]:
@@ -319,6 +306,9 @@ class MixingDAggerPPO(PPO):
         it = self._iteration
         ppo_coef, imitation_coef = self._coefs
         loss_dict, stats = ppo_imitation_update(self, ppo_coef, imitation_coef, mixed=self._beta > 0.0)
+        dist = torch.distributed
+        if self.is_multi_gpu and dist.is_available() and dist.is_initialized():
+            dist.all_reduce(stats)  # every rank logs the same sums
         imitation_sum, imitation_count, driven_sum, driven_count = stats.tolist()  # the one extra host read
         loss_dict["imitation"] = imitation_sum / max(imitation_count, 1.0)
         metrics = {
@@ -402,30 +392,5 @@ class MixingDAggerPPO(PPO):
             if state is None:
                 self.mixing_policy.reseed(it)
             else:
-                self._load_dagmix_state(state)
+                load_dagmix_state(self, state)
         return bool(resumed)
-
-    def _load_dagmix_state(self, state: Mapping[str, Any]) -> None:
-        version = state.get("format_version")
-        if state.get("algorithm") != "MixingDAggerPPO" or not isinstance(version, int):
-            raise ValueError(
-                f"checkpoint['{CHECKPOINT_KEY}'] was not written by MixingDAggerPPO (algorithm="
-                f"{state.get('algorithm')!r}); resume it with the algorithm that wrote it."
-            )
-        if version > DAGGER_PPO_STATE_FORMAT_VERSION:
-            raise ValueError(
-                f"Checkpoint state has format_version={version}; this dagmix reads up to "
-                f"{DAGGER_PPO_STATE_FORMAT_VERSION}. Upgrade dagmix to resume this run."
-            )
-        for key, now in (
-            ("schedule", self.beta_schedule.describe()),
-            ("imitation_coef", self.imitation_coef.describe()),
-            ("ppo_coef", self.ppo_coef.describe()),
-        ):
-            if state.get(key) != now:
-                warnings.warn(
-                    f"The checkpoint was trained with {key} {state.get(key)}; this run uses {now}. Continuing with "
-                    "the configured one.",
-                    stacklevel=3,
-                )
-        self.mixing_policy.load_state_dict(state["policy"])
