@@ -4,11 +4,11 @@ Variants (each a function of the run length):
 
 - ``distillation_student_only``: MixingDistillation with beta 0, i.e. what stock rsl_rl ``Distillation`` does;
 - ``distillation_dagger_exp_0.9``: the best distillation schedule of compare_schedules (benchmarks/RESULTS.md);
-- ``dagger_ppo_fixed``: PPO plus a fixed-weight (1.0) MSE imitation loss, the student always driving (rsl_rl's
-  ``DaggerPPO``);
+- ``dagger_ppo_fixed``: PPO plus a fixed-weight (1.0) MSE imitation loss, the student always driving, with the
+  KL-adaptive learning rate from 1e-3 (rsl_rl's ``DaggerPPO`` defaults);
 - ``dagger_ppo_recommended``: the default of ``dagmix distill --algorithm dagger_ppo`` scaled to the run: the
   teacher drives the first 10% (pure DAgger), PPO ramps in until 1/3 while imitation stays at 1, then imitation
-  anneals to 0 at 5/6 of the run.
+  anneals to 0 at 5/6 of the run; fixed learning rate 1e-3.
 
 Same machinery, flags, resumable output layout and reports as ``compare_schedules`` (``runs/<variant>/seed<k>.json``,
 ``per_iteration.csv``, ``summary.csv``, ``summary.md``, figures); ``loss`` is the behaviour loss for distillation
@@ -46,7 +46,13 @@ DISTILLATION: dict[str, str] = {
 """Distillation variants: the compare_schedules variant each one runs."""
 
 DAGGER_PPO: dict[str, Callable[[int], dict[str, Any]]] = {
-    "dagger_ppo_fixed": lambda n: {"imitation_coef": 1.0, "ppo_coef": 1.0, "mixing": {"schedule": "student_only"}},
+    "dagger_ppo_fixed": lambda n: {  # rsl_rl DaggerPPO's defaults: dagger_loss_coef 1, KL-adaptive lr from 1e-3
+        "imitation_coef": 1.0,
+        "ppo_coef": 1.0,
+        "mixing": {"schedule": "student_only"},
+        "schedule": "adaptive",
+        "learning_rate": 1e-3,
+    },
     "dagger_ppo_recommended": _recommended,
 }
 """MixingDAggerPPO variants: algorithm keys over ``dagger_ppo_train_cfg`` as a function of the run length."""
