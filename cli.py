@@ -137,6 +137,12 @@ def _apply_common(args: argparse.Namespace, cfg: dict, env_over: dict) -> None:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     """Distill the teacher into the student with MixingDistillation; evaluate the student alone as it trains."""
+    if args.algorithm == "dagger_ppo":  # MixingDAggerPPO under rsl_rl's OnPolicyRunner
+        from dagmix.cli_dagger_ppo import cmd_distill_dagger_ppo
+
+        return cmd_distill_dagger_ppo(args)
+    if args.init_student is not None:
+        raise SystemExit("dagmix: --init_student initialises the actor of --algorithm dagger_ppo; add that flag.")
     from dagmix.algorithms import MixingDistillationRunner
     from dagmix.envs.evaluation import evaluate_policy
 
@@ -290,6 +296,10 @@ def _load_models(
     task: str, checkpoint: str, device: str, env: Any, unsafe_load: bool
 ) -> tuple[dict[str, torch.nn.Module], str]:
     loaded = _load_file(checkpoint, device, unsafe_load)
+    if "actor_state_dict" in loaded and "teacher_state_dict" in loaded:  # MixingDAggerPPO: the actor is the student
+        from dagmix.cli_dagger_ppo import load_models
+
+        return load_models(task, checkpoint, loaded, device, env), "MixingDAggerPPO checkpoint"
     cfg, source = _model_cfg(task, checkpoint, loaded)
     obs = env.get_observations()
     if "actor_state_dict" in loaded:  # a PPO checkpoint: the teacher alone
@@ -347,10 +357,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     env = _make_env(args.task, 1, "cpu", 0, {})
     loaded = _load_file(args.checkpoint, "cpu", args.unsafe_load)
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "exported")
+    if "actor_state_dict" in loaded and "teacher_state_dict" in loaded:  # MixingDAggerPPO: export the actor
+        from dagmix.cli_dagger_ppo import export
+
+        export(args.task, args.checkpoint, loaded, out)
+        print(f"[dagmix] exported the student to {out}/policy.onnx and {out}/policy.pt")
+        return 0
     if "student_state_dict" not in loaded:
         raise SystemExit(f"dagmix: {args.checkpoint} is not a distillation checkpoint (no student_state_dict).")
     model_cfg, source = _model_cfg(args.task, args.checkpoint, loaded)
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "exported")
     cfg = distill_train_cfg(args.task)
     cfg.update({k: model_cfg[k] for k in ("obs_groups", "student", "teacher") if model_cfg.get(k)})
     cfg["algorithm"] = {"class_name": "Distillation"}
@@ -412,6 +428,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["mixing", "stock"],
         default="mixing",
         help="MixingDistillationRunner, or rsl_rl's stock DistillationRunner (as `isaaclab train` runs it)",
+    )
+    p.add_argument(
+        "--algorithm",
+        choices=["distillation", "dagger_ppo"],
+        default="distillation",
+        help="MixingDistillation, or MixingDAggerPPO (PPO on the student plus a scheduled imitation loss)",
+    )
+    p.add_argument(
+        "--init_student", default=None, help="dagger_ppo: distillation checkpoint that initialises the actor"
     )
     p.add_argument("--resume", action="store_true", help="continue a distillation run (see --load_run)")
     p.add_argument("--load_run", default=".*", help="regex of the run folder to resume (newest match)")

@@ -80,6 +80,21 @@ NEW_DISTRIBUTION_CFG = (
 """5.x models take ``distribution_cfg``; 4.x models ``stochastic=True, init_noise_std=...``; 3.x has no models."""
 
 
+PPO_WITH_MODELS = NEW_DISTRIBUTION_CFG and "actor" in inspect.signature(rsl_rl.algorithms.PPO.__init__).parameters
+"""5.x: PPO takes separate ``actor`` / ``critic`` models and builds them in ``construct_algorithm``
+(what MixingDAggerPPO extends); 3.x has one ActorCritic module and 4.x another model and distribution API."""
+
+
+def require_ppo_with_models(what: str) -> None:
+    """Raise a ValueError naming the installed rsl-rl-lib and the fix where ``what`` cannot run (3.x and 4.x)."""
+    if not PPO_WITH_MODELS:
+        raise ValueError(
+            f"{what} needs rsl-rl-lib 5.4.2-5.5.x (PPO with separate actor and critic models); rsl-rl-lib "
+            f"{RSL_RL_VERSION} is installed. Install e.g. `pip install 'rsl-rl-lib==5.5.1'`, or use "
+            "MixingDistillation, which runs on every supported version."
+        )
+
+
 def resolve_class(name: Any, package: Any) -> Any:
     """Resolve ``class_name``: a class, ``"pkg.mod:Cls"``, ``"pkg.mod.Cls"`` or a name in rsl_rl's ``package``."""
     if not isinstance(name, str):

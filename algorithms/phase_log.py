@@ -38,3 +38,32 @@ def switch_banner(iteration: int) -> str:
             bar,
         ]
     )
+
+
+class ExtrasLog:
+    """Hands per-iteration scalars to rsl_rl's logger through the env's extras dicts.
+
+    rsl_rl's logger keeps the extras dict of every step (``extras["episode"]`` if present, else ``extras["log"]``)
+    and averages each key over them when it logs. Envs that replace the dict only at resets (Isaac Lab) hand over
+    several per iteration, some still holding older values, so the scalars are written into every one seen.
+    """
+
+    def __init__(self) -> None:
+        """Start with no dicts seen."""
+        self._targets: list[dict] = []
+        self._keys: set[str] = set()
+
+    def note(self, extras: dict) -> None:
+        """Remember the dict the logger reads from this step's ``extras`` (call once per env step)."""
+        target = extras["episode"] if "episode" in extras else extras.setdefault("log", {})
+        if not self._targets or target is not self._targets[-1]:
+            self._targets.append(target)
+
+    def publish(self, metrics: dict[str, float]) -> None:
+        """Write ``metrics`` into every dict seen since the last call (dropping keys of earlier iterations)."""
+        self._keys |= metrics.keys()
+        for target in {id(t): t for t in self._targets}.values():
+            for key in self._keys - metrics.keys():  # keys a reused dict may still hold
+                target.pop(key, None)
+            target.update(metrics)
+        self._targets.clear()

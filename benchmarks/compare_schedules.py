@@ -412,8 +412,13 @@ def _versions() -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------------ scheduling
-def run_all(args: Args) -> None:
-    """Run every (variant, seed) that has no finished JSON yet, ``workers`` at a time, with progress lines."""
+def run_all(args: Args, run_fn: Callable[[dict[str, Any], str, int, str], dict[str, float]] | None = None) -> None:
+    """Run every (variant, seed) that has no finished JSON yet, ``workers`` at a time, with progress lines.
+
+    ``run_fn(args_dict, variant, seed, path)`` runs one (default :func:`run_one`); it must be a module-level function
+    (the workers are spawned processes) that writes the run's JSON to ``path`` and returns ``ratio`` and ``seconds``.
+    """
+    run_fn = run_fn or run_one
     todo = []
     want = _hash(args.run_config())
     code = code_version()
@@ -461,14 +466,14 @@ def run_all(args: Args) -> None:
         threads = torch.get_num_threads()
         try:
             for variant, seed, path in todo:
-                res = run_one(dataclasses.asdict(args), variant, seed, path)
+                res = run_fn(dataclasses.asdict(args), variant, seed, path)
                 done += 1
                 report(variant, seed, res)
         finally:
             torch.set_num_threads(threads)
         return
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
-        futures = {pool.submit(run_one, dataclasses.asdict(args), v, s, p): (v, s) for v, s, p in todo}
+        futures = {pool.submit(run_fn, dataclasses.asdict(args), v, s, p): (v, s) for v, s, p in todo}
         for fut in as_completed(futures):
             variant, seed = futures[fut]
             try:

@@ -6,6 +6,7 @@ from dagmix.mixing.adaptive import (
     LossTriggeredSchedule,
     ReturnRatioSchedule,
 )
+from dagmix.mixing.coefficients import CoefficientSchedule
 from dagmix.mixing.config import (
     ASSIGNMENTS,
     GRANULARITIES,
@@ -36,6 +37,7 @@ __all__ = [
     "PRESETS",
     "SCHEDULE_KINDS",
     "BetaSchedule",
+    "CoefficientSchedule",
     "ConstantSchedule",
     "CosineSchedule",
     "ExponentialSchedule",

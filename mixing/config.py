@@ -131,25 +131,30 @@ def drop_unset(cfg: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def build_schedule(name: str, **params: Any) -> BetaSchedule:
+def build_schedule(name: str, *, section: str = "mixing", **params: Any) -> BetaSchedule:
     """Build a schedule from a kind (``constant``, ``step``, ...) or a preset name and its parameters.
+
+    Args:
+        name: Schedule kind or preset.
+        section: Config section named in error messages (``mixing``, or e.g. ``imitation_coef``).
+        **params: The schedule's parameters.
 
     Raises:
         ValueError: unknown name, unknown or missing parameters, or parameter values out of range.
     """
     if not isinstance(name, str):
-        raise ValueError(_unknown("mixing.schedule", name, schedule_names()))
+        raise ValueError(_unknown(f"{section}.schedule", name, schedule_names()))
     builder: Callable[..., BetaSchedule] | None = SCHEDULE_KINDS.get(name) or PRESETS.get(name)
     if builder is None:
-        raise ValueError(_unknown("mixing.schedule", name, schedule_names()))
+        raise ValueError(_unknown(f"{section}.schedule", name, schedule_names()))
     names, required = _params_of(builder)
     unknown = [k for k in params if k not in names]
     if unknown:
         valid = ", ".join(names) if names else "none"
-        raise ValueError(f"Unknown key(s) {unknown} for mixing.schedule={name!r}; its parameters are: {valid}.")
+        raise ValueError(f"Unknown key(s) {unknown} for {section}.schedule={name!r}; its parameters are: {valid}.")
     missing = [k for k in required if k not in params]
     if missing:
-        raise ValueError(f"mixing.schedule={name!r} needs {missing} (e.g. mixing={{'schedule': {name!r}, ...}}).")
+        raise ValueError(f"{section}.schedule={name!r} needs {missing} (e.g. {section}={{'schedule': {name!r}, ...}}).")
     return builder(**params)
 
 

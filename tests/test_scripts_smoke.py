@@ -134,3 +134,35 @@ def test_compare_schedules_runs_are_reproducible_and_record_their_code(tmp_path,
     with pytest.raises(SystemExit, match="other dagmix code"):
         compare_schedules.main(argv)
     compare_schedules.main([*argv, "--allow-code-change"])
+
+
+# ------------------------------------------------------------------------------------------ compare_dagger_ppo
+@pytest.mark.skipif(
+    not __import__("dagmix.algorithms", fromlist=["_compat"])._compat.PPO_WITH_MODELS, reason="needs rsl-rl-lib 5.x"
+)
+def test_compare_dagger_ppo_smoke_outputs_exist_parse_and_resume(tmp_path, capsys):
+    import csv
+
+    from dagmix.benchmarks import compare_dagger_ppo
+
+    argv = [
+        *("--seeds", "1", "--iterations", "3", "--num-envs", "16", "--steps-per-env", "4", "--eval-interval", "2"),
+        *("--eval-episodes", "8", "--final-eval-episodes", "8", "--workers", "1", "--out-dir", str(tmp_path)),
+        *("--env-overrides", "episode_length_s=1.0"),
+    ]
+    compare_dagger_ppo.main(argv)
+    rows = list(csv.DictReader((tmp_path / "per_iteration.csv").open()))
+    variants = {r["variant"] for r in rows}
+    assert variants == {*compare_dagger_ppo.DISTILLATION, *compare_dagger_ppo.DAGGER_PPO}
+    assert len(rows) == 4 * 3
+    rec = {int(r["iteration"]): r for r in rows if r["variant"] == "dagger_ppo_recommended"}
+    assert [float(rec[i]["beta"]) for i in range(3)] == [1.0, 0.0, 0.0]  # the teacher drives the first 10%
+    assert all(float(r["loss"]) >= 0 for r in rows)
+    run = json.loads((tmp_path / "runs" / "dagger_ppo_fixed" / "seed0.json").read_text())
+    assert run["imitation_coef"] == "1.0" and run["ppo_coef"] == "1.0" and run["final"]["num_episodes"] == 8
+    assert "dagger_ppo_recommended" in (tmp_path / "summary.md").read_text()
+    capsys.readouterr()
+    compare_dagger_ppo.main(argv)  # finished runs are found, not run again
+    assert "4/4 runs already finished" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        compare_dagger_ppo.main([*argv, "--schedules", "no_such_variant"])

@@ -1,0 +1,207 @@
+"""Distillation vs teacher-guided RL (MixingDAggerPPO) on the quadcopter: multi-seed, equal env-step budget, 95% CIs.
+
+Variants (each a function of the run length):
+
+- ``distillation_student_only``: MixingDistillation with beta 0, i.e. what stock rsl_rl ``Distillation`` does;
+- ``distillation_dagger_exp_0.9``: the best distillation schedule of compare_schedules (benchmarks/RESULTS.md);
+- ``dagger_ppo_fixed``: PPO plus a fixed-weight (1.0) MSE imitation loss, the student always driving, with the
+  KL-adaptive learning rate from 1e-3 (rsl_rl's ``DaggerPPO`` defaults);
+- ``dagger_ppo_recommended``: the default of ``dagmix distill --algorithm dagger_ppo`` scaled to the run: the
+  teacher drives the first 10% (pure DAgger), PPO ramps in until 1/3 while imitation stays at 1, then imitation
+  anneals to 0 at 5/6 of the run; fixed learning rate 1e-3.
+
+Same machinery, flags, resumable output layout and reports as ``compare_schedules`` (``runs/<variant>/seed<k>.json``,
+``per_iteration.csv``, ``summary.csv``, ``summary.md``, figures); ``loss`` is the behaviour loss for distillation
+runs and the imitation loss for MixingDAggerPPO runs. Run ``python -m dagmix.benchmarks.compare_dagger_ppo -h``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dagmix.benchmarks import compare_schedules
+from dagmix.benchmarks.compare_schedules import _hash, _run_path, _versions, code_version
+
+
+def _recommended(n: int) -> dict[str, Any]:
+    a, b, c = max(1, round(n / 10)), max(2, round(n / 3)), max(3, round(5 * n / 6))
+    return {
+        "mixing": {"schedule": "two_stage", "phase1_iterations": a},
+        "ppo_coef": {"schedule": "piecewise_linear", "points": [[0, 0.0], [a, 0.0], [max(b, a + 1), 1.0]]},
+        "imitation_coef": {"schedule": "piecewise_linear", "points": [[0, 1.0], [b, 1.0], [max(c, b + 1), 0.0]]},
+    }
+
+
+DISTILLATION: dict[str, str] = {
+    "distillation_student_only": "student_only",
+    "distillation_dagger_exp_0.9": "dagger_exp_0.9",
+}
+"""Distillation variants: the compare_schedules variant each one runs."""
+
+DAGGER_PPO: dict[str, Callable[[int], dict[str, Any]]] = {
+    "dagger_ppo_fixed": lambda n: {  # rsl_rl DaggerPPO's defaults: dagger_loss_coef 1, KL-adaptive lr from 1e-3
+        "imitation_coef": 1.0,
+        "ppo_coef": 1.0,
+        "mixing": {"schedule": "student_only"},
+        "schedule": "adaptive",
+        "learning_rate": 1e-3,
+    },
+    "dagger_ppo_recommended": _recommended,
+}
+"""MixingDAggerPPO variants: algorithm keys over ``dagger_ppo_train_cfg`` as a function of the run length."""
+
+BASELINE = "distillation_student_only"
+
+
+@dataclass
+class Args(compare_schedules.Args):
+    """Benchmark settings (flags are the field names with dashes); as compare_schedules, other variants."""
+
+    schedules: list[str] = field(default_factory=lambda: [*DISTILLATION, *DAGGER_PPO])
+    """Variants to compare (names above)."""
+    out_dir: str = "benchmarks/results/compare_dagger_ppo"
+    """Output folder (runs/ holds one JSON per finished run)."""
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    """Parse flags named after the Args fields; validate them."""
+    from dagmix.benchmarks._args import dataclass_parser
+
+    parser = dataclass_parser(Args, "python -m dagmix.benchmarks.compare_dagger_ppo", __doc__)
+    args = Args(**vars(parser.parse_args(argv)))
+    for name in ("seeds", "iterations", "num_envs", "steps_per_env", "workers", "threads", "eval_interval"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= 1")
+    unknown = [v for v in args.schedules if v not in DISTILLATION and v not in DAGGER_PPO]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {', '.join([*DISTILLATION, *DAGGER_PPO])}")
+    if args.student not in ("gru", "mlp"):
+        parser.error(f"--student={args.student!r} is not one of 'gru', 'mlp'")
+    return args
+
+
+def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> dict[str, float]:
+    """Run one (variant, seed): distillation through compare_schedules.run_one, MixingDAggerPPO here."""
+    if variant in DISTILLATION:
+        return compare_schedules.run_one(args_dict, DISTILLATION[variant], seed, path)
+    return _run_dagger_ppo(Args(**args_dict), variant, seed, path)
+
+
+def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str, float]:
+    import torch
+    from rsl_rl.runners import OnPolicyRunner
+
+    from dagmix.envs import make
+    from dagmix.envs.evaluation import evaluate_policy
+    from dagmix.envs.task_configs import dagger_ppo_train_cfg, shipped_teacher, student_model
+
+    torch.set_num_threads(args.threads)
+    algo = DAGGER_PPO[variant](args.iterations)
+    cfg = dagger_ppo_train_cfg("quadcopter")
+    cfg.update(num_steps_per_env=args.steps_per_env, max_iterations=args.iterations, seed=seed, logger="tensorboard")
+    cfg["algorithm"].update(algo, phase_console_output=False)
+    cfg["actor"] = student_model(args.student)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    t0 = time.time()
+    with open(path[: -len(".json")] + ".log", "w") as log, contextlib.redirect_stdout(log):
+        torch.manual_seed(seed)
+        kw = args.env_kwargs()
+        env = make("quadcopter", num_envs=args.num_envs, device=args.device, seed=seed, **kw)
+        eval_env = make("quadcopter", num_envs=args.eval_episodes, device=args.device, seed=10_000 + seed, **kw)
+        runner = OnPolicyRunner(env, cfg, None, args.device)
+        runner.load(shipped_teacher("quadcopter"), map_location=args.device)
+        alg = runner.alg
+        clip = alg.teacher_action_clip
+        zero = alg.beta_schedule.first_zero_iteration()
+        handover = {zero + o for o in args.handover_offsets} if zero else set()
+        steps_per_it = args.num_envs * args.steps_per_env
+        rows: list[dict[str, Any]] = []
+
+        def record(it: int, metrics: dict[str, float]) -> None:
+            row: dict[str, Any] = {
+                "iteration": it,
+                "env_steps": (it + 1) * steps_per_it,
+                "beta": metrics["Distillation/beta"],
+                "teacher_fraction": metrics["Distillation/teacher_fraction"],
+                "imitation_coef": metrics["Distillation/imitation_coef"],
+                "ppo_coef": metrics["Distillation/ppo_coef"],
+            }
+            if it % args.eval_interval == 0 or it == args.iterations - 1 or it in handover:
+                res = evaluate_policy(eval_env, alg.get_policy(), args.eval_episodes, alg.teacher, clip)
+                row.update(
+                    eval_return=res.return_mean,
+                    eval_success=res.success_rate,
+                    eval_final_distance=res.final_distance,
+                    eval_behavior_loss=res.behavior_loss,
+                )
+            rows.append(row)
+
+        alg.iteration_callbacks.append(record)
+        original_update = alg.update
+
+        def update() -> dict[str, float]:
+            losses = original_update()
+            rows[-1]["loss"] = losses["imitation"]
+            rows[-1]["surrogate_loss"] = losses["surrogate"]
+            return losses
+
+        alg.update = update  # type: ignore[method-assign]
+        runner.learn(args.iterations)
+        train_s = time.time() - t0
+        teacher_eval = evaluate_policy(eval_env, alg.teacher, args.eval_episodes)
+        final_env = make("quadcopter", num_envs=args.final_eval_episodes, device=args.device, seed=20_000 + seed, **kw)
+        final = evaluate_policy(final_env, alg.get_policy(), args.final_eval_episodes, alg.teacher, clip)
+        teacher_final = evaluate_policy(final_env, alg.teacher, args.final_eval_episodes)
+    result = {
+        "variant": variant,
+        "seed": seed,
+        "algorithm": algo,
+        "schedule": alg.beta_schedule.describe(),
+        "imitation_coef": alg.imitation_coef.describe(),
+        "ppo_coef": alg.ppo_coef.describe(),
+        "first_zero_iteration": zero,
+        "config": args.run_config(),
+        "config_hash": _hash(args.run_config()),
+        "versions": _versions(),
+        "code": code_version(),
+        "train_seconds": train_s,
+        "total_seconds": time.time() - t0,
+        "teacher_eval": teacher_eval.to_dict(),
+        "final": final.to_dict(),
+        "teacher_final": teacher_final.to_dict(),
+        "iterations": rows,
+    }
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f)
+    os.replace(tmp, path)
+    return {"ratio": final.return_mean / teacher_final.return_mean, "seconds": result["total_seconds"]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the missing runs (unless --report-only), then write the CSVs, the table and the figures."""
+    from dagmix.benchmarks import schedule_report
+
+    args = parse_args(argv)
+    os.makedirs(args.out_dir, exist_ok=True)
+    if not args.report_only:
+        compare_schedules.run_all(args, run_one)
+    runs = schedule_report.load_runs(args.out_dir, args.schedules, args.seeds, lambda v, s: _run_path(args, v, s))
+    if not runs:
+        raise SystemExit(f"No finished runs under {args.out_dir}/runs for the selected variants.")
+    report_dir = args.report_dir or args.out_dir
+    os.makedirs(report_dir, exist_ok=True)
+    baseline = BASELINE if BASELINE in runs else next(iter(runs))
+    for written in schedule_report.write_reports(runs, report_dir, args.schedules, baseline):
+        print(f"[compare] wrote {written}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
