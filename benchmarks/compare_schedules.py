@@ -144,7 +144,7 @@ def _apply_config_overrides(cfg: dict[str, Any], overrides: dict[str, Any], vari
     """Set dotted train-config keys in ``cfg`` (each must exist, as for the CLI's key=value); errors name it."""
     from dagmix.envs.task_configs import apply_overrides
 
-    items = [f"{key}={value!r}" for key, value in overrides.items()]
+    items = [f"{key}={value if isinstance(value, str) else repr(value)}" for key, value in overrides.items()]
     try:
         apply_overrides(cfg, {}, items)
     except ValueError as e:

@@ -108,6 +108,8 @@ def test_compare_schedules_variant_with_config_overrides():
     cfg = _train_cfg(Args(), v, seed=0, variant="x")
     assert cfg["algorithm"]["learning_rate"] == 1e-3 and cfg["student"]["rnn_hidden_dim"] == 128
     assert cfg["algorithm"]["mixing"] == {"schedule": "two_stage", "phase1_iterations": 60}
+    v = resolve_variant("student_only:algorithm.learning_rate_schedule=cosine", 300)
+    assert _train_cfg(Args(), v, seed=0, variant="x")["algorithm"]["learning_rate_schedule"] == "cosine"
     v = resolve_variant("student_only:student.hidden_dims=[128,128],algorithm.gradient_length=8", 300)
     assert v["overrides"] == {"student.hidden_dims": [128, 128], "algorithm.gradient_length": 8}
     with pytest.raises(ValueError, match="Variant .*algorithm.learning_rat'"):
