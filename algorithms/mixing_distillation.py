@@ -31,7 +31,7 @@ from dagmix.algorithms.training_options import LossWeighting, ReplayConfig
 from dagmix.mixing.adaptive import AdaptiveSchedule, ReturnRatioSchedule
 from dagmix.mixing.config import MixingConfig, drop_unset
 from dagmix.mixing.policy import MixingPolicy, reseed_value
-from dagmix.mixing.schedules import BetaSchedule, StepSchedule
+from dagmix.mixing.schedules import BetaSchedule
 
 _compat.check_rsl_rl_version()
 
@@ -112,7 +112,7 @@ def _resolve_mixing(
         if mixing:
             raise ValueError(
                 "Both a non-empty 'mixing' and use_two_stage_training=True were given; they configure the same "
-                "thing. Keep one: mixing={'schedule': 'two_stage', 'phase1_iterations': N} or the seed's "
+                "thing. Keep one: mixing={'schedule': 'two_stage', 'phase1_iterations': N} or the two-stage keys "
                 "use_two_stage_training=True with phase1_iterations=N."
             )
         if phase1_iterations is None:
@@ -179,8 +179,8 @@ class MixingDistillation(_compat.DistillationBase):
                 as MLPModel / RNNModel and a ``distillation`` RolloutStorage), ``(policy, storage)`` on 3.x (one
                 StudentTeacher module).
             mixing: Flat mixing dict, e.g. ``{"schedule": "linear", "iterations": 300, "granularity": "episode"}``.
-            use_two_stage_training: The seed's switch; with ``phase1_iterations`` it means schedule ``two_stage``.
-                None (not given) is False.
+            use_two_stage_training: The two-stage patch's switch; with ``phase1_iterations`` it means schedule
+                ``two_stage``. None (not given) is False.
             phase1_iterations: Teacher-driven iterations; read only when ``use_two_stage_training`` is True (given
                 without it, it is ignored with a warning).
             phase_console_output: Print the phase lines and the switch banner (rank 0 only).
@@ -280,7 +280,7 @@ class MixingDistillation(_compat.DistillationBase):
         self._iteration = 0  # iteration of the current / next rollout (the runner's `it`)
         self._runner_iteration = 0  # mirrors the runner's current_learning_iteration
         self._pending = True  # the next act() starts an iteration
-        self._beta = 0.0
+        self._beta, self._phase = 0.0, 2
         self._forced_phase2_from: int | None = None
         self._seen_positive_beta = False
         self._banner_printed = False
@@ -337,6 +337,12 @@ class MixingDistillation(_compat.DistillationBase):
             return 0.0
         return self.schedule.beta(iteration)
 
+    def phase_at(self, iteration: int) -> int:
+        """Return the training phase at ``iteration``: the schedule's, or 2 after :meth:`switch_to_phase2`."""
+        if self._forced_phase2_from is not None and iteration >= self._forced_phase2_from:
+            return 2
+        return self.schedule.phase(iteration)
+
     @property
     def iteration(self) -> int:
         """The runner iteration of the current (or next) rollout."""
@@ -378,7 +384,7 @@ class MixingDistillation(_compat.DistillationBase):
         it = self._iteration
         beta = self.beta_at(it)
         self.mixing_policy.begin_iteration(beta, it)
-        self._beta = beta
+        self._beta, self._phase = beta, self.phase_at(it)  # before observe(): adaptive schedules then move on
         self._pending = False
         if beta > 0.0:
             self._seen_positive_beta = True
@@ -509,7 +515,7 @@ class MixingDistillation(_compat.DistillationBase):
         frac_value = mask_sum / mask_count
         it, beta = self._iteration, self._beta
         metrics = {
-            SCALAR_TRAINING_PHASE: 1.0 if beta > 0.0 else 2.0,
+            SCALAR_TRAINING_PHASE: float(self._phase),
             SCALAR_CURRENT_ITERATION: float(it),
             SCALAR_BETA: beta,
             SCALAR_TEACHER_FRACTION: frac_value,
@@ -637,22 +643,21 @@ class MixingDistillation(_compat.DistillationBase):
             for tensor in self.ema.model.state_dict().values():
                 torch.distributed.broadcast(tensor, src=0)
 
-    # ------------------------------------------------------------------ seed helpers
+    # ------------------------------------------------------------------ the two-stage patch's helpers
     def get_training_phase_info(self) -> dict[str, Any]:
-        """Return the current phase, iteration, beta and schedule (the seed's helper)."""
+        """Return the current phase, iteration, beta and schedule (the two-stage patch's helper)."""
         it = self._iteration
-        beta = self.beta_at(it)
         return {
-            "training_phase": 1 if beta > 0.0 else 2,
+            "training_phase": self.phase_at(it),
             "current_iteration": it,
-            "beta": beta,
-            "phase1_iterations": self.schedule.phase1_iterations if isinstance(self.schedule, StepSchedule) else None,
+            "beta": self.beta_at(it),
+            "phase1_iterations": self.schedule.phase1_iterations,
             "switch_iteration": self._switch_iteration(),
             "schedule": self.schedule.describe(),
         }
 
     def switch_to_phase2(self) -> None:
-        """Force beta = 0 from the next iteration on (the seed's helper); persists in checkpoints."""
+        """Force beta = 0 from the next iteration on (the two-stage patch's helper); persists in checkpoints."""
         start = self._iteration if self._pending else self._iteration + 1
         if self._forced_phase2_from is None or start < self._forced_phase2_from:
             self._forced_phase2_from = start

@@ -1,8 +1,8 @@
-"""Console lines and logged scalar names of the mixing phases (the seed's exact wording)."""
+"""Console lines and logged scalar names of the mixing phases (the two-stage patch's exact wording)."""
 
 from __future__ import annotations
 
-from dagmix.mixing.schedules import BetaSchedule, StepSchedule
+from dagmix.mixing.schedules import BetaSchedule
 
 SCALAR_TRAINING_PHASE = "Distillation/training_phase"
 SCALAR_CURRENT_ITERATION = "Distillation/current_iteration"
@@ -20,8 +20,9 @@ def phase_lines(schedule: BetaSchedule, iteration: int, beta: float) -> list[str
         lines = ["Training Phase: Phase 2 (student actions)"]
     else:
         lines = [f"Training Phase: Mixed (beta={beta:.2f})"]
-    if isinstance(schedule, StepSchedule) and beta > 0.0 and iteration < schedule.phase1_iterations:
-        lines.append(f"Phase Iteration: {iteration + 1}/{schedule.phase1_iterations} (Phase 1)")
+    phase1 = schedule.phase1_iterations
+    if phase1 is not None and beta > 0.0 and iteration < phase1:
+        lines.append(f"Phase Iteration: {iteration + 1}/{phase1} (Phase 1)")
     return lines
 
 

@@ -46,7 +46,7 @@ VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {
     "dagger_exp_0.97": lambda n: {"schedule": "dagger_exp", "decay": 0.97},
     "cosine": lambda n: {"schedule": "cosine", "start": 1.0, "end": 0.0, "iterations": round(n / 2)},
 }
-"""Built-in variants. Switch points scale with the run: two_stage at 1/3 and 1/2 of it (the seed note's range),
+"""Built-in variants. Switch points scale with the run: two_stage at 1/3 and 1/2 of it (the two-stage patch's range),
 linear and cosine reach beta 0 at 1/2; dagger_exp_0.9 reaches its 0.01 cutoff at iteration 44, 0.97 at 152."""
 
 DEFAULT_VARIANTS = list(VARIANTS)
@@ -87,7 +87,7 @@ VARIANTS.update(
         "student_only_failed_0.25": lambda n: {"schedule": "student_only", "loss_weighting": {"failed_episode": 0.25}},
     }
 )
-"""Issue-6 variants, named with ``--schedules`` (not in the default set)."""
+"""Further variants (adaptive schedules, who-drove weighting), named with ``--schedules`` (not in the default set)."""
 
 BASELINE = "student_only"
 """What stock rsl_rl Distillation does; every variant is tested against it."""

@@ -1,4 +1,4 @@
-"""Isaac Lab configclasses for dagmix's MixingDistillation (the seed's two-stage fields and the mixing schedule).
+"""Isaac Lab configclasses for dagmix's MixingDistillation (the two-stage keys and the mixing schedule).
 
 Use :class:`RslRlMixingDistillationAlgorithmCfg` as the ``algorithm`` of an Isaac Lab
 ``RslRlDistillationRunnerCfg``; ``isaaclab train`` then runs ``dagmix.algorithms:MixingDistillation`` under rsl_rl's
@@ -47,8 +47,9 @@ class MixingCfg:
     schedule: str | None = None
     """Schedule kind (``constant``, ``step``, ``linear``, ``exponential``, ``cosine``, ``piecewise_linear``) or preset
     (``two_stage``, ``student_only``, ``teacher_only``, ``dagger_first``, ``dagger_linear``, ``dagger_exp``).
-    None (default): no schedule here; the seed's ``use_two_stage_training`` decides (``two_stage`` if True, else
-    ``student_only``, stock rsl_rl behaviour). Setting it while ``use_two_stage_training=True`` is an error."""
+    None (default): no schedule here; the two-stage patch's ``use_two_stage_training`` decides (``two_stage`` if
+    True, else ``student_only``, stock rsl_rl behaviour). Setting it while ``use_two_stage_training=True`` is an
+    error."""
 
     phase1_iterations: int | None = None
     """``step`` / ``two_stage``: teacher-driven iterations before the switch (beta 1 before, 0 from then on)."""
@@ -155,7 +156,7 @@ class ReplayCfg:
 
 @configclass
 class RslRlMixingDistillationAlgorithmCfg(RslRlDistillationAlgorithmCfg):
-    """Isaac Lab config of dagmix's MixingDistillation: rsl_rl's distillation fields plus the seed's and mixing.
+    """Isaac Lab config of dagmix's MixingDistillation: rsl_rl's distillation fields plus the two-stage keys and mixing.
 
     Invalid values raise ``ValueError`` at construction, naming the value and the valid options. Hydra overrides
     (``agent.algorithm.mixing.schedule=linear``) are applied after construction and validated when the algorithm
@@ -167,9 +168,9 @@ class RslRlMixingDistillationAlgorithmCfg(RslRlDistillationAlgorithmCfg):
     field below, so it is rejected."""
 
     use_two_stage_training: bool = False
-    """The seed's switch. True: the teacher's actions drive the envs for ``phase1_iterations`` iterations, then the
-    student's (schedule ``two_stage``). False (default): ``mixing`` decides; without a mixing schedule the student
-    always drives, as in stock rsl_rl."""
+    """The two-stage patch's switch. True: the teacher's actions drive the envs for ``phase1_iterations``
+    iterations, then the student's (schedule ``two_stage``). False (default): ``mixing`` decides; without a mixing
+    schedule the student always drives, as in stock rsl_rl."""
 
     phase1_iterations: int = 500
     """Teacher-driven iterations of two-stage training (the runner's 0-based iteration ``phase1_iterations`` is the

@@ -19,8 +19,6 @@ from typing import Any
 
 from dagmix.mixing.schedules import BetaSchedule, _check_int, _check_unit
 
-SIGNALS = ("behavior_loss", "discrepancy", "return_ratio")
-
 
 def _check_positive(name: str, value: float, kind: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
@@ -37,7 +35,7 @@ class AdaptiveSchedule(BetaSchedule):
     """
 
     signal: str = "behavior_loss"
-    """The signal this schedule reads (one of :data:`SIGNALS`)."""
+    """The signal this schedule reads (``behavior_loss``, ``discrepancy`` or ``return_ratio``)."""
 
     def __init__(self, initial_beta: float, deadline: int | None) -> None:
         self.initial_beta = _check_unit("initial_beta", initial_beta, type(self).__name__)

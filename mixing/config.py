@@ -38,7 +38,7 @@ SCHEDULE_KINDS: dict[str, type[BetaSchedule]] = {
 
 
 def _two_stage(phase1_iterations: int) -> BetaSchedule:
-    """Teacher drives for ``phase1_iterations`` iterations, then the student (the seed's two-stage training)."""
+    """Teacher drives for ``phase1_iterations`` iterations, then the student (the two-stage patch's training)."""
     return StepSchedule(phase1_iterations)
 
 

@@ -34,6 +34,9 @@ class BetaSchedule:
 
     kind: str = "base"
 
+    phase1_iterations: int | None = None
+    """Length of a fixed teacher-driven phase 1 (the two-stage ``step`` schedule), shown in the phase lines."""
+
     def beta(self, iteration: int) -> float:
         """Return beta in [0, 1] for the runner's 0-based iteration ``iteration``."""
         if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
