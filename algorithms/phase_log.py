@@ -39,3 +39,32 @@ def switch_banner(iteration: int) -> str:
             bar,
         ]
     )
+
+
+class ExtrasLog:
+    """Writes the iteration's scalars into the env's extras dicts, which rsl_rl's logger averages per key.
+
+    The target is ``extras["episode"]`` if the env uses it, else ``extras["log"]``. Envs that replace the dict only
+    at resets (Isaac Lab) hand over several per iteration, some still holding older values: all are written.
+    """
+
+    def __init__(self) -> None:
+        self.last: dict | None = None  # the extras dict of the latest step
+        self._targets: list[dict] = []  # the extras dicts the logger saw this iteration
+        self._keys: set[str] = set()
+
+    def note(self, extras: dict) -> None:
+        """Note the dict of this step's ``extras`` that the scalars go to."""
+        target = extras["episode"] if "episode" in extras else extras.setdefault("log", {})
+        if not self._targets or target is not self._targets[-1]:
+            self._targets.append(target)
+        self.last = target
+
+    def write(self, metrics: dict[str, float]) -> None:
+        """Write ``metrics`` into every noted dict (dropping keys of earlier iterations), then forget them."""
+        self._keys |= metrics.keys()
+        for target in {id(t): t for t in self._targets}.values():
+            for key in self._keys - metrics.keys():  # keys a reused dict may still hold
+                target.pop(key, None)
+            target.update(metrics)
+        self._targets.clear()

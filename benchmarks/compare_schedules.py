@@ -296,7 +296,7 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> di
         steps_per_it = args.num_envs * args.steps_per_env
         rows: list[dict[str, Any]] = []
 
-        def record(it: int, metrics: dict[str, float]) -> None:
+        def record(it: int, metrics: dict[str, float], losses: dict[str, float]) -> None:
             row: dict[str, Any] = {
                 "iteration": it,
                 "env_steps": (it + 1) * steps_per_it,
@@ -315,17 +315,10 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> di
                     eval_final_distance=res.final_distance,
                     eval_behavior_loss=res.behavior_loss,
                 )
+            row["loss"] = losses.get("behavior")
             rows.append(row)
 
         alg.iteration_callbacks.append(record)
-        original_update = alg.update
-
-        def update() -> dict[str, float]:
-            losses = original_update()
-            rows[-1]["loss"] = losses.get("behavior")
-            return losses
-
-        alg.update = update  # type: ignore[method-assign]
         runner.learn(args.iterations)
         train_s = time.time() - t0
         teacher_eval = evaluate_policy(eval_env, alg.teacher, args.eval_episodes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
@@ -187,7 +188,14 @@ class MixingConfig:
             )
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"mixing.seed={self.seed!r} must be an int or None.")
-        self.build_schedule()  # validates the schedule name and its parameters
+        schedule = self.build_schedule()  # validates the schedule name and its parameters
+        need = schedule.needs_granularity
+        if need is not None and self.granularity != need:
+            raise ValueError(
+                f"mixing.schedule={self.schedule!r} needs mixing.granularity={need!r} (got {self.granularity!r}): "
+                "it compares episodes driven by one driver from start to end. Set mixing.granularity="
+                f"{need!r}."
+            )
 
     def build_schedule(self) -> BetaSchedule:
         """Return a fresh schedule object for this config."""
@@ -231,3 +239,49 @@ class MixingConfig:
         out: dict[str, Any] = {"schedule": self.schedule, **self.schedule_params}
         out.update(granularity=self.granularity, assignment=self.assignment, seed=self.seed)
         return out
+
+
+def resolve_mixing(
+    mixing: Mapping[str, Any] | MixingConfig | None,
+    use_two_stage_training: bool | None,
+    phase1_iterations: int | None,
+) -> MixingConfig:
+    """Turn the algorithm config's mixing keys (``mixing`` and the two-stage keys) into a validated MixingConfig."""
+    if isinstance(mixing, Mapping):
+        mixing = drop_unset(mixing)  # configclass dicts hold every field: None means unset
+    if use_two_stage_training not in (True, False, None):
+        raise ValueError(f"use_two_stage_training={use_two_stage_training!r} must be True or False.")
+    if use_two_stage_training is None and phase1_iterations is not None:  # given alone: ignored, say so
+        _warn_phase1_ignored(mixing, phase1_iterations)
+    if use_two_stage_training:
+        if mixing:
+            raise ValueError(
+                "Both a non-empty 'mixing' and use_two_stage_training=True were given; they configure the same "
+                "thing. Keep one: mixing={'schedule': 'two_stage', 'phase1_iterations': N} or the two-stage keys "
+                "use_two_stage_training=True with phase1_iterations=N."
+            )
+        if phase1_iterations is None:
+            raise ValueError("use_two_stage_training=True needs phase1_iterations (e.g. phase1_iterations=500).")
+        return MixingConfig.from_dict({"schedule": "two_stage", "phase1_iterations": phase1_iterations})
+    if not mixing:
+        return MixingConfig(schedule="student_only")
+    return MixingConfig.from_dict(mixing)
+
+
+def _warn_phase1_ignored(mixing: Mapping[str, Any] | MixingConfig | None, phase1_iterations: int) -> None:
+    """Warn that a top-level ``phase1_iterations`` given without ``use_two_stage_training`` is not used.
+
+    Only when ``use_two_stage_training`` is not given at all: config front ends (Isaac Lab's configclass) always
+    pass both keys, with ``use_two_stage_training=False`` meaning "mixing decides".
+    """
+    own = mixing.get("phase1_iterations") if isinstance(mixing, Mapping) else None
+    if own is None and isinstance(mixing, MixingConfig):
+        own = mixing.schedule_params.get("phase1_iterations")
+    if own is not None:
+        why = f"the mixing dict sets its own phase1_iterations={own}, which is used"
+    else:
+        why = (
+            "it is read only with use_two_stage_training=True; set that, or use "
+            f"mixing={{'schedule': 'two_stage', 'phase1_iterations': {phase1_iterations}}}"
+        )
+    warnings.warn(f"phase1_iterations={phase1_iterations} is ignored: {why}.", stacklevel=4)
