@@ -70,3 +70,19 @@ def load_mixing_state(alg: Any, state: Mapping[str, Any], iteration: int) -> Non
     if "seed" in changed:  # the configured seed, re-seeded deterministically from (seed, iteration)
         alg.mixing_policy.seed = seed
         alg.mixing_policy.reseed(iteration)
+
+
+def resume(alg: Any, state: Mapping[str, Any] | None, iteration: int) -> None:
+    """Resume the schedule and the mask generator of ``alg`` at ``iteration`` from a checkpoint's mixing state.
+
+    Without one (a checkpoint of stock rsl_rl), the generator is re-seeded from (seed, iteration), with a warning.
+    """
+    if state is None:
+        warnings.warn(
+            f"The checkpoint has no dagmix mixing state (saved by stock rsl_rl?); re-seeding the mask "
+            f"generator from (seed={alg.mixing_policy.seed}, iteration={iteration}).",
+            stacklevel=3,
+        )
+        alg.mixing_policy.reseed(iteration)
+    else:
+        alg.load_mixing_state(state, iteration)

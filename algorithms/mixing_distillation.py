@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import warnings
 from collections.abc import Callable, Mapping
@@ -13,12 +12,11 @@ from rsl_rl.algorithms import Distillation
 from tensordict import TensorDict
 
 from dagmix.algorithms import _compat, checkpoint_io, mixing_checkpoint
-from dagmix.algorithms.ema import WeightAverage, WeightAveragingConfig, loads_student, restore_student
+from dagmix.algorithms.ema import WeightAverage, loads_student, restore_student
 from dagmix.algorithms.episode_returns import EpisodeReturns
 from dagmix.algorithms.finite_guard import FiniteGuard, check_loss, check_student_weights
 from dagmix.algorithms.iteration_stats import IterationStats
 from dagmix.algorithms.loss_weighting import SplitLoss, WhoDroveWeights
-from dagmix.algorithms.lr_schedule import LearningRateScheduleConfig
 from dagmix.algorithms.mixing_checkpoint import CHECKPOINT_KEY, MIXING_STATE_FORMAT_VERSION
 from dagmix.algorithms.phase_log import (
     SCALAR_BETA,
@@ -30,32 +28,21 @@ from dagmix.algorithms.phase_log import (
     ExtrasLog,
     phase_lines,
     switch_banner,
+    switch_beyond_end,
 )
 from dagmix.algorithms.replay import AggregationReplay, attach_replay, replay_step
 from dagmix.algorithms.schedule_signals import add_label_moments, compute_signal
 from dagmix.algorithms.training_options import LossWeighting, ReplayConfig
 from dagmix.mixing.config import MixingConfig, resolve_mixing
+from dagmix.mixing.names import closest
 from dagmix.mixing.policy import MixingPolicy, reseed_value
 from dagmix.mixing.schedules import BetaSchedule
+from dagmix.mixing.schema import ALGORITHM_KEYS, validate
 
 _compat.check_rsl_rl_version()
 
 __all__ = ["CHECKPOINT_KEY", "MIXING_STATE_FORMAT_VERSION", "MixingDistillation"]
 
-_DAGMIX_KEYS = (
-    "mixing",
-    "use_two_stage_training",
-    "phase1_iterations",
-    "phase_console_output",
-    "teacher_action_clip",
-    "loss_weighting",
-    "replay",
-    "learning_rate_schedule",
-    "min_learning_rate",
-    "warmup_iterations",
-    "learning_rate_iterations",
-    "ema_decay",
-)
 SCALAR_REPLAY_LOSS = "Distillation/replay_loss"
 SCALAR_LEARNING_RATE = "Distillation/learning_rate"
 _PARENT_KEYS = set(inspect.signature(Distillation.__init__).parameters) | {"rnd_cfg", "symmetry_cfg"}
@@ -112,48 +99,35 @@ class MixingDistillation(_compat.DistillationBase):
                 as MLPModel / RNNModel and a ``distillation`` RolloutStorage), ``(policy, storage)`` on 3.x (one
                 StudentTeacher module).
             mixing: Flat mixing dict, e.g. ``{"schedule": "linear", "iterations": 300, "granularity": "episode"}``.
-            use_two_stage_training: The two-stage patch's switch; with ``phase1_iterations`` it means schedule
-                ``two_stage``. None (not given) is False.
-            phase1_iterations: Teacher-driven iterations; read only when ``use_two_stage_training`` is True (given
-                without it, it is ignored with a warning).
+            use_two_stage_training: The two-stage patch's switch (None: not given).
+            phase1_iterations: The two-stage patch's teacher-driven iterations.
             phase_console_output: Print the phase lines and the switch banner (rank 0 only).
-            teacher_action_clip: If set, the stored label (the teacher action the student learns) is clamped to
-                [-clip, clip], e.g. to the env's action bounds; the executed action is not changed (the env
-                clamps what it receives). None (default) stores the raw teacher action, as rsl_rl does.
-            loss_weighting: Who-drove-aware loss weights (see :class:`LossWeighting`); off by default.
-            replay: Bounded aggregation of past rollouts (see :class:`ReplayConfig`); off by default.
-            learning_rate_schedule: ``constant`` (default), ``linear`` or ``cosine``; with ``min_learning_rate``,
-                ``warmup_iterations`` and ``learning_rate_iterations`` (see :class:`LearningRateScheduleConfig`).
-            min_learning_rate: See :class:`LearningRateScheduleConfig`.
-            warmup_iterations: See :class:`LearningRateScheduleConfig`.
-            learning_rate_iterations: See :class:`LearningRateScheduleConfig`.
-            ema_decay: Average the student's weights (see :class:`WeightAveragingConfig`); None (default): off.
+            teacher_action_clip: Clamp the stored label to [-clip, clip]; None keeps the raw teacher action.
+            loss_weighting: Who-drove-aware loss weights; off by default.
+            replay: Bounded aggregation of past rollouts; off by default.
+            learning_rate_schedule: ``constant`` (default), ``linear`` or ``cosine``.
+            min_learning_rate: The learning rate a decaying schedule reaches.
+            warmup_iterations: Iterations of linear learning-rate warmup.
+            learning_rate_iterations: The iteration at which the decay ends; None: the end of the run.
+            ema_decay: Average the student's weights; None (default): off.
             **kwargs: Passed to rsl_rl's ``Distillation`` (e.g. ``multi_gpu_cfg``).
+
+        Every dagmix key is declared and documented once in :mod:`dagmix.mixing.schema` (``docs/config.md``).
         """
         for key in kwargs:
             if key not in _PARENT_KEYS:
-                close = difflib.get_close_matches(key, _DAGMIX_KEYS, n=1, cutoff=0.75)
+                close = closest(key, ALGORITHM_KEYS, cutoff=0.75)
                 if close:
-                    raise ValueError(f"Unknown algorithm key {key!r}; did you mean {close[0]!r}?")
+                    raise ValueError(f"Unknown algorithm key {key!r}; did you mean {close!r}?")
                 warnings.warn(f"MixingDistillation ignores unknown algorithm key {key!r}.", stacklevel=2)
         for key in ("num_learning_epochs", "gradient_length"):  # rsl_rl divides by them (mid-run for the epochs)
             value = kwargs.get(key, 1)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key}={value!r} must be an integer >= 1.")
-        self.mixing_cfg = _resolve_mixing(mixing, use_two_stage_training, phase1_iterations)
-        if teacher_action_clip is not None and (
-            isinstance(teacher_action_clip, bool)
-            or not isinstance(teacher_action_clip, (int, float))
-            or not teacher_action_clip > 0
-        ):
-            raise ValueError(f"teacher_action_clip={teacher_action_clip!r} must be a positive number or None.")
-        self.teacher_action_clip = None if teacher_action_clip is None else float(teacher_action_clip)
-        self.loss_weighting = LossWeighting.from_dict(loss_weighting)
-        self.replay_cfg = ReplayConfig.from_dict(replay)
-        self.lr_schedule = LearningRateScheduleConfig(
-            learning_rate_schedule, min_learning_rate, warmup_iterations, learning_rate_iterations
-        )
-        self.ema_cfg = WeightAveragingConfig(ema_decay)
+        options = validate({k: v for k, v in locals().items() if k in ALGORITHM_KEYS})  # the dagmix keys above
+        self.mixing_cfg, self.teacher_action_clip = options.mixing, options.teacher_action_clip
+        self.loss_weighting, self.replay_cfg = options.loss_weighting, options.replay
+        self.lr_schedule, self.ema_cfg = options.lr_schedule, options.ema
         schedule = self.mixing_cfg.build_schedule()
         super().__init__(*models, **kwargs)
         storage = self.storage
@@ -161,7 +135,7 @@ class MixingDistillation(_compat.DistillationBase):
         self._lr_end: int | None = None  # iteration at which a decaying schedule reaches min_learning_rate
         self.ema = WeightAverage.attach(self.ema_cfg, _compat.raw_student(self), self.optimizer)
         self.schedule: BetaSchedule = schedule
-        self.phase_console_output = bool(phase_console_output)
+        self.phase_console_output = options.phase_console_output
 
         num_envs, steps = storage.num_envs, storage.num_transitions_per_env
         num_actions = storage.privileged_actions.shape[-1]
@@ -272,18 +246,9 @@ class MixingDistillation(_compat.DistillationBase):
 
     def _warn_if_switch_beyond_end(self) -> None:
         length = getattr(self, "_run_length", None) or self.max_iterations
-        switch = self._switch_iteration()
-        if length is None or switch is None or switch <= self._iteration:
-            return
-        end = self._iteration + length
-        if switch >= end:
-            warnings.warn(
-                f"The student takes over (beta = 0) at iteration {switch}, but this run ends after iteration "
-                f"{end - 1} (it starts at {self._iteration} and runs {length} iterations): phase 2 is not reached "
-                "in this run. That is fine when you resume in chunks; otherwise lower the switch or raise "
-                "max_iterations.",
-                stacklevel=3,
-            )
+        message = switch_beyond_end(self._iteration, length, self._switch_iteration())
+        if message:
+            warnings.warn(message, stacklevel=3)
 
     def _begin_iteration(self) -> None:
         if not self.teacher_loaded:  # once per iteration, a Python flag: before any rollout of an unloaded teacher
@@ -490,17 +455,7 @@ class MixingDistillation(_compat.DistillationBase):
                 self.ema, _compat.raw_student(self), loaded_dict.get(CHECKPOINT_KEY), bool(load_iteration), strict
             )
         if load_iteration:
-            it = int(loaded_dict["iter"])
-            self._runner_iteration = self._iteration = it
+            self._runner_iteration = self._iteration = int(loaded_dict["iter"])
             self._pending = True
-            state = loaded_dict.get(CHECKPOINT_KEY)
-            if state is None:
-                warnings.warn(
-                    f"The checkpoint has no dagmix mixing state (saved by stock rsl_rl?); re-seeding the mask "
-                    f"generator from (seed={self.mixing_policy.seed}, iteration={it}).",
-                    stacklevel=2,
-                )
-                self.mixing_policy.reseed(it)
-            else:
-                self.load_mixing_state(state, it)
+            mixing_checkpoint.resume(self, loaded_dict.get(CHECKPOINT_KEY), self._iteration)
         return load_iteration

@@ -26,6 +26,17 @@ def phase_lines(schedule: BetaSchedule, iteration: int, beta: float) -> list[str
     return lines
 
 
+def switch_beyond_end(start: int, length: int | None, switch: int | None) -> str | None:
+    """Return the warning for a run of ``length`` iterations from ``start`` that ends before the ``switch``."""
+    if length is None or switch is None or switch <= start or switch < start + length:
+        return None
+    return (
+        f"The student takes over (beta = 0) at iteration {switch}, but this run ends after iteration "
+        f"{start + length - 1} (it starts at {start} and runs {length} iterations): phase 2 is not reached "
+        "in this run. That is fine when you resume in chunks; otherwise lower the switch or raise max_iterations."
+    )
+
+
 def switch_banner(iteration: int) -> str:
     """Return the banner printed once when the student takes over at ``iteration`` (first phase-2 iteration)."""
     bar = "=" * 80

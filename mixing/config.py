@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import warnings
 from collections.abc import Callable, Mapping
@@ -10,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from dagmix.mixing.adaptive import DiscrepancyGatedSchedule, LossTriggeredSchedule, ReturnRatioSchedule
+from dagmix.mixing.names import closest, not_one_of
 from dagmix.mixing.schedules import (
     BetaSchedule,
     ConstantSchedule,
@@ -83,13 +83,6 @@ def schedule_names() -> list[str]:
     return [*SCHEDULE_KINDS, *PRESETS]
 
 
-def _unknown(what: str, value: object, valid: list[str]) -> str:
-    """Return an error message naming a bad value, the valid options and a close match."""
-    msg = f"{what}={value!r} is not one of {', '.join(repr(v) for v in valid)}."
-    close = difflib.get_close_matches(str(value), valid, n=1)
-    return msg + (f" Did you mean {close[0]!r}?" if close else "")
-
-
 def _params_of(builder: Callable[..., Any]) -> tuple[list[str], list[str]]:
     """Return (all parameter names, required parameter names) of a schedule class or preset function."""
     sig = inspect.signature(builder)
@@ -139,10 +132,10 @@ def build_schedule(name: str, **params: Any) -> BetaSchedule:
         ValueError: unknown name, unknown or missing parameters, or parameter values out of range.
     """
     if not isinstance(name, str):
-        raise ValueError(_unknown("mixing.schedule", name, schedule_names()))
+        raise ValueError(not_one_of("mixing.schedule", name, schedule_names()))
     builder: Callable[..., BetaSchedule] | None = SCHEDULE_KINDS.get(name) or PRESETS.get(name)
     if builder is None:
-        raise ValueError(_unknown("mixing.schedule", name, schedule_names()))
+        raise ValueError(not_one_of("mixing.schedule", name, schedule_names()))
     names, required = _params_of(builder)
     unknown = [k for k in params if k not in names]
     if unknown:
@@ -177,9 +170,9 @@ class MixingConfig:
     def __post_init__(self) -> None:
         """Validate every field; errors name the value and the valid options."""
         if self.granularity not in GRANULARITIES:
-            raise ValueError(_unknown("mixing.granularity", self.granularity, list(GRANULARITIES)))
+            raise ValueError(not_one_of("mixing.granularity", self.granularity, list(GRANULARITIES)))
         if self.assignment not in ASSIGNMENTS:
-            raise ValueError(_unknown("mixing.assignment", self.assignment, list(ASSIGNMENTS)))
+            raise ValueError(not_one_of("mixing.assignment", self.assignment, list(ASSIGNMENTS)))
         if self.assignment == "quota" and self.granularity == "episode":
             raise ValueError(
                 "mixing.assignment='quota' cannot be combined with granularity='episode': envs end their episodes "
@@ -221,12 +214,9 @@ class MixingConfig:
         unknown = [k for k in params if k not in schedule_keys]
         if builder is not None and unknown:
             valid = sorted(own) + schedule_keys
-            hints = [
-                f"{k!r} (did you mean {m[0]!r}?)" for k in unknown if (m := difflib.get_close_matches(k, valid, 1))
-            ]
             raise ValueError(
                 f"Unknown key(s) {unknown} in mixing for schedule={name!r}; valid keys: {', '.join(valid)}."
-                + (f" {'; '.join(hints)}." if hints else "")
+                + "".join(f" {k!r}: did you mean {m!r}?" for k in unknown if (m := closest(k, valid)))
             )
         return cls(
             schedule=name,
@@ -284,4 +274,4 @@ def _warn_phase1_ignored(mixing: Mapping[str, Any] | MixingConfig | None, phase1
             "it is read only with use_two_stage_training=True; set that, or use "
             f"mixing={{'schedule': 'two_stage', 'phase1_iterations': {phase1_iterations}}}"
         )
-    warnings.warn(f"phase1_iterations={phase1_iterations} is ignored: {why}.", stacklevel=4)
+    warnings.warn(f"phase1_iterations={phase1_iterations} is ignored: {why}.", stacklevel=5)
