@@ -273,3 +273,40 @@ def schema_paths() -> list[str]:
         section = SECTIONS.get(f.name)
         out += [f"{f.name}.{g.name}" for g in fields(section)] if section else [f.name]
     return out
+
+
+def reference_markdown() -> str:
+    """Return the config reference (``docs/config.md``), generated from the field docstrings of the schema."""
+    lines = [
+        "# Config reference",
+        "",
+        "<!-- generated from dagmix/mixing/schema.py by `python -m dagmix.mixing.schema > docs/config.md`; "
+        "tests/test_config_schema.py checks it is current -->",
+        "",
+        "The keys dagmix adds to rsl_rl's algorithm config. rsl_rl's own `Distillation` keys (`learning_rate`, "
+        "`num_learning_epochs`, `gradient_length`, `max_grad_norm`, `loss_type`, `optimizer`, ...) pass through "
+        "unchanged. The same keys are the fields of the Isaac Lab configclass (`agent.algorithm.<key>`), of the "
+        "mjlab dataclass (`--agent.algorithm.<key>`) and the CLI's `algorithm.<key>=value` overrides.",
+    ]
+    titles = {
+        "algorithm": "Top-level algorithm keys",
+        "mixing": "`mixing`",
+        "loss_weighting": "`loss_weighting`",
+        "replay": "`replay`",
+    }
+    for section, cls in SECTIONS.items():
+        lines += ["", f"## {titles[section]}", "", " ".join((cls.__doc__ or "").split()), ""]
+        lines += ["| key | type | default | description |", "|---|---|---|---|"]
+        docs = field_docs(cls)
+        for f in fields(cls):
+            if f.default_factory is not dataclasses.MISSING:
+                default = "see below"
+            else:
+                default = f"`{f.default!r}`"
+            kind = str(f.type).replace("|", "or")
+            lines.append(f"| `{f.name}` | {kind} | {default} | {docs.get(f.name, '').replace('|', 'or')} |")
+    return "\n".join(lines).replace("``", "`") + "\n"
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")
