@@ -18,8 +18,7 @@ from dagmix.mixing.schema import AlgorithmSchema, MixingSchema, validate
 _INSTALL_HINT = (
     "dagmix.integrations.isaaclab_cfg needs Isaac Lab 3.0 (the packages isaaclab and isaaclab_rl), which is not "
     "installed in this environment. Install it into a Python 3.12 environment with "
-    "`pip install 'dagmix[isaaclab]'` (or `pip install isaaclab==3.0.0`); see the README section "
-    "'Using dagmix with Isaac Lab'."
+    "`pip install 'dagmix[isaaclab]'` (or `pip install isaaclab==3.0.0`); see docs/isaaclab.md."
 )
 
 try:
