@@ -23,7 +23,7 @@ from dagmix.algorithms.checkpoint_io import load_checkpoint as load_checkpoint_f
 from dagmix.algorithms.finite_guard import NonFiniteError
 from dagmix.envs.task_configs import apply_overrides, distill_train_cfg, shipped_teacher, teacher_train_cfg
 
-SCHEDULE_HELP = "mixing schedule: a kind or preset (see README), e.g. two_stage, student_only, dagger_exp"
+SCHEDULE_HELP = "mixing schedule: a kind or preset (see docs/schedules.md), e.g. two_stage, student_only, dagger_exp"
 
 
 # ---------------------------------------------------------------------------------------------------- helpers

@@ -65,10 +65,8 @@ RESOLVES_CLASS_PATHS = hasattr(importlib.import_module("rsl_rl.utils"), "resolve
 """rsl_rl resolves ``class_name="pkg.mod:Cls"`` itself (3.3+); 3.0.1 uses ``eval`` on rsl_rl names only."""
 
 NORMALIZER_UPDATED_IN_UPDATE = _V >= (5, 5, 0)
-"""5.5: the student normalizer is updated once per update() from the rollout; earlier: on every process_env_step."""
-
-CONSTRUCT_MUTATES_CONFIG = _V < (5, 5, 0)
-"""Before 5.5, constructing the algorithm pops ``class_name`` from the train config's dicts; 5.5 works on copies."""
+"""5.5: the normalizer is updated once per update() from the rollout; earlier: on every process_env_step (used by
+MixingDAggerPPO's update)."""
 
 HAS_MIXED_PRECISION = "use_mixed_precision" in _INIT_PARAMS
 """5.5 added ``use_mixed_precision`` to Distillation."""

@@ -322,7 +322,7 @@ class MixingDAggerPPO(PPO):
             if extra:
                 metrics.update(extra)
         self.last_metrics = metrics
-        self._extras_log.publish(metrics)
+        self._extras_log.write(metrics)
         if self._console:
             lines = phase_lines(self.beta_schedule, it, self._beta)
             print("\n".join([*lines, f"Imitation coef: {imitation_coef:.4g}, PPO coef: {ppo_coef:.4g}"]))

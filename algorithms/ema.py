@@ -20,39 +20,14 @@ Which weights go where (MixingDistillation):
 from __future__ import annotations
 
 import copy
-import math
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from dagmix.algorithms import _compat
-
-
-@dataclass
-class WeightAveragingConfig:
-    """The weight-averaging key of the algorithm config."""
-
-    ema_decay: float | None = None
-    """Decay of the exponential moving average of the student's weights and normalizer, in (0, 1), applied after each
-    optimizer step; None (default): off. The averaged student is the one saved, evaluated and exported."""
-
-    def __post_init__(self) -> None:
-        """Validate the value (errors name the key)."""
-        d = self.ema_decay
-        if d is not None and (
-            isinstance(d, bool) or not isinstance(d, (int, float)) or not math.isfinite(d) or not 0.0 < d < 1.0
-        ):
-            raise ValueError(f"ema_decay={d!r} must be a number in (0, 1) (e.g. 0.99), or None to turn averaging off.")
-        if d is not None:
-            self.ema_decay = float(d)
-
-    @property
-    def active(self) -> bool:
-        """Whether weight averaging is on."""
-        return self.ema_decay is not None
+from dagmix.mixing.options import WeightAveragingConfig
 
 
 class WeightAverage:

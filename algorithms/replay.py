@@ -202,3 +202,61 @@ class AggregationReplay:
             student.reset(dones[k])
             student.detach_hidden_state(dones[k])
         return loss, loss.detach().float() / labels.shape[0]
+
+
+def attach_replay(alg: Any, cfg: ReplayConfig, num_actions: int) -> AggregationReplay | None:
+    """Create the replay of a MixingDistillation ``alg`` (None when ``cfg`` is off) and its seeded generator."""
+    if not cfg.active:
+        return None
+    from dagmix.algorithms import _compat
+
+    if _compat.STUDENT_TEACHER_POLICY:
+        raise ValueError(
+            "replay needs rsl-rl-lib >= 4 (separate student and teacher models); this is rsl-rl-lib "
+            f"{_compat.RSL_RL_VERSION}. Set replay.iterations=0 or upgrade rsl-rl-lib."
+        )
+    replay = AggregationReplay(cfg, alg.student, alg.storage.observations, num_actions, alg.device)
+    replay.generator = torch.Generator(device=alg.device)
+    replay.generator.manual_seed(alg.mixing_policy.seed + 1)
+    if alg.gpu_global_rank == 0:
+        print(replay.describe())
+    return replay
+
+
+def replay_step(alg: Any, replay: AggregationReplay, filled: int) -> torch.Tensor:
+    """Take the replay's gradient steps on past rollouts, then store this one; return (loss sum, steps).
+
+    Runs after rsl_rl's update, with the same optimizer, gradient clipping, multi-GPU gradient reduction and
+    mixed precision; the number of steps is ``ratio`` times the update's on-policy gradient steps.
+    """
+    storage = alg.storage
+    total = torch.zeros(2, device=alg.device)
+    if replay.filled > 0:
+        onpolicy_steps = max(1, alg.num_learning_epochs * filled // alg.gradient_length)
+        n_steps = max(1, round(replay.cfg.ratio * onpolicy_steps))
+        batch = alg.gradient_length * storage.num_envs
+        hidden = alg.student.get_hidden_state() if replay.recurrent else None  # the next rollout's
+        mixed_precision = bool(getattr(alg, "use_mixed_precision", False))  # rsl-rl-lib >= 5.5 only
+        for _ in range(n_steps):
+            with torch.amp.autocast(  # as rsl_rl's update does
+                device_type=torch.device(alg.device).type, enabled=mixed_precision, dtype=torch.bfloat16
+            ):
+                if replay.recurrent:  # num_envs chunks of gradient_length steps: as one on-policy step
+                    loss, logged = replay.sequence_loss(
+                        alg.student, alg.loss_fn.fn, storage.num_envs, alg.gradient_length, replay.generator
+                    )
+                else:
+                    obs, labels = replay.sample(batch, replay.generator)
+                    loss = logged = alg.loss_fn.fn(alg.student(obs), labels)
+            alg.optimizer.zero_grad()
+            loss.backward()
+            if alg.is_multi_gpu:
+                alg.reduce_parameters()
+            if alg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(alg.student.parameters(), alg.max_grad_norm)
+            alg.optimizer.step()
+            total += torch.stack([logged.detach().float(), torch.ones((), device=alg.device)])
+        if replay.recurrent:
+            alg.student.reset(hidden_state=hidden)
+    replay.add(storage.observations[:filled], storage.privileged_actions[:filled], storage.dones[:filled])
+    return total

@@ -46,7 +46,7 @@ VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {
     "dagger_exp_0.97": lambda n: {"schedule": "dagger_exp", "decay": 0.97},
     "cosine": lambda n: {"schedule": "cosine", "start": 1.0, "end": 0.0, "iterations": round(n / 2)},
 }
-"""Built-in variants. Switch points scale with the run: two_stage at 1/3 and 1/2 of it (the seed note's range),
+"""Built-in variants. Switch points scale with the run: two_stage at 1/3 and 1/2 of it (the two-stage patch's range),
 linear and cosine reach beta 0 at 1/2; dagger_exp_0.9 reaches its 0.01 cutoff at iteration 44, 0.97 at 152."""
 
 DEFAULT_VARIANTS = list(VARIANTS)
@@ -87,7 +87,7 @@ VARIANTS.update(
         "student_only_failed_0.25": lambda n: {"schedule": "student_only", "loss_weighting": {"failed_episode": 0.25}},
     }
 )
-"""Issue-6 variants, named with ``--schedules`` (not in the default set)."""
+"""Further variants (adaptive schedules, who-drove weighting), named with ``--schedules`` (not in the default set)."""
 
 BASELINE = "student_only"
 """What stock rsl_rl Distillation does; every variant is tested against it."""
@@ -296,7 +296,7 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> di
         steps_per_it = args.num_envs * args.steps_per_env
         rows: list[dict[str, Any]] = []
 
-        def record(it: int, metrics: dict[str, float]) -> None:
+        def record(it: int, metrics: dict[str, float], losses: dict[str, float]) -> None:
             row: dict[str, Any] = {
                 "iteration": it,
                 "env_steps": (it + 1) * steps_per_it,
@@ -315,17 +315,10 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> di
                     eval_final_distance=res.final_distance,
                     eval_behavior_loss=res.behavior_loss,
                 )
+            row["loss"] = losses.get("behavior")
             rows.append(row)
 
         alg.iteration_callbacks.append(record)
-        original_update = alg.update
-
-        def update() -> dict[str, float]:
-            losses = original_update()
-            rows[-1]["loss"] = losses.get("behavior")
-            return losses
-
-        alg.update = update  # type: ignore[method-assign]
         runner.learn(args.iterations)
         train_s = time.time() - t0
         teacher_eval = evaluate_policy(eval_env, alg.teacher, args.eval_episodes)

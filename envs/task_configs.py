@@ -7,6 +7,9 @@ import copy
 import os
 from typing import Any
 
+from dagmix.mixing.names import check_keys, did_you_mean
+from dagmix.mixing.schema import lookup
+
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 
 _MLP = {"class_name": "MLPModel", "hidden_dims": [64, 64], "activation": "elu", "obs_normalization": True}
@@ -111,10 +114,6 @@ def distill_train_cfg(task: str) -> dict[str, Any]:
     }
 
 
-TWO_STAGE_KEYS = ("algorithm.use_two_stage_training", "algorithm.phase1_iterations")
-"""The two-stage patch's keys, accepted as overrides although the default config sets ``mixing`` instead."""
-
-
 DAGGER_PPO_MIXING: dict[str, Any] = {"schedule": "two_stage", "phase1_iterations": 30, "granularity": "step"}
 """Default ``mixing`` of ``dagmix distill --algorithm dagger_ppo``: the teacher drives the first 30 iterations."""
 DAGGER_PPO_IMITATION_COEF: dict[str, Any] = {
@@ -197,12 +196,19 @@ def check_override(key: str, value: Any, default: Any, text: str | None = None) 
     return value
 
 
+def _schema_default(parts: list[str]) -> tuple[bool, Any]:
+    """Return (True, default) if ``parts`` names a dagmix algorithm key of the schema (``algorithm.mixing.decay``)."""
+    if len(parts) < 2 or parts[0] != "algorithm":
+        return False, None
+    return lookup(".".join(parts[1:]))
+
+
 def apply_overrides(cfg: dict[str, Any], env_cfg: dict[str, Any], overrides: list[str]) -> None:
     """Apply ``key=value`` overrides in place: ``env.X`` to ``env_cfg``, anything else to the train ``cfg``.
 
-    Train-config keys must exist, except new schedule parameters under ``algorithm.mixing`` and the two-stage
-    patch's keys (validated when the algorithm is built); env keys are validated by ``dagmix.envs.make``. Values
-    must have the type of the default they replace. Raises ValueError naming the key.
+    Train-config keys must exist in the config or, under ``algorithm``, in dagmix's schema
+    (:mod:`dagmix.mixing.schema`: every dagmix key, validated when the algorithm is built); env keys are validated
+    by ``dagmix.envs.make``. Values must have the type of the default they replace. Raises ValueError naming the key.
     """
     for item in overrides:
         if "=" not in item:
@@ -215,14 +221,24 @@ def apply_overrides(cfg: dict[str, Any], env_cfg: dict[str, Any], overrides: lis
         node: Any = cfg
         parts = key.split(".")
         for depth, part in enumerate(parts[:-1]):
+            if isinstance(node, dict) and part not in node and isinstance(_schema_default(parts[: depth + 1])[1], dict):
+                node[part] = {}  # a dagmix config section the default config leaves out (e.g. loss_weighting)
             if not isinstance(node, dict) or part not in node or not isinstance(node[part], dict):
                 section = ".".join(parts[: depth + 1])
                 raise ValueError(f"Unknown config key {key!r}: {section!r} is not a config section.")
             node = node[part]
         leaf = parts[-1]
-        if leaf not in node and parts[:-1] != ["algorithm", "mixing"] and key not in TWO_STAGE_KEYS:
-            raise ValueError(f"Unknown config key {key!r}; keys here: {', '.join(node)}.")
+        default = node.get(leaf)
+        if leaf not in node:
+            known, default = _schema_default(parts)
+            section_known, section = _schema_default(parts[:-1])
+            if not known and section_known and isinstance(section, dict):  # a dagmix section: name its keys
+                check_keys(".".join(parts[:-1]), [leaf], list(section))
+            if not known:
+                raise ValueError(
+                    f"Unknown config key {key!r}; keys here: {', '.join(node)}." + did_you_mean(leaf, node)
+                )
         if key in NUMBER_OR_SCHEDULE_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool):
             node[leaf] = float(value)  # a constant coefficient instead of the default schedule dict
             continue
-        node[leaf] = check_override(key, value, node.get(leaf), text)
+        node[leaf] = check_override(key, value, default, text)

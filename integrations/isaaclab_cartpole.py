@@ -137,9 +137,9 @@ class DagmixCartpoleTeacherPPORunnerCfg(CartpolePPORunnerCfg):
 class DagmixCartpoleDistillationRunnerCfg(RslRlDistillationRunnerCfg):
     """Distillation of the PPO teacher into a GRU student with dagmix's MixingDistillation.
 
-    The defaults are the seed's (``use_two_stage_training=False``: the student drives, as in stock rsl_rl); switch
-    on two-stage training or a mixing schedule with overrides, e.g. ``agent.algorithm.use_two_stage_training=True
-    agent.algorithm.phase1_iterations=50``.
+    The defaults are the two-stage patch's (``use_two_stage_training=False``: the student drives, as in stock
+    rsl_rl); switch on two-stage training or a mixing schedule with overrides, e.g.
+    ``agent.algorithm.use_two_stage_training=True agent.algorithm.phase1_iterations=50``.
     """
 
     num_steps_per_env = 16

@@ -23,44 +23,31 @@ from mjlab.tasks import registry
 
 from dagmix.algorithms import MixingDistillationRunner
 from dagmix.mixing.config import PRESETS, SCHEDULE_KINDS, schedule_names
+from dagmix.mixing.names import not_one_of
+from dagmix.mixing.schema import AlgorithmSchema, MixingSchema, ScheduleName
 
 
 @dataclass
-class MixingCfg:
-    """The ``mixing`` config as typed fields (see the README's tables).
+class MixingCfg(MixingSchema):
+    """The ``mixing`` section: every field of :class:`~dagmix.mixing.schema.MixingSchema`.
 
-    Only the chosen schedule's parameters are passed on; a parameter of another schedule is an error unless it is
-    left at its default (so ``--agent.algorithm.mixing.schedule linear`` needs no ``phase1-iterations None``).
+    mjlab's default here is two-stage training with 100 teacher-driven iterations. Only the chosen schedule's
+    parameters are passed on; a parameter of another schedule is an error unless it is left at its default (so
+    ``--agent.algorithm.mixing.schedule linear`` needs no ``phase1-iterations None``).
     """
 
-    schedule: str = "two_stage"
-    """A schedule kind or preset: constant, step, linear, exponential, cosine, two_stage, dagger_linear, ..."""
+    schedule: ScheduleName | None = "two_stage"
+    """A schedule kind or preset (see the schema); mjlab's default: ``two_stage``."""
     phase1_iterations: int | None = 100
-    """step / two_stage: teacher-driven iterations before the student takes over."""
-    iterations: int | None = None
-    """linear / cosine / dagger_linear: length of the ramp in iterations."""
-    beta: float | None = None
-    """constant: the teacher probability."""
-    start: float | None = None
-    """linear / cosine / exponential: beta at iteration 0."""
-    end: float | None = None
-    """linear / cosine: beta after the ramp."""
-    decay: float | None = None
-    """exponential / dagger_exp: beta_i = start * decay**i."""
-    cutoff: float | None = None
-    """exponential / dagger_exp: beta below this is 0."""
-    granularity: Literal["step", "episode", "iteration"] = "step"
-    """When an env's teacher/student draw is renewed."""
-    assignment: Literal["random", "quota"] = "random"
-    """Independent draws per env, or an exact quota of teacher envs."""
-    seed: int | None = None
-    """Mask generator seed; None derives it from the run's seed."""
+    """step / two_stage: teacher-driven iterations before the student takes over (mjlab's default: 100)."""
 
 
 @dataclass
-class DagmixDistillationAlgorithmCfg:
-    """MixingDistillation's config: rsl_rl Distillation keys plus dagmix's."""
+class DagmixDistillationAlgorithmCfg(AlgorithmSchema):
+    """MixingDistillation's config: every dagmix key of the schema plus rsl_rl's Distillation keys."""
 
+    mixing: MixingCfg = field(default_factory=MixingCfg)
+    """Who drives the envs, per iteration."""
     num_learning_epochs: int = 1
     """Passes over each rollout."""
     gradient_length: int = 24
@@ -73,22 +60,6 @@ class DagmixDistillationAlgorithmCfg:
     """Behaviour-cloning loss."""
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
     """Optimizer of the student."""
-    teacher_action_clip: float | None = None
-    """Clamp the stored teacher action (the label) to [-clip, clip]; None keeps it raw."""
-    phase_console_output: bool = True
-    """Print the phase lines and the switch banner."""
-    learning_rate_schedule: Literal["constant", "linear", "cosine"] = "constant"
-    """Learning-rate schedule: constant (rsl_rl's), or a linear / cosine decay to min_learning_rate."""
-    min_learning_rate: float = 0.0
-    """The learning rate a linear / cosine schedule decays to."""
-    warmup_iterations: int = 0
-    """Iterations of linear learning-rate warmup (0: none)."""
-    learning_rate_iterations: int | None = None
-    """Iteration at which the decay ends; None: the end of the learn() call."""
-    ema_decay: float | None = None
-    """EMA decay of the student's weights (saved, evaluated and exported averaged); None: off."""
-    mixing: MixingCfg = field(default_factory=MixingCfg)
-    """Who drives the envs, per iteration."""
     class_name: str = "dagmix.algorithms:MixingDistillation"
     """Algorithm class, resolved by rsl_rl."""
 
@@ -109,11 +80,14 @@ class DagmixDistillationRunnerCfg(RslRlBaseRunnerCfg):
 
 
 def mixing_dict(cfg: dict) -> dict:
-    """Return the flat ``mixing`` dict of an ``asdict(MixingCfg)`` (the one conversion point; see MixingCfg)."""
+    """Return the flat ``mixing`` dict of an ``asdict(MixingCfg)``: the chosen schedule's parameters only.
+
+    A parameter the schedule does not take is an error unless it is at its :class:`MixingCfg` default.
+    """
     name = cfg["schedule"]
     builder = SCHEDULE_KINDS.get(name) or PRESETS.get(name)
     if builder is None:
-        raise ValueError(f"mixing.schedule={name!r} is not one of {', '.join(schedule_names())}.")
+        raise ValueError(not_one_of("mixing.schedule", name, schedule_names()))
     takes = set(inspect.signature(builder).parameters) | {"granularity", "assignment", "seed"}
     defaults = {f.name: f.default for f in dataclasses.fields(MixingCfg)}
     stray = [k for k, v in cfg.items() if k not in takes and k != "schedule" and v != defaults[k]]

@@ -19,8 +19,6 @@ from typing import Any
 
 from dagmix.mixing.schedules import BetaSchedule, _check_int, _check_unit
 
-SIGNALS = ("behavior_loss", "discrepancy", "return_ratio")
-
 
 def _check_positive(name: str, value: float, kind: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
@@ -36,8 +34,7 @@ class AdaptiveSchedule(BetaSchedule):
     beta for the next iteration.
     """
 
-    signal: str = "behavior_loss"
-    """The signal this schedule reads (one of :data:`SIGNALS`)."""
+    signal: str | None = "behavior_loss"
 
     def __init__(self, initial_beta: float, deadline: int | None) -> None:
         self.initial_beta = _check_unit("initial_beta", initial_beta, type(self).__name__)
@@ -63,7 +60,7 @@ class AdaptiveSchedule(BetaSchedule):
         """Take the decision for ``iteration + 1`` from ``iteration``'s signals (called once per iteration)."""
         if iteration <= self._last_observed:  # a repeated call for the same iteration changes nothing
             return
-        value = float(signals.get(self.signal, float("nan")))
+        value = float(signals.get(self.signal or "", float("nan")))
         self._last_signal = value
         self._last_observed = iteration
         nxt = iteration + 1
@@ -282,6 +279,7 @@ class ReturnRatioSchedule(_ProbedSchedule):
 
     kind = "return_ratio"
     signal = "return_ratio"
+    needs_granularity = "episode"  # it compares episodes driven by the student alone with ones by the teacher alone
     own_param = "target"
 
     def __init__(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from dagmix.mixing.adaptive import DiscrepancyGatedSchedule, LossTriggeredSchedule, ReturnRatioSchedule
+from dagmix.mixing.names import closest, not_one_of
 from dagmix.mixing.schedules import (
     BetaSchedule,
     ConstantSchedule,
@@ -38,7 +39,7 @@ SCHEDULE_KINDS: dict[str, type[BetaSchedule]] = {
 
 
 def _two_stage(phase1_iterations: int) -> BetaSchedule:
-    """Teacher drives for ``phase1_iterations`` iterations, then the student (the seed's two-stage training)."""
+    """Teacher drives for ``phase1_iterations`` iterations, then the student (the two-stage patch's training)."""
     return StepSchedule(phase1_iterations)
 
 
@@ -80,13 +81,6 @@ PRESETS: dict[str, Callable[..., BetaSchedule]] = {
 def schedule_names() -> list[str]:
     """Return every name ``mixing.schedule`` accepts: kinds first, then presets."""
     return [*SCHEDULE_KINDS, *PRESETS]
-
-
-def _unknown(what: str, value: object, valid: list[str]) -> str:
-    """Return an error message naming a bad value, the valid options and a close match."""
-    msg = f"{what}={value!r} is not one of {', '.join(repr(v) for v in valid)}."
-    close = difflib.get_close_matches(str(value), valid, n=1)
-    return msg + (f" Did you mean {close[0]!r}?" if close else "")
 
 
 def _params_of(builder: Callable[..., Any]) -> tuple[list[str], list[str]]:
@@ -143,10 +137,10 @@ def build_schedule(name: str, *, section: str = "mixing", **params: Any) -> Beta
         ValueError: unknown name, unknown or missing parameters, or parameter values out of range.
     """
     if not isinstance(name, str):
-        raise ValueError(_unknown(f"{section}.schedule", name, schedule_names()))
+        raise ValueError(not_one_of(f"{section}.schedule", name, schedule_names()))
     builder: Callable[..., BetaSchedule] | None = SCHEDULE_KINDS.get(name) or PRESETS.get(name)
     if builder is None:
-        raise ValueError(_unknown(f"{section}.schedule", name, schedule_names()))
+        raise ValueError(not_one_of(f"{section}.schedule", name, schedule_names()))
     names, required = _params_of(builder)
     unknown = [k for k in params if k not in names]
     if unknown:
@@ -181,9 +175,9 @@ class MixingConfig:
     def __post_init__(self) -> None:
         """Validate every field; errors name the value and the valid options."""
         if self.granularity not in GRANULARITIES:
-            raise ValueError(_unknown("mixing.granularity", self.granularity, list(GRANULARITIES)))
+            raise ValueError(not_one_of("mixing.granularity", self.granularity, list(GRANULARITIES)))
         if self.assignment not in ASSIGNMENTS:
-            raise ValueError(_unknown("mixing.assignment", self.assignment, list(ASSIGNMENTS)))
+            raise ValueError(not_one_of("mixing.assignment", self.assignment, list(ASSIGNMENTS)))
         if self.assignment == "quota" and self.granularity == "episode":
             raise ValueError(
                 "mixing.assignment='quota' cannot be combined with granularity='episode': envs end their episodes "
@@ -192,7 +186,14 @@ class MixingConfig:
             )
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"mixing.seed={self.seed!r} must be an int or None.")
-        self.build_schedule()  # validates the schedule name and its parameters
+        schedule = self.build_schedule()  # validates the schedule name and its parameters
+        need = schedule.needs_granularity
+        if need is not None and self.granularity != need:
+            raise ValueError(
+                f"mixing.schedule={self.schedule!r} needs mixing.granularity={need!r} (got {self.granularity!r}): "
+                "it compares episodes driven by one driver from start to end. Set mixing.granularity="
+                f"{need!r}."
+            )
 
     def build_schedule(self) -> BetaSchedule:
         """Return a fresh schedule object for this config."""
@@ -218,12 +219,9 @@ class MixingConfig:
         unknown = [k for k in params if k not in schedule_keys]
         if builder is not None and unknown:
             valid = sorted(own) + schedule_keys
-            hints = [
-                f"{k!r} (did you mean {m[0]!r}?)" for k in unknown if (m := difflib.get_close_matches(k, valid, 1))
-            ]
             raise ValueError(
                 f"Unknown key(s) {unknown} in mixing for schedule={name!r}; valid keys: {', '.join(valid)}."
-                + (f" {'; '.join(hints)}." if hints else "")
+                + "".join(f" {k!r}: did you mean {m!r}?" for k in unknown if (m := closest(k, valid)))
             )
         return cls(
             schedule=name,
@@ -236,3 +234,49 @@ class MixingConfig:
         out: dict[str, Any] = {"schedule": self.schedule, **self.schedule_params}
         out.update(granularity=self.granularity, assignment=self.assignment, seed=self.seed)
         return out
+
+
+def resolve_mixing(
+    mixing: Mapping[str, Any] | MixingConfig | None,
+    use_two_stage_training: bool | None,
+    phase1_iterations: int | None,
+) -> MixingConfig:
+    """Turn the algorithm config's mixing keys (``mixing`` and the two-stage keys) into a validated MixingConfig."""
+    if isinstance(mixing, Mapping):
+        mixing = drop_unset(mixing)  # configclass dicts hold every field: None means unset
+    if use_two_stage_training not in (True, False, None):
+        raise ValueError(f"use_two_stage_training={use_two_stage_training!r} must be True or False.")
+    if use_two_stage_training is None and phase1_iterations is not None:  # given alone: ignored, say so
+        _warn_phase1_ignored(mixing, phase1_iterations)
+    if use_two_stage_training:
+        if mixing:
+            raise ValueError(
+                "Both a non-empty 'mixing' and use_two_stage_training=True were given; they configure the same "
+                "thing. Keep one: mixing={'schedule': 'two_stage', 'phase1_iterations': N} or the two-stage keys "
+                "use_two_stage_training=True with phase1_iterations=N."
+            )
+        if phase1_iterations is None:
+            raise ValueError("use_two_stage_training=True needs phase1_iterations (e.g. phase1_iterations=500).")
+        return MixingConfig.from_dict({"schedule": "two_stage", "phase1_iterations": phase1_iterations})
+    if not mixing:
+        return MixingConfig(schedule="student_only")
+    return MixingConfig.from_dict(mixing)
+
+
+def _warn_phase1_ignored(mixing: Mapping[str, Any] | MixingConfig | None, phase1_iterations: int) -> None:
+    """Warn that a top-level ``phase1_iterations`` given without ``use_two_stage_training`` is not used.
+
+    Only when ``use_two_stage_training`` is not given at all: config front ends (Isaac Lab's configclass) always
+    pass both keys, with ``use_two_stage_training=False`` meaning "mixing decides".
+    """
+    own = mixing.get("phase1_iterations") if isinstance(mixing, Mapping) else None
+    if own is None and isinstance(mixing, MixingConfig):
+        own = mixing.schedule_params.get("phase1_iterations")
+    if own is not None:
+        why = f"the mixing dict sets its own phase1_iterations={own}, which is used"
+    else:
+        why = (
+            "it is read only with use_two_stage_training=True; set that, or use "
+            f"mixing={{'schedule': 'two_stage', 'phase1_iterations': {phase1_iterations}}}"
+        )
+    warnings.warn(f"phase1_iterations={phase1_iterations} is ignored: {why}.", stacklevel=5)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -34,6 +34,16 @@ class BetaSchedule:
 
     kind: str = "base"
 
+    phase1_iterations: int | None = None
+    """Length of a fixed teacher-driven phase 1 (the two-stage ``step`` schedule), shown in the phase lines."""
+
+    signal: str | None = None
+    """The per-iteration signal an adaptive schedule reads (``behavior_loss``, ``discrepancy``, ``return_ratio``),
+    passed to :meth:`observe`; None: beta is a function of the iteration alone."""
+
+    needs_granularity: str | None = None
+    """The mixing granularity the schedule needs (e.g. ``episode``); None: any."""
+
     def beta(self, iteration: int) -> float:
         """Return beta in [0, 1] for the runner's 0-based iteration ``iteration``."""
         if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
@@ -54,6 +64,13 @@ class BetaSchedule:
     def first_zero_iteration(self) -> int | None:
         """Return the first iteration with beta == 0 (the switch to phase 2), or None if there is none."""
         return None
+
+    def observe(self, iteration: int, signals: Mapping[str, float]) -> None:
+        """Take ``iteration``'s measured ``signals`` (only schedules with a :attr:`signal` use them)."""
+
+    def log_scalars(self) -> dict[str, float]:
+        """Return the schedule's own scalars logged each iteration (none for open-loop schedules)."""
+        return {}
 
     def describe(self) -> str:
         """Return a one-line description for logs."""

@@ -141,7 +141,7 @@ def test_configclass_converts_to_the_dict_rsl_rl_receives(isaaclab, tmp_path, te
     assert d["use_two_stage_training"] is True and d["phase1_iterations"] == 2
     assert d["mixing"] == UNSET_MIXING
     assert d["phase_console_output"] is True and d["teacher_action_clip"] is None
-    assert isaaclab.RslRlMixingDistillationAlgorithmCfg().phase1_iterations == 500  # the seed's defaults
+    assert isaaclab.RslRlMixingDistillationAlgorithmCfg().phase1_iterations == 500  # the two-stage patch's defaults
     assert isaaclab.RslRlMixingDistillationAlgorithmCfg().use_two_stage_training is False
 
     # rsl_rl's stock runner resolves class_name and passes the rest as kwargs
@@ -229,7 +229,8 @@ def test_hydra_overrides_reach_the_algorithm(isaaclab, monkeypatch, tmp_path):
         agent.algorithm.validate()
 
     default = resolve()
-    assert default.algorithm.to_mixing_config().schedule == "student_only"  # the seed's default: stock behaviour
+    # the two-stage patch's default: stock behaviour
+    assert default.algorithm.to_mixing_config().schedule == "student_only"
 
 
 def test_cartpole_task_is_offline_and_splits_the_observations(isaaclab, monkeypatch, tmp_path):

@@ -364,7 +364,7 @@ def test_iteration_callbacks_add_scalars_to_the_iteration_log(tmp_path, teacher_
     r.learn(3)
     assert seen == [(0, 1.0), (1, 0.0), (2, 0.0)]
     assert "Eval/student_return" not in r.alg.last_metrics  # only iteration 1 returned it
-    assert r.alg._log_target.get("Eval/student_return") is None  # and it is not left behind in a reused dict
+    assert r.alg.extras_log.last.get("Eval/student_return") is None  # and it is not left behind in a reused dict
 
 
 def test_mixed_precision_keeps_working(tmp_path, teacher_path):

@@ -7,7 +7,7 @@ import torch
 from helpers import make_runner, rollout
 
 from dagmix.algorithms import _compat
-from dagmix.algorithms.mixing_distillation import _SplitLoss
+from dagmix.algorithms.loss_weighting import SplitLoss
 from dagmix.algorithms.training_options import LossWeighting, ReplayConfig
 
 
@@ -21,7 +21,7 @@ def _changed(before, model):
 
 # ------------------------------------------------------------------------------------------ weighting
 def test_split_loss_weights_reduce_to_the_mean_over_the_weighted_samples():
-    fn = _SplitLoss(torch.nn.functional.mse_loss, "cpu")
+    fn = SplitLoss(torch.nn.functional.mse_loss, "cpu")
     pred, target = torch.randn(6, 3), torch.randn(6, 3)
     mask = torch.tensor([[True, True, False, False, False, True]])
     fn.begin(mask, torch.ones(1, 6))
@@ -76,9 +76,9 @@ def test_failed_episode_weights_only_transitions_of_episodes_that_ended_by_termi
     dones[4, 1] = time_outs[4, 1] = True  # env 1: a time-out at step 4, then a crash at step 6
     dones[6, 1] = True
     alg.storage.dones.copy_(dones.view(steps, 3, 1).long())
-    alg._time_outs.copy_(time_outs)
+    alg.loss_weights.time_outs.copy_(time_outs)
     alg.teacher_masks.zero_()
-    w = alg._loss_weights(steps)
+    w = alg.loss_weights.weights(alg.teacher_masks, alg.storage.dones, alg.iteration, steps)
     expected = torch.ones(steps, 3)
     expected[:3, 0] = 0.25  # env 0, steps 0-2: the crashed episode; steps 3-7: outcome unknown -> 1
     expected[5:7, 1] = 0.25  # env 1, steps 5-6: the crashed episode; 0-4 timed out; 7 unknown

@@ -1,0 +1,262 @@
+"""The option sections of the algorithm config, as typed dataclasses (no rsl_rl import; see :mod:`.schema`).
+
+- ``loss_weighting``: who-drove-aware loss weights (:class:`LossWeighting`);
+- ``replay``: bounded aggregation of past rollouts (:class:`ReplayConfig`);
+- the flat learning-rate keys (:class:`LearningRateScheduleConfig`, applied by ``dagmix.algorithms.lr_schedule``);
+- ``ema_decay``: weight averaging of the student (:class:`WeightAveragingConfig`, ``dagmix.algorithms.ema``).
+
+In the algorithm config::
+
+    "loss_weighting": {"student_driven": 2.0, "teacher_driven": 1.0, "drop_teacher_driven_after": 300,
+                       "failed_episode": 0.5},
+    "replay": {"iterations": 10, "ratio": 0.5, "max_memory_gb": 2.0},
+    "learning_rate_schedule": "cosine", "min_learning_rate": 1e-5, "warmup_iterations": 10,
+    "ema_decay": 0.99,
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+from dagmix.mixing.names import check_keys
+
+
+def _parse(cls: type, section: str, cfg: Mapping[str, Any] | Any | None) -> Any:
+    """Return ``cls`` built from a section dict (None: the defaults); unknown keys raise with a suggestion."""
+    if cfg is None:
+        return cls()
+    if isinstance(cfg, cls):
+        return cfg
+    if not isinstance(cfg, Mapping):
+        raise ValueError(f"{section} must be a dict, got {type(cfg).__name__}: {cfg!r}.")
+    check_keys(section, cfg, [f.name for f in fields(cls)])
+    return cls(**cfg)
+
+
+def _weight(section: str, name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{section}.{name}={value!r} must be a finite number >= 0.")
+    return float(value)
+
+
+@dataclass
+class LossWeighting:
+    """Per-sample weights of the behaviour loss by who drove and by the episode's outcome.
+
+    The loss of one gradient step becomes sum(w * loss_i) / sum(w) over its samples (with all weights 1 it is
+    rsl_rl's mean). Outcome weighting uses only outcomes known within the stored rollout: a transition whose
+    episode ended (within the same rollout) by termination rather than by time-out gets ``failed_episode``;
+    transitions of episodes still running at the end of the rollout keep weight 1, since their outcome is not
+    known yet. It needs ``extras["time_outs"]`` from the env (rsl_rl's convention).
+    """
+
+    teacher_driven: float = 1.0
+    """Weight of samples where the teacher drove."""
+    student_driven: float = 1.0
+    """Weight of samples where the student drove."""
+    drop_teacher_driven_after: int | None = None
+    """From this iteration on, teacher-driven samples get weight 0 (None: never)."""
+    failed_episode: float = 1.0
+    """Extra factor for samples of episodes that ended by termination (e.g. a crash) within the rollout."""
+
+    def __post_init__(self) -> None:
+        """Validate the values (errors name the key)."""
+        self.teacher_driven = _weight("loss_weighting", "teacher_driven", self.teacher_driven)
+        self.student_driven = _weight("loss_weighting", "student_driven", self.student_driven)
+        self.failed_episode = _weight("loss_weighting", "failed_episode", self.failed_episode)
+        d = self.drop_teacher_driven_after
+        if d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 0):
+            raise ValueError(f"loss_weighting.drop_teacher_driven_after={d!r} must be an int >= 0 or None.")
+        if self.teacher_driven == 0 and self.student_driven == 0:
+            raise ValueError("loss_weighting: teacher_driven and student_driven are both 0; nothing would be learned.")
+
+    @property
+    def active(self) -> bool:
+        """Whether any weight differs from the plain mean."""
+        return (
+            self.teacher_driven != 1.0
+            or self.student_driven != 1.0
+            or self.drop_teacher_driven_after is not None
+            or self.failed_episode != 1.0
+        )
+
+    @classmethod
+    def from_dict(cls, cfg: Mapping[str, Any] | LossWeighting | None) -> LossWeighting:
+        """Parse the ``loss_weighting`` section (unknown keys raise with a suggestion)."""
+        return _parse(cls, "loss_weighting", cfg)
+
+
+@dataclass
+class ReplayConfig:
+    """Bounded DAgger-style aggregation: replay the last ``iterations`` rollouts' (observation, teacher action)."""
+
+    iterations: int = 0
+    """Rollouts kept (0: off). Memory: iterations x num_steps_per_env x num_envs x (student obs + actions) floats."""
+    ratio: float = 0.5
+    """Replayed samples per update, as a fraction of the update's on-policy samples (extra gradient steps)."""
+    max_memory_gb: float | None = None
+    """Refuse to start if the buffer needs more than this (GiB); it is always checked against free memory."""
+
+    def __post_init__(self) -> None:
+        """Validate the values (errors name the key)."""
+        it = self.iterations
+        if isinstance(it, bool) or not isinstance(it, int) or it < 0:
+            raise ValueError(f"replay.iterations={it!r} must be an int >= 0 (0 turns replay off).")
+        r = self.ratio
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or r <= 0:
+            raise ValueError(f"replay.ratio={r!r} must be a number > 0.")
+        m = self.max_memory_gb
+        if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0):
+            raise ValueError(f"replay.max_memory_gb={m!r} must be a number > 0 or None.")
+
+    @property
+    def active(self) -> bool:
+        """Whether replay is on."""
+        return self.iterations > 0
+
+    @classmethod
+    def from_dict(cls, cfg: Mapping[str, Any] | ReplayConfig | None) -> ReplayConfig:
+        """Parse the ``replay`` section (unknown keys raise with a suggestion)."""
+        return _parse(cls, "replay", cfg)
+
+
+LR_SCHEDULES = ("constant", "linear", "cosine")
+"""The values of ``learning_rate_schedule``."""
+
+
+@dataclass
+class LearningRateScheduleConfig:
+    """The learning-rate schedule keys of the algorithm config (flat keys, named as in the config)."""
+
+    learning_rate_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    """``constant`` (default: rsl_rl's fixed learning rate, bit-for-bit), ``linear`` or ``cosine`` decay from
+    ``learning_rate`` to ``min_learning_rate`` over the run."""
+    min_learning_rate: float = 0.0
+    """``linear`` / ``cosine``: the learning rate reached at the end iteration and kept after it (<= learning_rate)."""
+    warmup_iterations: int = 0
+    """Iterations of linear warmup from ``learning_rate / warmup_iterations`` up to ``learning_rate`` (0: none);
+    it applies to every schedule, ``constant`` included."""
+    learning_rate_iterations: int | None = None
+    """``linear`` / ``cosine``: the runner iteration (0-based, absolute) at which the decay reaches
+    ``min_learning_rate``. None (default): the end of the current ``learn()`` call, i.e. its start iteration plus
+    its number of iterations (rsl_rl's ``max_iterations`` under the stock runner). To resume a run and continue its
+    schedule exactly, resume with the remaining iterations (rsl_rl's convention) or set this key."""
+
+    def __post_init__(self) -> None:
+        """Validate the values (errors name the key)."""
+        kind = self.learning_rate_schedule
+        if kind not in LR_SCHEDULES:
+            raise ValueError(f"learning_rate_schedule={kind!r} is not one of {', '.join(map(repr, LR_SCHEDULES))}.")
+        m = self.min_learning_rate
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m) or m < 0:
+            raise ValueError(f"min_learning_rate={m!r} must be a finite number >= 0.")
+        self.min_learning_rate = float(m)
+        w = self.warmup_iterations
+        if isinstance(w, bool) or not isinstance(w, int) or w < 0:
+            raise ValueError(f"warmup_iterations={w!r} must be an int >= 0 (0: no warmup).")
+        e = self.learning_rate_iterations
+        if e is not None and (isinstance(e, bool) or not isinstance(e, int) or e <= w):
+            raise ValueError(
+                f"learning_rate_iterations={e!r} must be an int > warmup_iterations={w} (the iteration at which "
+                "the decay reaches min_learning_rate), or None for the end of the learn() call."
+            )
+
+    @property
+    def active(self) -> bool:
+        """Whether the learning rate ever differs from ``learning_rate`` (False: rsl_rl's behaviour, untouched)."""
+        return self.learning_rate_schedule != "constant" or self.warmup_iterations > 0
+
+    @property
+    def decays(self) -> bool:
+        """Whether the schedule needs an end iteration."""
+        return self.learning_rate_schedule != "constant"
+
+    def check_base(self, learning_rate: float) -> float:
+        """Return ``learning_rate`` (the base rate) as a float; raise if a decay would go up to min_learning_rate."""
+        base = float(learning_rate)
+        if self.decays and self.min_learning_rate > base:
+            raise ValueError(
+                f"min_learning_rate={self.min_learning_rate} is above learning_rate={base}; a "
+                f"{self.learning_rate_schedule!r} schedule decays from learning_rate to min_learning_rate."
+            )
+        return base
+
+    def apply(self, optimizer: Any, base: float, iteration: int, end: int | None) -> float:
+        """Set every param group of ``optimizer`` to the learning rate of ``iteration``; return it."""
+        lr = self.learning_rate(base, iteration, end)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    @classmethod
+    def from_dict(cls, cfg: Mapping[str, Any]) -> LearningRateScheduleConfig:
+        """Build from the algorithm config's keys (keys of other features are ignored; None means the default)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in cfg.items() if k in names and v is not None})
+
+    def end_iteration(self, start: int, length: int | None) -> int | None:
+        """Return the iteration at which the decay ends, for a ``learn()`` call of ``length`` iterations from ``start``.
+
+        Raises:
+            ValueError: if the schedule decays but neither ``learning_rate_iterations`` nor the run length is known,
+                or the end falls within the warmup.
+        """
+        if not self.decays:
+            return None
+        if self.learning_rate_iterations is not None:
+            return self.learning_rate_iterations
+        if length is None:
+            raise ValueError(
+                f"learning_rate_schedule={self.learning_rate_schedule!r} needs the run length to decay over: set the "
+                "algorithm key learning_rate_iterations=N (the iteration at which min_learning_rate is reached), "
+                "or the train config's max_iterations."
+            )
+        end = int(start) + int(length)
+        if end <= self.warmup_iterations:
+            raise ValueError(
+                f"learning_rate_schedule={self.learning_rate_schedule!r}: this run ends at iteration {end}, within "
+                f"warmup_iterations={self.warmup_iterations}; lower warmup_iterations or set learning_rate_iterations."
+            )
+        return end
+
+    def learning_rate(self, base: float, iteration: int, end: int | None) -> float:
+        """Return the learning rate of ``iteration`` for the base rate ``base`` and end iteration ``end``."""
+        w = self.warmup_iterations
+        if iteration < w:
+            return base * (iteration + 1) / w
+        if not self.decays:
+            return base
+        if end is None:
+            raise ValueError("the end iteration of a decaying learning-rate schedule is not set")
+        p = min(max((iteration - w) / (end - w), 0.0), 1.0)
+        low = self.min_learning_rate
+        if self.learning_rate_schedule == "linear":
+            return base + (low - base) * p
+        return low + (base - low) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+@dataclass
+class WeightAveragingConfig:
+    """The weight-averaging key of the algorithm config."""
+
+    ema_decay: float | None = None
+    """Decay of the exponential moving average of the student's weights and normalizer, in (0, 1), applied after each
+    optimizer step; None (default): off. The averaged student is the one saved, evaluated and exported."""
+
+    def __post_init__(self) -> None:
+        """Validate the value (errors name the key)."""
+        d = self.ema_decay
+        if d is not None and (
+            isinstance(d, bool) or not isinstance(d, (int, float)) or not math.isfinite(d) or not 0.0 < d < 1.0
+        ):
+            raise ValueError(f"ema_decay={d!r} must be a number in (0, 1) (e.g. 0.99), or None to turn averaging off.")
+        if d is not None:
+            self.ema_decay = float(d)
+
+    @property
+    def active(self) -> bool:
+        """Whether weight averaging is on."""
+        return self.ema_decay is not None

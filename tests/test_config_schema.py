@@ -1,0 +1,147 @@
+"""The one config schema (dagmix.mixing.schema) against every front end: a drift in any of them fails here."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib.util
+import inspect
+import pathlib
+import typing
+
+import pytest
+
+from dagmix.mixing import schema
+from dagmix.mixing.config import schedule_names, schedule_parameter_names
+from dagmix.mixing.schema import SECTIONS, AlgorithmSchema, MixingSchema, field_docs, schema_paths
+
+ROOT = pathlib.Path(schema.__file__).resolve().parents[1]
+OWN_MIXING_KEYS = {"schedule", "granularity", "assignment", "seed"}
+
+
+def _defaults(cls):
+    out = {}
+    for f in dataclasses.fields(cls):
+        value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+    return out
+
+
+def test_mixing_schema_has_one_field_per_schedule_parameter_and_literal_kinds():
+    declared = {f.name for f in dataclasses.fields(MixingSchema)} - OWN_MIXING_KEYS
+    assert declared == set(schedule_parameter_names())
+    kinds = typing.get_args(typing.get_args(typing.get_type_hints(MixingSchema)["schedule"])[0])
+    assert list(kinds) == schedule_names()
+
+
+@pytest.mark.parametrize("section", list(SECTIONS))
+def test_every_field_has_a_docstring(section):
+    cls = SECTIONS[section]
+    docs = field_docs(cls)
+    assert [f.name for f in dataclasses.fields(cls)] == list(docs), section
+    assert all(len(d) > 10 for d in docs.values())
+
+
+def test_python_dict_front_end_accepts_every_key():
+    from dagmix.algorithms.mixing_distillation import MixingDistillation
+
+    params = inspect.signature(MixingDistillation.__init__).parameters
+    assert set(schema.ALGORITHM_KEYS) <= set(params)  # every key is an argument of the algorithm
+    for key in schema.ALGORITHM_KEYS:
+        assert params[key].default == _defaults(AlgorithmSchema)[key] or key in ("mixing", "loss_weighting", "replay")
+    options = schema.validate(dataclasses.asdict(AlgorithmSchema()))
+    assert options.mixing.schedule == "student_only"
+    with pytest.raises(ValueError, match="did you mean 'ema_decay'"):
+        schema.validate({"ema_decy": 0.9})
+
+
+@pytest.mark.parametrize("path", schema_paths())
+def test_cli_front_end_reaches_every_key(path):
+    from dagmix.envs.task_configs import apply_overrides, distill_train_cfg
+
+    cfg = distill_train_cfg("quadcopter")
+    apply_overrides(cfg, {}, [f"algorithm.{path}=None"])  # None: accepted for every key, typed ones included
+    node = cfg["algorithm"]
+    for part in path.split(".")[:-1]:
+        node = node[part]
+    assert path.split(".")[-1] in node and node[path.split(".")[-1]] is None
+
+
+def test_cli_front_end_checks_types_and_suggests():
+    from dagmix.envs.task_configs import apply_overrides, distill_train_cfg
+
+    cfg = distill_train_cfg("quadcopter")
+    apply_overrides(cfg, {}, ["algorithm.loss_weighting.student_driven=2.0", "algorithm.mixing.decay=0.9"])
+    assert cfg["algorithm"]["loss_weighting"] == {"student_driven": 2.0}
+    with pytest.raises(ValueError, match=r"replay.iterations=x is not an integer"):
+        apply_overrides(cfg, {}, ["algorithm.replay.iterations=x"])
+    with pytest.raises(ValueError, match="Did you mean 'ema_decay'"):
+        apply_overrides(cfg, {}, ["algorithm.ema_decy=0.9"])
+
+
+# ---------------------------------------------------------------------------------------------- Isaac Lab, mjlab
+ISAACLAB_OVERRIDES = {  # fields a front end sets visibly to another default than the schema's
+    "RslRlMixingDistillationAlgorithmCfg": {"use_two_stage_training", "phase1_iterations", "mixing"},
+}
+ISAACLAB_SECTIONS = {"MixingCfg": "MixingSchema", "LossWeightingCfg": "LossWeighting", "ReplayCfg": "ReplayConfig"}
+MJLAB_OVERRIDES = {"MixingCfg": {"schedule", "phase1_iterations"}, "DagmixDistillationAlgorithmCfg": {"mixing"}}
+
+
+def _classes(path):
+    tree = ast.parse((ROOT / path).read_text())
+    return {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+
+
+def _own_fields(node):
+    return {n.target.id for n in node.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+
+
+def test_isaaclab_configclasses_derive_from_the_schema_source():
+    classes = _classes("integrations/isaaclab_cfg.py")
+    for name, base in ISAACLAB_SECTIONS.items():
+        assert base in [b.id for b in classes[name].bases if isinstance(b, ast.Name)], name
+        assert _own_fields(classes[name]) == set(), name  # every field comes from the schema
+    alg = classes["RslRlMixingDistillationAlgorithmCfg"]
+    assert "AlgorithmSchema" in [b.id for b in alg.bases if isinstance(b, ast.Name)]
+    dagmix_fields = _own_fields(alg) & set(schema.ALGORITHM_KEYS)
+    assert dagmix_fields <= ISAACLAB_OVERRIDES["RslRlMixingDistillationAlgorithmCfg"] | {"loss_weighting", "replay"}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("isaaclab") is None, reason="needs Isaac Lab 3.0")
+def test_isaaclab_configclasses_hold_every_schema_field():
+    from isaaclab.utils import to_dict
+
+    from dagmix.integrations import isaaclab_cfg
+
+    d = to_dict(isaaclab_cfg.RslRlMixingDistillationAlgorithmCfg())
+    for key, default in _defaults(AlgorithmSchema).items():
+        if key not in ISAACLAB_OVERRIDES["RslRlMixingDistillationAlgorithmCfg"] - {"mixing"}:
+            assert d[key] == default, key
+    assert d["mixing"] == _defaults(MixingSchema)
+
+
+def test_mjlab_dataclasses_derive_from_the_schema_source():
+    classes = _classes("integrations/mjlab_tasks.py")
+    assert [b.id for b in classes["MixingCfg"].bases] == ["MixingSchema"]
+    assert _own_fields(classes["MixingCfg"]) == MJLAB_OVERRIDES["MixingCfg"]
+    alg = classes["DagmixDistillationAlgorithmCfg"]
+    assert [b.id for b in alg.bases] == ["AlgorithmSchema"]
+    assert _own_fields(alg) & set(schema.ALGORITHM_KEYS) == MJLAB_OVERRIDES["DagmixDistillationAlgorithmCfg"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mjlab") is None, reason="needs mjlab")
+def test_mjlab_dataclasses_hold_every_schema_field():
+    from dagmix.integrations.mjlab_tasks import DagmixDistillationAlgorithmCfg, mixing_dict
+
+    d = dataclasses.asdict(DagmixDistillationAlgorithmCfg())
+    for key, default in _defaults(AlgorithmSchema).items():
+        if key != "mixing":
+            assert d[key] == default, key
+    assert set(d["mixing"]) == set(_defaults(MixingSchema))
+    options = schema.validate({**{k: d[k] for k in schema.ALGORITHM_KEYS}, "mixing": mixing_dict(d["mixing"])})
+    assert options.mixing.schedule == "two_stage" and options.mixing.schedule_params == {"phase1_iterations": 100}
+
+
+def test_docs_config_reference_is_current():
+    current = (ROOT / "docs" / "config.md").read_text()
+    assert current == schema.reference_markdown(), "regenerate: python -m dagmix.mixing.schema > docs/config.md"
