@@ -15,11 +15,10 @@ from tensordict import TensorDict
 from dagmix.algorithms import _compat
 from dagmix.algorithms._dagger_ppo_checkpoint import DAGGER_PPO_STATE_FORMAT_VERSION, load_dagmix_state, load_student
 from dagmix.algorithms._dagger_ppo_update import ppo_imitation_update
-from dagmix.algorithms.mixing_distillation import CHECKPOINT_KEY, MixingDistillation, _resolve_mixing
+from dagmix.algorithms.mixing_distillation import CHECKPOINT_KEY, MixingDistillation
 from dagmix.algorithms.phase_log import SCALAR_BETA, SCALAR_TEACHER_FRACTION, ExtrasLog, phase_lines, switch_banner
-from dagmix.mixing.adaptive import AdaptiveSchedule
-from dagmix.mixing.coefficients import CoefficientSchedule
 from dagmix.mixing.config import MixingConfig
+from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, validate_dagger_ppo
 from dagmix.mixing.policy import MixingPolicy, reseed_value
 
 SCALAR_IMITATION_COEF = "Distillation/imitation_coef"
@@ -28,11 +27,9 @@ LABEL_KEY = "dagmix_teacher_action"
 """Key of the teacher's action (the imitation label) in the rollout storage's observations."""
 DRIVEN_KEY = "dagmix_teacher_driven"
 """Key of the who-drove flag (1.0: the teacher's action was executed) in the rollout storage's observations."""
-IMITATION_LOSSES = ("mse", "huber", "gaussian_nll")
 
 
-_OWN_KEYS = ("imitation_coef", "ppo_coef", "imitation_loss", "mixing", "init_student", "teacher_action_clip")
-_OWN_KEYS += ("phase_console_output",)
+_OWN_KEYS = DAGGER_PPO_KEYS
 _PARENT_KEYS = set(inspect.signature(PPO.__init__).parameters) - {"self", "actor", "critic", "storage"}
 
 
@@ -109,32 +106,26 @@ class MixingDAggerPPO(PPO):
                 "symmetry_cfg is not supported by MixingDAggerPPO (the imitation labels would need mirroring too); "
                 "set symmetry_cfg=None."
             )
-        if imitation_loss not in IMITATION_LOSSES:
-            close = difflib.get_close_matches(str(imitation_loss), IMITATION_LOSSES, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(
-                f"imitation_loss={imitation_loss!r} is not one of {', '.join(map(repr, IMITATION_LOSSES))}.{hint}"
-            )
-        if teacher_action_clip is not None and (
-            isinstance(teacher_action_clip, bool)
-            or not isinstance(teacher_action_clip, (int, float))
-            or not teacher_action_clip > 0
-        ):
-            raise ValueError(f"teacher_action_clip={teacher_action_clip!r} must be a positive number or None.")
-        self.imitation_coef = CoefficientSchedule.from_config("imitation_coef", imitation_coef)
-        self.ppo_coef = CoefficientSchedule.from_config("ppo_coef", ppo_coef)
-        self.imitation_loss = imitation_loss
-        self.mixing_cfg = _resolve_mixing(mixing, False, None)
+        options = validate_dagger_ppo(
+            {
+                "imitation_coef": imitation_coef,
+                "ppo_coef": ppo_coef,
+                "imitation_loss": imitation_loss,
+                "mixing": mixing,
+                "init_student": init_student,
+                "teacher_action_clip": teacher_action_clip,
+                "phase_console_output": phase_console_output,
+            }
+        )
+        self.imitation_coef = options.imitation_coef
+        self.ppo_coef = options.ppo_coef
+        self.imitation_loss = options.imitation_loss
+        self.mixing_cfg = options.mixing
         self.beta_schedule = self.mixing_cfg.build_schedule()
-        if isinstance(self.beta_schedule, AdaptiveSchedule):
-            raise ValueError(
-                f"mixing.schedule={self.mixing_cfg.schedule!r} is adaptive; MixingDAggerPPO supports the fixed kinds "
-                "and presets (e.g. 'linear', 'two_stage', 'dagger_exp'). Use MixingDistillation for adaptive ones."
-            )
         super().__init__(actor, critic, storage, **kwargs)
         self._mixed_precision = bool(getattr(self, "use_mixed_precision", False))  # rsl-rl-lib >= 5.5 only
-        self.teacher_action_clip = None if teacher_action_clip is None else float(teacher_action_clip)
-        self.phase_console_output = bool(phase_console_output)
+        self.teacher_action_clip = options.teacher_action_clip
+        self.phase_console_output = options.phase_console_output
         self.teacher: Any = None
         if teacher is not None:
             self.set_teacher(teacher)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import ast
 import copy
 import os
+from dataclasses import fields
 from typing import Any
 
+from dagmix.mixing.dagger_ppo_schema import DAggerPPOSchema
 from dagmix.mixing.names import check_keys, did_you_mean
-from dagmix.mixing.schema import lookup
+from dagmix.mixing.schema import AlgorithmSchema, lookup
 
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 
@@ -153,7 +155,7 @@ def dagger_ppo_train_cfg(task: str) -> dict[str, Any]:
     return cfg
 
 
-NUMBER_OR_SCHEDULE_KEYS = ("algorithm.imitation_coef", "algorithm.ppo_coef")
+NUMBER_OR_SCHEDULE_KEYS = tuple(f"algorithm.{f.name}" for f in fields(DAggerPPOSchema) if "dict" in str(f.type))
 """MixingDAggerPPO's coefficients: a number or a schedule dict (validated when the algorithm is built)."""
 
 
@@ -196,11 +198,17 @@ def check_override(key: str, value: Any, default: Any, text: str | None = None) 
     return value
 
 
-def _schema_default(parts: list[str]) -> tuple[bool, Any]:
+def algorithm_schema(cfg: dict[str, Any]) -> type:
+    """Return the schema class of the train config's algorithm (DAggerPPOSchema or MixingDistillation's)."""
+    class_name = cfg.get("algorithm", {}).get("class_name", "")
+    return DAggerPPOSchema if str(class_name).endswith(":MixingDAggerPPO") else AlgorithmSchema
+
+
+def _schema_default(parts: list[str], root: type = AlgorithmSchema) -> tuple[bool, Any]:
     """Return (True, default) if ``parts`` names a dagmix algorithm key of the schema (``algorithm.mixing.decay``)."""
     if len(parts) < 2 or parts[0] != "algorithm":
         return False, None
-    return lookup(".".join(parts[1:]))
+    return lookup(".".join(parts[1:]), root)
 
 
 def apply_overrides(cfg: dict[str, Any], env_cfg: dict[str, Any], overrides: list[str]) -> None:
@@ -210,6 +218,7 @@ def apply_overrides(cfg: dict[str, Any], env_cfg: dict[str, Any], overrides: lis
     (:mod:`dagmix.mixing.schema`: every dagmix key, validated when the algorithm is built); env keys are validated
     by ``dagmix.envs.make``. Values must have the type of the default they replace. Raises ValueError naming the key.
     """
+    root = algorithm_schema(cfg)
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"Override {item!r} is not of the form key=value (e.g. algorithm.learning_rate=5e-4).")
@@ -221,7 +230,11 @@ def apply_overrides(cfg: dict[str, Any], env_cfg: dict[str, Any], overrides: lis
         node: Any = cfg
         parts = key.split(".")
         for depth, part in enumerate(parts[:-1]):
-            if isinstance(node, dict) and part not in node and isinstance(_schema_default(parts[: depth + 1])[1], dict):
+            if (
+                isinstance(node, dict)
+                and part not in node
+                and isinstance(_schema_default(parts[: depth + 1], root)[1], dict)
+            ):
                 node[part] = {}  # a dagmix config section the default config leaves out (e.g. loss_weighting)
             if not isinstance(node, dict) or part not in node or not isinstance(node[part], dict):
                 section = ".".join(parts[: depth + 1])
@@ -230,8 +243,8 @@ def apply_overrides(cfg: dict[str, Any], env_cfg: dict[str, Any], overrides: lis
         leaf = parts[-1]
         default = node.get(leaf)
         if leaf not in node:
-            known, default = _schema_default(parts)
-            section_known, section = _schema_default(parts[:-1])
+            known, default = _schema_default(parts, root)
+            section_known, section = _schema_default(parts[:-1], root)
             if not known and section_known and isinstance(section, dict):  # a dagmix section: name its keys
                 check_keys(".".join(parts[:-1]), [leaf], list(section))
             if not known:
@@ -240,5 +253,8 @@ def apply_overrides(cfg: dict[str, Any], env_cfg: dict[str, Any], overrides: lis
                 )
         if key in NUMBER_OR_SCHEDULE_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool):
             node[leaf] = float(value)  # a constant coefficient instead of the default schedule dict
+            continue
+        if key in NUMBER_OR_SCHEDULE_KEYS and isinstance(value, dict):
+            node[leaf] = value  # a schedule dict instead of a number (validated when the algorithm is built)
             continue
         node[leaf] = check_override(key, value, default, text)

@@ -248,10 +248,16 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def lookup(path: str) -> tuple[bool, Any]:
-    """Return (True, default) if ``path`` (e.g. ``mixing.decay``, ``replay.iterations``) is a schema key."""
+def lookup(path: str, root: type | None = None) -> tuple[bool, Any]:
+    """Return (True, default) if ``path`` (e.g. ``mixing.decay``, ``replay.iterations``) is a schema key.
+
+    Args:
+        path: Dotted key below ``algorithm``.
+        root: The algorithm's schema class: :class:`AlgorithmSchema` (default, MixingDistillation) or
+            :class:`~dagmix.mixing.dagger_ppo_schema.DAggerPPOSchema`.
+    """
     parts = path.split(".")
-    cls: type = AlgorithmSchema
+    cls: type = root or AlgorithmSchema
     for depth, part in enumerate(parts):
         by_name = {f.name: f for f in fields(cls)}
         if part not in by_name:
@@ -266,10 +272,10 @@ def lookup(path: str) -> tuple[bool, Any]:
     return False, None
 
 
-def schema_paths() -> list[str]:
+def schema_paths(root: type | None = None) -> list[str]:
     """Return every leaf key of the schema as a dotted path below ``algorithm`` (``mixing.decay``, ...)."""
     out: list[str] = []
-    for f in fields(AlgorithmSchema):
+    for f in fields(root or AlgorithmSchema):
         section = SECTIONS.get(f.name)
         out += [f"{f.name}.{g.name}" for g in fields(section)] if section else [f.name]
     return out
@@ -296,16 +302,36 @@ def reference_markdown() -> str:
     }
     for section, cls in SECTIONS.items():
         lines += ["", f"## {titles[section]}", "", " ".join((cls.__doc__ or "").split()), ""]
-        lines += ["| key | type | default | description |", "|---|---|---|---|"]
-        docs = field_docs(cls)
-        for f in fields(cls):
-            if f.default_factory is not dataclasses.MISSING:
-                default = "see below"
-            else:
-                default = f"`{f.default!r}`"
-            kind = str(f.type).replace("|", "or")
-            lines.append(f"| `{f.name}` | {kind} | {default} | {docs.get(f.name, '').replace('|', 'or')} |")
+        lines += _table(cls)
+    from dagmix.mixing.dagger_ppo_schema import DAggerPPOSchema  # it imports this module
+
+    lines += [
+        "",
+        "## MixingDAggerPPO (`dagmix.algorithms:MixingDAggerPPO`)",
+        "",
+        " ".join((DAggerPPOSchema.__doc__ or "").split()).rstrip(".")
+        + ". Its `mixing` section is the `mixing` above; the other sections and top-level keys above are "
+        "MixingDistillation's only. rsl_rl's `PPO` keys (`learning_rate`, `schedule`, `clip_param`, "
+        "`entropy_coef`, `num_mini_batches`, ...) pass through; `symmetry_cfg` is refused. Isaac Lab: "
+        "`RslRlMixingDAggerPPOAlgorithmCfg`; mjlab: `DagmixDAggerPPOAlgorithmCfg`; CLI: "
+        "`dagmix distill --algorithm dagger_ppo algorithm.<key>=value`. See docs/dagger_ppo.md.",
+        "",
+    ]
+    lines += _table(DAggerPPOSchema)
     return "\n".join(lines).replace("``", "`") + "\n"
+
+
+def _table(cls: type) -> list[str]:
+    """Return the markdown table of a schema class's fields (key, type, default, docstring)."""
+    lines = ["| key | type | default | description |", "|---|---|---|---|"]
+    docs = field_docs(cls)
+    for f in fields(cls):
+        default = "see below" if f.default_factory is not dataclasses.MISSING else f"`{f.default!r}`"
+        if f.name == "mixing" and cls is not AlgorithmSchema:
+            default = "see `mixing`"
+        kind = str(f.type).replace("|", "or")
+        lines.append(f"| `{f.name}` | {kind} | {default} | {docs.get(f.name, '').replace('|', 'or')} |")
+    return lines
 
 
 if __name__ == "__main__":

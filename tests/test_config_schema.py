@@ -13,6 +13,7 @@ import pytest
 
 from dagmix.mixing import schema
 from dagmix.mixing.config import schedule_names, schedule_parameter_names
+from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, IMITATION_LOSSES, DAggerPPOSchema, validate_dagger_ppo
 from dagmix.mixing.schema import SECTIONS, AlgorithmSchema, MixingSchema, field_docs, schema_paths
 
 ROOT = pathlib.Path(schema.__file__).resolve().parents[1]
@@ -34,9 +35,12 @@ def test_mixing_schema_has_one_field_per_schedule_parameter_and_literal_kinds():
     assert list(kinds) == schedule_names()
 
 
-@pytest.mark.parametrize("section", list(SECTIONS))
+ALL_SECTIONS = {**SECTIONS, "dagger_ppo": DAggerPPOSchema}
+
+
+@pytest.mark.parametrize("section", list(ALL_SECTIONS))
 def test_every_field_has_a_docstring(section):
-    cls = SECTIONS[section]
+    cls = ALL_SECTIONS[section]
     docs = field_docs(cls)
     assert [f.name for f in dataclasses.fields(cls)] == list(docs), section
     assert all(len(d) > 10 for d in docs.values())
@@ -53,6 +57,61 @@ def test_python_dict_front_end_accepts_every_key():
     assert options.mixing.schedule == "student_only"
     with pytest.raises(ValueError, match="did you mean 'ema_decay'"):
         schema.validate({"ema_decy": 0.9})
+
+
+def test_dagger_ppo_python_dict_front_end_accepts_every_key():
+    from dagmix.algorithms.dagger_ppo import MixingDAggerPPO
+
+    params = inspect.signature(MixingDAggerPPO.__init__).parameters
+    own = [p for p in params if p not in ("self", "actor", "critic", "storage", "teacher", "kwargs")]
+    assert own == list(DAGGER_PPO_KEYS)  # the algorithm's own arguments are exactly the schema's keys, in order
+    defaults = _defaults(DAggerPPOSchema)
+    for key in DAGGER_PPO_KEYS:
+        assert params[key].default == defaults[key] or key == "mixing", key
+    hints = typing.get_type_hints(DAggerPPOSchema)
+    assert typing.get_args(hints["imitation_loss"]) == IMITATION_LOSSES
+    options = validate_dagger_ppo(dataclasses.asdict(DAggerPPOSchema()))  # configclass form: every field, None unset
+    assert options.mixing.schedule == "student_only" and options.imitation_coef.value(7) == 1.0
+    assert options.imitation_loss == "mse" and options.phase_console_output is True
+    sched = {"schedule": "linear", "start": 1.0, "end": 0.0, "iterations": 4, "scale": 2.0}
+    assert validate_dagger_ppo({"imitation_coef": sched, "ppo_coef": 0}).imitation_coef.value(2) == 1.0
+    with pytest.raises(ValueError, match="Did you mean 'imitation_coef'"):
+        validate_dagger_ppo({"imitation_coeff": 1.0})
+    with pytest.raises(ValueError, match="imitation_loss='l1' is not one of 'mse', 'huber', 'gaussian_nll'"):
+        validate_dagger_ppo({"imitation_loss": "l1"})
+    with pytest.raises(ValueError, match="is adaptive"):
+        validate_dagger_ppo({"mixing": {"schedule": "return_ratio", "granularity": "episode"}})
+    with pytest.raises(ValueError, match="init_student=3 must be a checkpoint path"):
+        validate_dagger_ppo({"init_student": 3})
+
+
+@pytest.mark.parametrize("path", schema_paths(DAggerPPOSchema))
+def test_cli_dagger_ppo_front_end_reaches_every_key(path):
+    from dagmix.envs.task_configs import apply_overrides, dagger_ppo_train_cfg
+
+    cfg = dagger_ppo_train_cfg("quadcopter")
+    apply_overrides(cfg, {}, [f"algorithm.{path}=None"])
+    node = cfg["algorithm"]
+    for part in path.split(".")[:-1]:
+        node = node[part]
+    assert path.split(".")[-1] in node and node[path.split(".")[-1]] is None
+
+
+def test_cli_dagger_ppo_front_end_types_and_refuses_distillation_keys():
+    from dagmix.envs.task_configs import apply_overrides, dagger_ppo_train_cfg
+
+    cfg = dagger_ppo_train_cfg("quadcopter")
+    overrides = ["algorithm.imitation_coef=0.5", "algorithm.ppo_coef={'schedule': 'step', 'phase1_iterations': 9}"]
+    apply_overrides(cfg, {}, [*overrides, "algorithm.imitation_loss=huber", "algorithm.init_student=s.pt"])
+    algo = cfg["algorithm"]
+    assert algo["imitation_coef"] == 0.5 and algo["ppo_coef"] == {"schedule": "step", "phase1_iterations": 9}
+    assert algo["imitation_loss"] == "huber" and algo["init_student"] == "s.pt"
+    own = {k: algo[k] for k in DAGGER_PPO_KEYS if k in algo}
+    assert validate_dagger_ppo(own).ppo_coef.value(9) == 0.0  # what the CLI built is valid for the algorithm
+    with pytest.raises(ValueError, match="'algorithm.replay' is not a config section"):
+        apply_overrides(cfg, {}, ["algorithm.replay.iterations=3"])  # a MixingDistillation-only section
+    with pytest.raises(ValueError, match="phase_console_output=1 is not True or False"):
+        apply_overrides(cfg, {}, ["algorithm.phase_console_output=1"])
 
 
 @pytest.mark.parametrize("path", schema_paths())
