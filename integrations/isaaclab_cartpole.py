@@ -8,7 +8,9 @@ The task ``Dagmix-Cartpole`` is Isaac Lab's manager-based cartpole with
 - observation groups ``teacher`` (privileged: joint positions and velocities) and ``policy`` (the student: joint
   positions only; a GRU student recovers the velocities from history);
 - agents: ``rsl_rl_cfg_entry_point`` (default) trains the teacher with PPO on ``teacher``;
-  ``rsl_rl_distillation_cfg_entry_point`` distills it into the student with dagmix's MixingDistillation.
+  ``rsl_rl_distillation_cfg_entry_point`` distills it into the student with dagmix's MixingDistillation;
+  ``rsl_rl_dagger_ppo_cfg_entry_point`` trains the student with dagmix's MixingDAggerPPO (PPO plus a scheduled
+  imitation loss toward the teacher) under rsl_rl's stock ``OnPolicyRunner``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,12 @@ except ModuleNotFoundError as err:
     raise ModuleNotFoundError(_INSTALL_HINT.replace("isaaclab_cfg", "isaaclab_cartpole"), name=err.name) from err
 
 from dagmix.integrations.cartpole_usd import cartpole_usd_path
-from dagmix.integrations.isaaclab_cfg import RslRlMixingDistillationAlgorithmCfg
+from dagmix.integrations.isaaclab_cfg import (
+    MixingCfg,
+    RslRlMixingDAggerPPOAlgorithmCfg,
+    RslRlMixingDAggerPPORunnerCfg,
+    RslRlMixingDistillationAlgorithmCfg,
+)
 
 TASK_ID = "Dagmix-Cartpole"
 """The gym id registered by :func:`register_tasks`."""
@@ -53,6 +60,7 @@ def register_tasks() -> Any:
                 "env_cfg_entry_point": f"{__name__}:DagmixCartpoleEnvCfg",
                 "rsl_rl_cfg_entry_point": f"{__name__}:DagmixCartpoleTeacherPPORunnerCfg",
                 "rsl_rl_distillation_cfg_entry_point": f"{__name__}:DagmixCartpoleDistillationRunnerCfg",
+                "rsl_rl_dagger_ppo_cfg_entry_point": f"{__name__}:DagmixCartpoleDAggerPPORunnerCfg",
                 "default_agent": "rsl_rl",
             },
         )
@@ -124,6 +132,17 @@ _ACTOR = RslRlMLPModelCfg(
 )
 
 
+_STUDENT = RslRlRNNModelCfg(
+    hidden_dims=[32, 32],
+    activation="elu",
+    obs_normalization=False,
+    distribution_cfg=RslRlMLPModelCfg.GaussianDistributionCfg(init_std=0.1),
+    rnn_type="gru",
+    rnn_hidden_dim=32,
+    rnn_num_layers=1,
+)
+
+
 @configclass
 class DagmixCartpoleTeacherPPORunnerCfg(CartpolePPORunnerCfg):
     """PPO for the privileged teacher (Isaac Lab's cartpole PPO settings on the ``teacher`` group)."""
@@ -147,19 +166,37 @@ class DagmixCartpoleDistillationRunnerCfg(RslRlDistillationRunnerCfg):
     save_interval = 50
     experiment_name = "dagmix_cartpole_distillation"
     obs_groups = {"student": ["policy"], "teacher": ["teacher"]}
-    student = RslRlRNNModelCfg(
-        hidden_dims=[32, 32],
-        activation="elu",
-        obs_normalization=False,
-        distribution_cfg=RslRlMLPModelCfg.GaussianDistributionCfg(init_std=0.1),
-        rnn_type="gru",
-        rnn_hidden_dim=32,
-        rnn_num_layers=1,
-    )
+    student = _STUDENT
     teacher = _ACTOR  # must match the PPO actor: its weights are loaded from the teacher checkpoint
     algorithm = RslRlMixingDistillationAlgorithmCfg(
         num_learning_epochs=2,
         learning_rate=1.0e-3,
         gradient_length=16,
         max_grad_norm=1.0,
+    )
+
+
+@configclass
+class DagmixCartpoleDAggerPPORunnerCfg(RslRlMixingDAggerPPORunnerCfg):
+    """Teacher-guided RL of the GRU student with dagmix's MixingDAggerPPO (the teacher's PPO settings).
+
+    The teacher drives the first 20 iterations; the imitation weight stays 1 for 50 iterations and is annealed to 0
+    at 120, while the PPO weight ramps from 0 (pure DAgger) at iteration 20 to 1 at 60. The critic reads the
+    privileged ``teacher`` group. Train with ``--agent rsl_rl_dagger_ppo_cfg_entry_point --checkpoint TEACHER.pt``.
+    """
+
+    num_steps_per_env = 16
+    max_iterations = 150
+    save_interval = 50
+    experiment_name = "dagmix_cartpole_dagger_ppo"
+    obs_groups = {"actor": ["policy"], "critic": ["teacher"], "teacher": ["teacher"]}
+    actor = _STUDENT
+    critic = CartpolePPORunnerCfg().critic
+    teacher = _ACTOR  # must match the PPO actor: its weights are loaded from the teacher checkpoint
+    algorithm = RslRlMixingDAggerPPOAlgorithmCfg(
+        **{k: v for k, v in CartpolePPORunnerCfg().algorithm.to_dict().items() if k not in ("class_name", "schedule")},
+        schedule="fixed",  # as dagmix's CLI default: the KL-adaptive rate collapses while imitation moves the mean
+        imitation_coef={"schedule": "piecewise_linear", "points": [[0, 1.0], [50, 1.0], [120, 0.0]]},
+        ppo_coef={"schedule": "piecewise_linear", "points": [[0, 0.0], [20, 0.0], [60, 1.0]]},
+        mixing=MixingCfg(schedule="two_stage", phase1_iterations=20),
     )

@@ -1,17 +1,21 @@
-"""Isaac Lab configclasses for dagmix's MixingDistillation, derived from :mod:`dagmix.mixing.schema`.
+"""Isaac Lab configclasses for dagmix's MixingDistillation and MixingDAggerPPO, derived from the schema.
 
 Use :class:`RslRlMixingDistillationAlgorithmCfg` as the ``algorithm`` of an Isaac Lab
 ``RslRlDistillationRunnerCfg``; ``isaaclab train`` then runs ``dagmix.algorithms:MixingDistillation`` under rsl_rl's
-stock ``DistillationRunner``. Every dagmix field is inherited from the schema (same name, type, default and
-docstring), so every option is reachable; Isaac Lab converts the config with its ``to_dict`` and the schema's
-``validate`` checks it, here at construction and again when the algorithm is built.
+stock ``DistillationRunner``. Use :class:`RslRlMixingDAggerPPORunnerCfg` (an ``RslRlOnPolicyRunnerCfg`` with a
+``teacher`` model section) with :class:`RslRlMixingDAggerPPOAlgorithmCfg` to run ``dagmix.algorithms:MixingDAggerPPO``
+under rsl_rl's stock ``OnPolicyRunner`` (see docs/isaaclab.md). Every dagmix field is inherited from the schema
+(same name, type, default and docstring), so every option is reachable; Isaac Lab converts the config with its
+``to_dict`` and the schema's validation checks it, here at construction and again when the algorithm is built.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import MISSING
 
 from dagmix.mixing.config import MixingConfig
+from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, DAggerPPOOptions, DAggerPPOSchema, validate_dagger_ppo
 from dagmix.mixing.options import LossWeighting, ReplayConfig
 from dagmix.mixing.schema import AlgorithmSchema, MixingSchema, validate
 
@@ -24,7 +28,12 @@ _INSTALL_HINT = (
 try:
     from isaaclab.utils import configclass
     from isaaclab.utils.dict import class_to_dict
-    from isaaclab_rl.rsl_rl import RslRlDistillationAlgorithmCfg
+    from isaaclab_rl.rsl_rl import (
+        RslRlDistillationAlgorithmCfg,
+        RslRlMLPModelCfg,
+        RslRlOnPolicyRunnerCfg,
+        RslRlPpoAlgorithmCfg,
+    )
 except ModuleNotFoundError as err:  # only a missing Isaac Lab is turned into the install hint
     if err.name is None or not err.name.split(".")[0].startswith("isaaclab"):
         raise
@@ -32,6 +41,8 @@ except ModuleNotFoundError as err:  # only a missing Isaac Lab is turned into th
 
 MIXING_DISTILLATION_CLASS_NAME = "dagmix.algorithms:MixingDistillation"
 """The rsl_rl ``class_name`` of dagmix's algorithm; rsl_rl resolves it and passes the other fields as kwargs."""
+MIXING_DAGGER_PPO_CLASS_NAME = "dagmix.algorithms:MixingDAggerPPO"
+"""The rsl_rl ``class_name`` of dagmix's teacher-guided RL algorithm (run by rsl_rl's stock ``OnPolicyRunner``)."""
 
 
 @configclass
@@ -113,17 +124,84 @@ class RslRlMixingDistillationAlgorithmCfg(RslRlDistillationAlgorithmCfg, Algorit
         return validate(self._dagmix_dict()).mixing
 
 
+@configclass
+class RslRlMixingDAggerPPOAlgorithmCfg(RslRlPpoAlgorithmCfg, DAggerPPOSchema):
+    """Isaac Lab config of dagmix's MixingDAggerPPO: Isaac Lab's PPO fields plus the DAggerPPO schema's.
+
+    Every dagmix field (``imitation_coef``, ``ppo_coef``, ``imitation_loss``, ``mixing``, ``init_student``,
+    ``teacher_action_clip``, ``phase_console_output``) is inherited from
+    :class:`~dagmix.mixing.dagger_ppo_schema.DAggerPPOSchema` with its default: no mixing (the student always
+    drives), both coefficients 1. Invalid values raise ``ValueError`` at construction; Hydra overrides
+    (``agent.algorithm.imitation_coef=0.5``) are validated when the algorithm is built.
+    """
+
+    class_name: str = MIXING_DAGGER_PPO_CLASS_NAME
+    """The algorithm class: dagmix's MixingDAggerPPO. rsl_rl's ``"PPO"`` would reject every dagmix field."""
+
+    mixing: MixingCfg = MixingCfg()
+    """Who drives the envs (beta), as for MixingDistillation (fixed kinds and presets only)."""
+
+    def __post_init__(self) -> None:
+        """Validate every dagmix field at construction."""
+        self.validate_config()
+
+    def validate_config(self) -> None:
+        """Raise ValueError if a dagmix field is invalid; Isaac Lab's ``cfg.validate()`` calls this hook too."""
+        if not isinstance(self.class_name, str) or not _is_subclass_of(self.class_name, "MixingDAggerPPO"):
+            raise ValueError(
+                f"class_name={self.class_name!r}: RslRlMixingDAggerPPOAlgorithmCfg needs dagmix's algorithm, "
+                f"class_name={MIXING_DAGGER_PPO_CLASS_NAME!r} (or a subclass)."
+            )
+        if self.symmetry_cfg is not None:
+            raise ValueError(
+                "symmetry_cfg is not supported by MixingDAggerPPO (the imitation labels would need mirroring too); "
+                "set symmetry_cfg=None."
+            )
+        self.to_options()
+
+    def to_options(self) -> DAggerPPOOptions:
+        """Return the validated options MixingDAggerPPO builds from this config's dict form."""
+        return validate_dagger_ppo({k: v for k, v in class_to_dict(self).items() if k in DAGGER_PPO_KEYS})
+
+
+@configclass
+class RslRlMixingDAggerPPORunnerCfg(RslRlOnPolicyRunnerCfg):
+    """Isaac Lab's ``OnPolicyRunner`` config plus the ``teacher`` model section MixingDAggerPPO builds.
+
+    ``isaaclab train`` converts it with ``to_dict`` into the dict rsl_rl's stock ``OnPolicyRunner`` receives, so
+    ``actor`` (the student), ``critic`` and ``teacher`` reach ``MixingDAggerPPO.construct_algorithm``. ``obs_groups``
+    needs the sets ``actor``, ``critic`` and ``teacher`` (the teacher's groups are those of the PPO run that trained
+    it). The teacher is loaded from that run's checkpoint by ``--checkpoint``, with Isaac Lab's default
+    ``--resume_optimizer_state`` (Isaac Lab then passes ``load_cfg=None``: a PPO checkpoint loads the teacher, a
+    MixingDAggerPPO checkpoint resumes everything). Not with ``--no-resume_optimizer_state``: Isaac Lab then passes
+    its ``OnPolicyRunner`` ``load_cfg`` (``actor``, ``critic``, no ``teacher``), which loads the PPO checkpoint into
+    the student; that fails on a layout mismatch, and otherwise training stops with "Teacher model parameters not
+    loaded".
+    """
+
+    teacher: RslRlMLPModelCfg = MISSING
+    """The teacher model: the PPO task's ``actor`` config, so that its checkpoint loads."""
+
+    algorithm: RslRlMixingDAggerPPOAlgorithmCfg = MISSING
+    """The algorithm configuration (dagmix's MixingDAggerPPO)."""
+
+
 def _is_mixing_distillation(class_name: str) -> bool:
     """Return True if ``class_name`` ("pkg.mod:Cls") names MixingDistillation or a subclass of it."""
-    if class_name == MIXING_DISTILLATION_CLASS_NAME:
+    return _is_subclass_of(class_name, "MixingDistillation")
+
+
+def _is_subclass_of(class_name: str, algorithm: str) -> bool:
+    """Return True if ``class_name`` ("pkg.mod:Cls") names dagmix's ``algorithm`` class or a subclass of it."""
+    if class_name == f"dagmix.algorithms:{algorithm}":
         return True
     if ":" not in class_name:  # a bare rsl_rl name such as "Distillation"
         return False
-    from dagmix.algorithms import MixingDistillation
+    import dagmix.algorithms
 
     module, _, attr = class_name.partition(":")
     try:
         cls = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as err:
         raise ValueError(f"class_name={class_name!r} cannot be imported: {err}") from err
-    return isinstance(cls, type) and issubclass(cls, MixingDistillation)
+    return isinstance(cls, type) and issubclass(cls, getattr(dagmix.algorithms, algorithm))

@@ -3,7 +3,7 @@
 #   1. a Python 3.12 venv with isaaclab==3.0.0 (and its own torch 2.11) under ~/.cache/dagmix/venvs, outside the
 #      clone, reused while its stamp matches; wheels kept in ~/.cache/dagmix/wheels for rebuilds;
 #   2. this clone's dagmix installed into it with --no-deps (each run; torch is left alone);
-#   3. tests/test_isaaclab_cfg.py inside that venv (the Isaac Lab config tests that skip elsewhere);
+#   3. tests/test_isaaclab_cfg.py and tests/test_isaaclab_dagger_ppo_cfg.py inside that venv (the Isaac Lab config tests that skip elsewhere);
 #   4. `isaaclab train`: a tiny PPO teacher, then a two-stage dagmix distillation (--external_callback task), and a
 #      distillation without --checkpoint, which dagmix must refuse; scripts/check_isaaclab_e2e.py checks the phase
 #      lines, the banner, the behaviour loss, the tensorboard scalars and the checkpoint.
@@ -110,8 +110,9 @@ print(f"[dagmix isaaclab] dagmix {dagmix.__version__} from this clone; torch {to
 EOF
 
 # ---------------------------------------------------------------------------------------------- 3. config tests
-say "pytest tests/test_isaaclab_cfg.py inside the Isaac Lab venv"
-(cd "$REPO" && DAGMIX_REQUIRE_ISAACLAB=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/test_isaaclab_cfg.py)
+say "pytest tests/test_isaaclab_cfg.py tests/test_isaaclab_dagger_ppo_cfg.py inside the Isaac Lab venv"
+(cd "$REPO" && DAGMIX_REQUIRE_ISAACLAB=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/test_isaaclab_cfg.py \
+  tests/test_isaaclab_dagger_ppo_cfg.py)
 
 # ---------------------------------------------------------------------------------------------- 4. isaaclab train
 cd "$WORK"
