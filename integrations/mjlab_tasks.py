@@ -18,11 +18,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mjlab.rl import MjlabOnPolicyRunner, RslRlBaseRunnerCfg, RslRlModelCfg
+from mjlab.rl import (
+    MjlabOnPolicyRunner,
+    RslRlBaseRunnerCfg,
+    RslRlModelCfg,
+    RslRlOnPolicyRunnerCfg,
+    RslRlPpoAlgorithmCfg,
+)
 from mjlab.tasks import registry
 
 from dagmix.algorithms import MixingDistillationRunner
 from dagmix.mixing.config import PRESETS, SCHEDULE_KINDS, schedule_names
+from dagmix.mixing.dagger_ppo_schema import DAggerPPOSchema
 from dagmix.mixing.names import not_one_of
 from dagmix.mixing.schema import AlgorithmSchema, MixingSchema, ScheduleName
 
@@ -62,6 +69,36 @@ class DagmixDistillationAlgorithmCfg(AlgorithmSchema):
     """Optimizer of the student."""
     class_name: str = "dagmix.algorithms:MixingDistillation"
     """Algorithm class, resolved by rsl_rl."""
+
+
+@dataclass
+class DagmixDAggerPPOAlgorithmCfg(RslRlPpoAlgorithmCfg, DAggerPPOSchema):
+    """MixingDAggerPPO's config: every key of the DAggerPPO schema plus mjlab's PPO algorithm keys.
+
+    Use it as the ``algorithm`` of :class:`DagmixDAggerPPORunnerCfg` (mjlab's PPO runner config with a ``teacher``
+    section). ``mixing`` is the schema's (no schedule: the student always drives).
+    """
+
+    imitation_coef: float = 1.0
+    """Weight of the imitation loss (see the schema). mjlab's command line (tyro) cannot parse the schema's
+    ``float | dict`` type, so the command line sets a number; a schedule dict is set in Python."""
+    ppo_coef: float = 1.0
+    """Weight of the actor's PPO terms; 0 is pure DAgger. A number on the command line, a schedule dict in Python."""
+    class_name: str = "dagmix.algorithms:MixingDAggerPPO"
+    """Algorithm class, resolved by rsl_rl."""
+
+
+@dataclass
+class DagmixDAggerPPORunnerCfg(RslRlOnPolicyRunnerCfg):
+    """mjlab's PPO runner config plus the ``teacher`` model MixingDAggerPPO builds.
+
+    ``obs_groups`` needs the sets ``actor`` (the student), ``critic`` and ``teacher``.
+    """
+
+    teacher: RslRlModelCfg = field(default_factory=RslRlModelCfg)
+    """The teacher model: the PPO task's actor config, so that its checkpoint loads (``runner.load(path)``)."""
+    algorithm: DagmixDAggerPPOAlgorithmCfg = field(default_factory=DagmixDAggerPPOAlgorithmCfg)
+    """The algorithm."""
 
 
 @dataclass

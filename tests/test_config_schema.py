@@ -204,3 +204,41 @@ def test_mjlab_dataclasses_hold_every_schema_field():
 def test_docs_config_reference_is_current():
     current = (ROOT / "docs" / "config.md").read_text()
     assert current == schema.reference_markdown(), "regenerate: python -m dagmix.mixing.schema > docs/config.md"
+
+
+# ---------------------------------------------------------------------------------------------- MixingDAggerPPO
+MJLAB_DAGGER_OVERRIDES = {"imitation_coef", "ppo_coef"}  # tyro cannot parse float | dict: a number on the CLI
+
+
+def test_dagger_ppo_front_ends_derive_from_the_schema_source():
+    alg = _classes("integrations/isaaclab_cfg.py")["RslRlMixingDAggerPPOAlgorithmCfg"]
+    assert [b.id for b in alg.bases] == ["RslRlPpoAlgorithmCfg", "DAggerPPOSchema"]
+    assert _own_fields(alg) & set(DAGGER_PPO_KEYS) == {"mixing"}  # the configclass form of the mixing section
+    alg = _classes("integrations/mjlab_tasks.py")["DagmixDAggerPPOAlgorithmCfg"]
+    assert [b.id for b in alg.bases] == ["RslRlPpoAlgorithmCfg", "DAggerPPOSchema"]
+    assert _own_fields(alg) & set(DAGGER_PPO_KEYS) == MJLAB_DAGGER_OVERRIDES
+
+
+@pytest.mark.skipif(importlib.util.find_spec("isaaclab") is None, reason="needs Isaac Lab 3.0")
+def test_isaaclab_dagger_ppo_configclass_holds_every_schema_field():
+    from isaaclab.utils import to_dict
+
+    from dagmix.integrations import isaaclab_cfg
+
+    d = to_dict(isaaclab_cfg.RslRlMixingDAggerPPOAlgorithmCfg())
+    assert {k: d[k] for k in DAGGER_PPO_KEYS} == _defaults(DAggerPPOSchema)
+    assert d["class_name"] == "dagmix.algorithms:MixingDAggerPPO"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mjlab") is None, reason="needs mjlab")
+def test_mjlab_dagger_ppo_dataclass_holds_every_schema_field():
+    from dagmix.integrations.mjlab_tasks import DagmixDAggerPPOAlgorithmCfg, DagmixDAggerPPORunnerCfg
+
+    d = dataclasses.asdict(DagmixDAggerPPORunnerCfg())
+    assert {k: d["algorithm"][k] for k in DAGGER_PPO_KEYS} == _defaults(DAggerPPOSchema)
+    assert d["algorithm"]["class_name"] == "dagmix.algorithms:MixingDAggerPPO" and "teacher" in d
+    options = validate_dagger_ppo({k: d["algorithm"][k] for k in DAGGER_PPO_KEYS})
+    assert options.mixing.schedule == "student_only"
+    sched = {"schedule": "step", "phase1_iterations": 5}
+    cfg = dataclasses.asdict(DagmixDAggerPPOAlgorithmCfg(ppo_coef=sched))  # a schedule dict, set in Python
+    assert validate_dagger_ppo({k: cfg[k] for k in DAGGER_PPO_KEYS}).ppo_coef.value(5) == 0.0
