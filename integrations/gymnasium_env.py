@@ -24,6 +24,8 @@ class GymnasiumVecEnv(VecEnv):
 
     Attributes:
         episode_length_buf: Long tensor, shape (num_envs,), on ``device``: steps since each env's last reset.
+            Assigning it (as rsl_rl's ``learn(..., init_at_random_ep_len=True)`` does) also moves the envs' time
+            limits, so that the first episodes end at different steps and the envs stay out of step afterwards.
     """
 
     def __init__(
@@ -76,9 +78,36 @@ class GymnasiumVecEnv(VecEnv):
         self.cfg = {"env": str(getattr(env, "spec", None) or env), "num_envs": self.num_envs}
         self._policy_obs = policy_obs or (lambda o: o)
         self._teacher_obs = teacher_obs or (lambda o: o)
-        self.episode_length_buf = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        self._episode_length_buf = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         obs, _ = env.reset(seed=seed)
         self._obs = self._to_tensor(obs)
+
+    @property
+    def episode_length_buf(self) -> torch.Tensor:
+        """Steps since each env's last reset."""
+        return self._episode_length_buf
+
+    @episode_length_buf.setter
+    def episode_length_buf(self, value: torch.Tensor) -> None:
+        """Set the steps since the last reset, and move each env's ``TimeLimit`` to match (SyncVectorEnv only)."""
+        steps = torch.as_tensor(value, dtype=torch.long).reshape(self.num_envs)
+        limits = [_time_limit(sub) for sub in getattr(self.env, "envs", [])]
+        if len(limits) != self.num_envs or any(limit is None for limit in limits):
+            raise ValueError(
+                "Setting episode_length_buf (e.g. rsl_rl's init_at_random_ep_len=True) moves each env's time limit, "
+                f"which needs a SyncVectorEnv of envs wrapped in gymnasium's TimeLimit; got {type(self.env).__name__}"
+                ". Pass a list of env factories of registered envs (gym.make adds the TimeLimit), or call learn() "
+                "with init_at_random_ep_len=False."
+            )
+        bad = steps[(steps < 0) | (steps >= self.max_episode_length)]
+        if bad.numel():
+            raise ValueError(
+                f"episode_length_buf values must lie in [0, {self.max_episode_length}) (max_episode_length), got "
+                f"{bad.tolist()[:5]}."
+            )
+        for limit, n in zip(limits, steps.tolist(), strict=True):
+            limit._elapsed_steps = n
+        self._episode_length_buf = steps.to(self.device)
 
     def _to_tensor(self, x: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(x), dtype=torch.float32).reshape(self.num_envs, -1).to(self.device)
@@ -107,8 +136,8 @@ class GymnasiumVecEnv(VecEnv):
         term = torch.as_tensor(np.asarray(terminated), device=self.device)
         trunc = torch.as_tensor(np.asarray(truncated), device=self.device)
         dones = term | trunc
-        self.episode_length_buf += 1
-        self.episode_length_buf.masked_fill_(dones, 0)
+        self._episode_length_buf += 1
+        self._episode_length_buf.masked_fill_(dones, 0)
         rew = torch.as_tensor(np.asarray(rewards), dtype=torch.float32, device=self.device)
         extras = {"time_outs": trunc & ~term, "log": {}}
         return self.get_observations(), rew, dones.to(torch.long), extras
@@ -116,3 +145,12 @@ class GymnasiumVecEnv(VecEnv):
     def close(self) -> None:
         """Close the gymnasium env."""
         self.env.close()
+
+
+def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit | None:
+    """Return the outermost ``TimeLimit`` wrapper of ``env``, or None."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.TimeLimit):
+            return env
+        env = env.env
+    return None

@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "$0")/_venv.sh"
 cd "$REPO"
 # The tests that exercise rsl_rl's algorithm and runners; they run on every supported rsl-rl-lib.
-CORE_TESTS=(tests/test_mixing_distillation.py tests/test_compat.py tests/test_gymnasium_adapter.py)
+CORE_TESTS=(tests/test_mixing_distillation.py tests/test_compat.py tests/test_gymnasium_adapter.py tests/test_gymnasium_pendulum.py)
 
 run() {  # NAME RSL_RL_SPEC EXTRAS PYTEST_ARGS...
   local name="$1" spec="$2" extras="$3" bin t0
