@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -28,132 +26,21 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
 
-# ------------------------------------------------------------------------------------------------ variants
-# A variant is a name and a function of the run length (iterations) that returns the ``algorithm.mixing`` dict.
-VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {
-    "student_only": lambda n: {"schedule": "student_only"},
-    "teacher_only": lambda n: {"schedule": "teacher_only"},
-    "two_stage_third": lambda n: {"schedule": "two_stage", "phase1_iterations": round(n / 3)},
-    "two_stage_half": lambda n: {"schedule": "two_stage", "phase1_iterations": round(n / 2)},
-    "dagger_first": lambda n: {"schedule": "dagger_first"},
-    "dagger_linear": lambda n: {"schedule": "dagger_linear", "iterations": round(n / 2)},
-    "dagger_linear_episode": lambda n: {
-        "schedule": "dagger_linear",
-        "iterations": round(n / 2),
-        "granularity": "episode",
-    },
-    "dagger_exp_0.9": lambda n: {"schedule": "dagger_exp", "decay": 0.9},
-    "dagger_exp_0.97": lambda n: {"schedule": "dagger_exp", "decay": 0.97},
-    "cosine": lambda n: {"schedule": "cosine", "start": 1.0, "end": 0.0, "iterations": round(n / 2)},
-}
-"""Built-in variants. Switch points scale with the run: two_stage at 1/3 and 1/2 of it (the two-stage patch's range),
-linear and cosine reach beta 0 at 1/2; dagger_exp_0.9 reaches its 0.01 cutoff at iteration 44, 0.97 at 152."""
-
-DEFAULT_VARIANTS = list(VARIANTS)
-"""What ``--schedules`` compares by default: the fixed schedules."""
-
-ALGORITHM_KEYS = ("loss_weighting", "replay")
-"""Keys of a variant dict that go to the algorithm config rather than to ``mixing``."""
-
-OVERRIDES_KEY = "overrides"
-"""Key of a variant dict holding train-config overrides by dotted key, e.g. ``{"algorithm.learning_rate": 1e-3}``
-(in a ``--schedules`` string: ``two_stage:phase1_iterations=60,algorithm.learning_rate=1e-3``)."""
-
-VARIANTS.update(
-    {
-        # closed-loop schedules (each with a hard deadline at 1/2 of the run, like the fixed ones' latest handover)
-        "loss_triggered": lambda n: {
-            "schedule": "loss_triggered",
-            "threshold": 0.02,
-            "patience": 5,
-            "deadline": round(n / 2),
-        },
-        "discrepancy_gated": lambda n: {
-            "schedule": "discrepancy_gated",
-            "probe_fraction": 0.1,
-            "deadline": round(n / 2),
-        },
-        "return_ratio": lambda n: {
-            "schedule": "return_ratio",
-            "granularity": "episode",
-            "probe_fraction": 0.1,
-            "deadline": round(n / 2),
-        },
-        # who-drove-aware training
-        "dagger_linear_student_x2": lambda n: {
-            **VARIANTS["dagger_linear"](n),
-            "loss_weighting": {"student_driven": 2.0},
-        },
-        "student_only_failed_0.25": lambda n: {"schedule": "student_only", "loss_weighting": {"failed_episode": 0.25}},
-    }
+# The variants and the run bookkeeping live in their own modules; their names stay importable from here, and
+# ``run_all`` / ``run_one`` look ``code_version`` up in this module (so tests can replace it here).
+from dagmix.benchmarks.run_records import _SOURCE_EXCLUDE, _hash, _run_path, _versions, code_version  # noqa: F401
+from dagmix.benchmarks.variants import (  # noqa: F401
+    ALGORITHM_KEYS,
+    BASELINE,
+    DEFAULT_VARIANTS,
+    OVERRIDES_KEY,
+    VARIANTS,
+    _apply_config_overrides,
+    _base_cfg,
+    _mixing_only,
+    resolve_variant,
+    variant_dir_name,
 )
-"""Further variants (adaptive schedules, who-drove weighting), named with ``--schedules`` (not in the default set)."""
-
-BASELINE = "student_only"
-"""What stock rsl_rl Distillation does; every variant is tested against it."""
-
-
-def resolve_variant(name: str, iterations: int) -> dict[str, Any]:
-    """Return the ``mixing`` dict of a built-in variant, or of ``schedule[:key=value,...]`` for any dagmix schedule.
-
-    Examples: ``two_stage_third``, ``linear:iterations=100``, ``dagger_exp:decay=0.95,granularity=episode``.
-    Raises ValueError (naming the valid choices) for anything dagmix cannot build.
-    """
-    from dagmix.envs.task_configs import parse_value
-    from dagmix.mixing import MixingConfig
-    from dagmix.mixing.config import schedule_names
-
-    if name in VARIANTS:
-        mixing = VARIANTS[name](iterations)
-    else:
-        kind, _, params = name.partition(":")
-        if kind not in schedule_names():
-            raise ValueError(
-                f"Unknown schedule variant {name!r}: use a built-in variant ({', '.join(VARIANTS)}) or "
-                f"'<schedule>[:key=value,...]' with a schedule dagmix knows ({', '.join(schedule_names())})."
-            )
-        mixing = {"schedule": kind}
-        for item in filter(None, re.split(r",(?![^\[\]]*\])", params)):  # commas inside [...] belong to a list
-            key, eq, value = item.partition("=")
-            if not eq:
-                raise ValueError(f"Variant {name!r}: {item!r} is not key=value.")
-            if "." in key:  # a train-config override, e.g. algorithm.learning_rate=1e-3
-                mixing.setdefault(OVERRIDES_KEY, {})[key] = parse_value(value)
-            else:
-                mixing[key] = parse_value(value)
-    MixingConfig.from_dict(_mixing_only(mixing))  # validate it now
-    _apply_config_overrides(_base_cfg(), mixing.get(OVERRIDES_KEY, {}), name)
-    from dagmix.algorithms.training_options import LossWeighting, ReplayConfig
-
-    LossWeighting.from_dict(mixing.get("loss_weighting"))
-    ReplayConfig.from_dict(mixing.get("replay"))
-    return mixing
-
-
-def _mixing_only(variant: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in variant.items() if k not in (*ALGORITHM_KEYS, OVERRIDES_KEY)}
-
-
-def _base_cfg() -> dict[str, Any]:
-    from dagmix.envs.task_configs import distill_train_cfg
-
-    return distill_train_cfg("quadcopter")
-
-
-def _apply_config_overrides(cfg: dict[str, Any], overrides: dict[str, Any], variant: str) -> None:
-    """Set dotted train-config keys in ``cfg`` (each must exist, as for the CLI's key=value); errors name it."""
-    from dagmix.envs.task_configs import apply_overrides
-
-    items = [f"{key}={value if isinstance(value, str) else repr(value)}" for key, value in overrides.items()]
-    try:
-        apply_overrides(cfg, {}, items)
-    except ValueError as e:
-        raise ValueError(f"Variant {variant!r}: {e}") from e
-
-
-def variant_dir_name(name: str) -> str:
-    """Return a file-system-safe folder name for a variant."""
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name.replace(":", "__").replace(",", "_"))
 
 
 # ------------------------------------------------------------------------------------------------ args
@@ -349,61 +236,6 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> di
     return {"ratio": final.return_mean / teacher_final.return_mean, "seconds": result["total_seconds"]}
 
 
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
-
-
-_SOURCE_EXCLUDE = ("tests", os.path.join("benchmarks", "results"), ".git")
-
-
-def code_version() -> dict[str, Any]:
-    """Return the code that makes a run's numbers: git commit, whether the tree was dirty, and a source hash.
-
-    The source hash covers every ``.py`` file of the dagmix package (tests and results excepted) and the shipped
-    teacher, so it changes exactly when the code or the teacher that produce the numbers change. ``commit`` and
-    ``dirty`` are None outside a git checkout; ``dirty`` ignores ``benchmarks/results`` (where runs are written).
-    """
-    import subprocess
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    digest = hashlib.sha256()
-    for folder, dirs, files in os.walk(root):
-        rel = os.path.relpath(folder, root)
-        dirs[:] = sorted(d for d in dirs if os.path.normpath(os.path.join(rel, d)) not in _SOURCE_EXCLUDE)
-        for name in sorted(files):
-            if name.endswith(".py") or name.endswith("_teacher.pt"):
-                digest.update(os.path.normpath(os.path.join(rel, name)).encode())
-                with open(os.path.join(folder, name), "rb") as f:
-                    digest.update(f.read())
-    commit = dirty = None
-    try:
-        git = ["git", "-C", root]
-        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        status = [*git, "status", "--porcelain", "--", ".", ":!benchmarks/results"]
-        dirty = bool(subprocess.run(status, capture_output=True, text=True, check=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return {"commit": commit, "dirty": dirty, "source_hash": digest.hexdigest()[:12]}
-
-
-def _versions() -> dict[str, str]:
-    import platform
-
-    import rsl_rl  # noqa: F401
-    import torch
-
-    from dagmix import __version__
-    from dagmix.algorithms._compat import RSL_RL_VERSION
-
-    return {
-        "dagmix": __version__,
-        "rsl_rl": str(RSL_RL_VERSION),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-    }
-
-
 # ------------------------------------------------------------------------------------------------ scheduling
 def run_all(args: Args, run_fn: Callable[[dict[str, Any], str, int, str], dict[str, float]] | None = None) -> None:
     """Run every (variant, seed) that has no finished JSON yet, ``workers`` at a time, with progress lines.
@@ -478,10 +310,6 @@ def run_all(args: Args, run_fn: Callable[[dict[str, Any], str, int, str], dict[s
             report(variant, seed, res)
     if done < len(todo):
         raise SystemExit(f"[compare] {len(todo) - done} runs failed; see the messages above and runs/*/*.log")
-
-
-def _run_path(args: Args, variant: str, seed: int) -> str:
-    return os.path.join(args.out_dir, "runs", variant_dir_name(variant), f"seed{seed}.json")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,76 @@
+"""Run bookkeeping of the comparison benchmarks: where a run's JSON lives, and what made its numbers.
+
+Each finished run stores the hash of its settings, the library versions and the code version
+(:func:`code_version`), so that resuming next to runs made with other settings or code is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from dagmix.benchmarks.variants import variant_dir_name
+
+if TYPE_CHECKING:
+    from dagmix.benchmarks.compare_schedules import Args
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+
+
+_SOURCE_EXCLUDE = ("tests", os.path.join("benchmarks", "results"), ".git")
+
+
+def code_version() -> dict[str, Any]:
+    """Return the code that makes a run's numbers: git commit, whether the tree was dirty, and a source hash.
+
+    The source hash covers every ``.py`` file of the dagmix package (tests and results excepted) and the shipped
+    teacher, so it changes exactly when the code or the teacher that produce the numbers change. ``commit`` and
+    ``dirty`` are None outside a git checkout; ``dirty`` ignores ``benchmarks/results`` (where runs are written).
+    """
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        rel = os.path.relpath(folder, root)
+        dirs[:] = sorted(d for d in dirs if os.path.normpath(os.path.join(rel, d)) not in _SOURCE_EXCLUDE)
+        for name in sorted(files):
+            if name.endswith(".py") or name.endswith("_teacher.pt"):
+                digest.update(os.path.normpath(os.path.join(rel, name)).encode())
+                with open(os.path.join(folder, name), "rb") as f:
+                    digest.update(f.read())
+    commit = dirty = None
+    try:
+        git = ["git", "-C", root]
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        status = [*git, "status", "--porcelain", "--", ".", ":!benchmarks/results"]
+        dirty = bool(subprocess.run(status, capture_output=True, text=True, check=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return {"commit": commit, "dirty": dirty, "source_hash": digest.hexdigest()[:12]}
+
+
+def _versions() -> dict[str, str]:
+    import platform
+
+    import rsl_rl  # noqa: F401
+    import torch
+
+    from dagmix import __version__
+    from dagmix.algorithms._compat import RSL_RL_VERSION
+
+    return {
+        "dagmix": __version__,
+        "rsl_rl": str(RSL_RL_VERSION),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+    }
+
+
+def _run_path(args: Args, variant: str, seed: int) -> str:
+    return os.path.join(args.out_dir, "runs", variant_dir_name(variant), f"seed{seed}.json")
