@@ -35,7 +35,7 @@ def _agent_cfg(task: str, checkpoint: str) -> dict:
 
 def load_models(task: str, checkpoint: str, loaded: dict, device: str, env: Any) -> dict[str, torch.nn.Module]:
     """Return ``{"student": actor, "teacher": teacher}`` of a MixingDAggerPPO checkpoint (configs from its run)."""
-    from dagmix.cli import _build_model
+    from dagmix.cli_models import _build_model
 
     cfg = _agent_cfg(task, checkpoint)
     obs = env.get_observations()
@@ -51,7 +51,7 @@ def export(task: str, checkpoint: str, loaded: dict, out: str) -> None:
     """Export the actor of a MixingDAggerPPO checkpoint as ONNX and TorchScript (through rsl_rl's runner)."""
     from rsl_rl.runners import DistillationRunner
 
-    from dagmix.cli import _make_env
+    from dagmix.cli_models import _make_env
 
     env = _make_env(task, 1, "cpu", 0, {})
     student = load_models(task, checkpoint, loaded, "cpu", env)["student"]
@@ -69,7 +69,7 @@ def cmd_distill_dagger_ppo(args: argparse.Namespace) -> int:
     """Train the student with MixingDAggerPPO; evaluate it alone as it trains; print the final table."""
     from rsl_rl.runners import OnPolicyRunner
 
-    from dagmix import cli
+    from dagmix import cli, cli_models
     from dagmix.envs.evaluation import evaluate_policy
 
     cfg, env_over = dagger_ppo_train_cfg(args.task), {}
@@ -81,7 +81,7 @@ def cmd_distill_dagger_ppo(args: argparse.Namespace) -> int:
     if args.init_student is not None:
         cfg["algorithm"]["init_student"] = os.path.abspath(args.init_student)
     cli._apply_common(args, cfg, env_over)
-    env = cli._make_env(args.task, cli.cfg_num_envs(args), args.device, cfg["seed"], env_over)
+    env = cli_models._make_env(args.task, cli.cfg_num_envs(args), args.device, cfg["seed"], env_over)
     if args.resume:
         checkpoint, loaded = cli.find_checkpoint(
             args.log_root, cfg["experiment_name"], args.load_run, args.load_checkpoint, args.device, args.unsafe_load
@@ -96,7 +96,7 @@ def cmd_distill_dagger_ppo(args: argparse.Namespace) -> int:
             checkpoint = args.checkpoint or shipped_teacher(args.task)
         except ValueError as e:
             raise SystemExit(f"dagmix: {e}") from None
-        loaded = cli._load_file(checkpoint, args.device, args.unsafe_load)
+        loaded = cli_models._load_file(checkpoint, args.device, args.unsafe_load)
     log_dir = cli._log_dir(args.log_root, cfg["experiment_name"], cfg["run_name"])
     params = copy.deepcopy(cfg)  # as given: rsl-rl-lib 5.4 pops class_name from the config it is given
     actor_cfg = copy.deepcopy(cfg["actor"])
@@ -119,7 +119,7 @@ def cmd_distill_dagger_ppo(args: argparse.Namespace) -> int:
 
     best: dict[str, Any] = {"return": -float("inf"), "state": None, "iter": None}
     if args.eval_episodes > 0 and args.eval_interval > 0:
-        eval_env = cli._make_env(args.task, args.eval_episodes, args.device, cfg["seed"] + 10_000, env_over)
+        eval_env = cli_models._make_env(args.task, args.eval_episodes, args.device, cfg["seed"] + 10_000, env_over)
         last_it = runner.current_learning_iteration + cfg["max_iterations"] - 1
 
         def evaluate(it: int, metrics: dict[str, float]) -> dict[str, float] | None:
@@ -150,17 +150,17 @@ def cmd_distill_dagger_ppo(args: argparse.Namespace) -> int:
     print(f"[dagmix] MixingDAggerPPO took {time.time() - t0:.0f} s; checkpoints in {log_dir}")
     if args.final_eval_episodes > 0:
         n = args.final_eval_episodes
-        final_env = cli._make_env(args.task, n, args.device, cfg["seed"] + 20_000, env_over)
+        final_env = cli_models._make_env(args.task, n, args.device, cfg["seed"] + 20_000, env_over)
         rows = {"student": evaluate_policy(final_env, alg.get_policy(), n)}
         if best["state"] is not None:
-            model = cli._build_model(
+            model = cli_models._build_model(
                 actor_cfg, final_env.get_observations(), cfg["obs_groups"], "actor", env.num_actions
             )
             model.load_state_dict(best["state"])
             rows[f"best@{best['iter']}"] = evaluate_policy(final_env, model, n)
         rows["teacher"] = evaluate_policy(final_env, alg.teacher, n)
         print("[dagmix] final evaluation on fresh episodes: the last student, the best by periodic eval, the teacher")
-        print(cli._format_table(rows))
+        print(cli_models._format_table(rows))
         for name, res in rows.items():
             if name != "teacher":
                 print(f"[dagmix] {name} / teacher return: {res.return_mean / rows['teacher'].return_mean:.3f}")

@@ -18,6 +18,7 @@ from dagmix.algorithms.finite_guard import FiniteGuard, check_loss, check_studen
 from dagmix.algorithms.iteration_stats import IterationStats
 from dagmix.algorithms.loss_weighting import SplitLoss, WhoDroveWeights
 from dagmix.algorithms.mixing_checkpoint import CHECKPOINT_KEY, MIXING_STATE_FORMAT_VERSION
+from dagmix.algorithms.mixing_iterations import MixingIterations
 from dagmix.algorithms.phase_log import (
     SCALAR_BETA,
     SCALAR_CURRENT_ITERATION,
@@ -27,8 +28,6 @@ from dagmix.algorithms.phase_log import (
     SCALAR_TRAINING_PHASE,
     ExtrasLog,
     phase_lines,
-    switch_banner,
-    switch_beyond_end,
 )
 from dagmix.algorithms.replay import AggregationReplay, attach_replay, replay_step
 from dagmix.algorithms.schedule_signals import add_label_moments, compute_signal
@@ -62,7 +61,7 @@ def _call(callback: IterationCallback, iteration: int, metrics: dict[str, float]
     return callback(iteration, metrics, losses)
 
 
-class MixingDistillation(_compat.DistillationBase):
+class MixingDistillation(MixingIterations, _compat.DistillationBase):
     """Distillation where, per env and step, the teacher's action is executed with probability beta.
 
     The student and the teacher run on every step; the student is trained on the teacher's action for every
@@ -194,82 +193,6 @@ class MixingDistillation(_compat.DistillationBase):
         if self.mixing_cfg.seed is None and seed is not None:
             self.mixing_policy.seed = reseed_value(self._rank_seed(int(seed)), 0)
             self.mixing_policy.generator.manual_seed(self.mixing_policy.seed)
-
-    def _rank_seed(self, base: int) -> int:
-        """Return ``base`` made distinct per rank, offsetting by the rank at most once.
-
-        Launchers such as Isaac Lab's train script already add the rank to the run's seed; where the ranks'
-        seeds already differ they are kept, and where they coincide (e.g. an explicit ``mixing.seed``), the
-        global rank is added. Without a process group the rank is added.
-        """
-        if not getattr(self, "is_multi_gpu", False):
-            return base
-        dist = torch.distributed
-        if not (dist.is_available() and dist.is_initialized()):
-            return base + self.gpu_global_rank
-        mine = torch.tensor([base], dtype=torch.int64, device=self.device)
-        everyone = [torch.zeros_like(mine) for _ in range(self.gpu_world_size)]
-        dist.all_gather(everyone, mine)
-        seeds = [int(t.item()) for t in everyone]
-        return base if len(set(seeds)) == len(seeds) else base + self.gpu_global_rank
-
-    # ------------------------------------------------------------------ schedule
-    def beta_at(self, iteration: int) -> float:
-        """Return the effective beta at ``iteration`` (the schedule, or 0 after :meth:`switch_to_phase2`)."""
-        if self._forced_phase2_from is not None and iteration >= self._forced_phase2_from:
-            return 0.0
-        return self.schedule.beta(iteration)
-
-    def phase_at(self, iteration: int) -> int:
-        """Return the training phase at ``iteration``: the schedule's, or 2 after :meth:`switch_to_phase2`."""
-        if self._forced_phase2_from is not None and iteration >= self._forced_phase2_from:
-            return 2
-        return self.schedule.phase(iteration)
-
-    @property
-    def iteration(self) -> int:
-        """The runner iteration of the current (or next) rollout."""
-        return self._iteration
-
-    def sync_iteration(self, iteration: int, num_learning_iterations: int | None = None) -> None:
-        """Align with the runner's iteration at the start of ``learn`` (MixingDistillationRunner calls this)."""
-        self._runner_iteration = self._iteration = int(iteration)
-        self._pending = True
-        if num_learning_iterations is not None:
-            self._run_length = int(num_learning_iterations)
-
-    def _switch_iteration(self) -> int | None:
-        zero = self.schedule.first_zero_iteration()
-        if self._forced_phase2_from is not None:
-            zero = self._forced_phase2_from if zero is None else min(zero, self._forced_phase2_from)
-        return zero
-
-    def _warn_if_switch_beyond_end(self) -> None:
-        length = getattr(self, "_run_length", None) or self.max_iterations
-        message = switch_beyond_end(self._iteration, length, self._switch_iteration())
-        if message:
-            warnings.warn(message, stacklevel=3)
-
-    def _begin_iteration(self) -> None:
-        if not self.teacher_loaded:  # once per iteration, a Python flag: before any rollout of an unloaded teacher
-            raise ValueError(
-                "Teacher model parameters not loaded. Load a teacher checkpoint (runner.load(path)) before learn()."
-            )
-        it = self._iteration
-        beta = self.beta_at(it)
-        self.mixing_policy.begin_iteration(beta, it)
-        self._beta, self._phase = beta, self.phase_at(it)  # before observe(): adaptive schedules then move on
-        self._pending = False
-        if beta > 0.0:
-            self._seen_positive_beta = True
-        elif self._seen_positive_beta and not self._banner_printed:
-            self._banner_printed = True
-            if self._console:
-                print(switch_banner(it))
-
-    @property
-    def _console(self) -> bool:
-        return self.phase_console_output and self.gpu_global_rank == 0
 
     # ------------------------------------------------------------------ rsl_rl hooks
     def train_mode(self) -> None:
@@ -405,25 +328,6 @@ class MixingDistillation(_compat.DistillationBase):
         if self.ema is not None:
             for tensor in self.ema.model.state_dict().values():
                 torch.distributed.broadcast(tensor, src=0)
-
-    # ------------------------------------------------------------------ the two-stage patch's helpers
-    def get_training_phase_info(self) -> dict[str, Any]:
-        """Return the current phase, iteration, beta and schedule (the two-stage patch's helper)."""
-        it = self._iteration
-        return {
-            "training_phase": self.phase_at(it),
-            "current_iteration": it,
-            "beta": self.beta_at(it),
-            "phase1_iterations": self.schedule.phase1_iterations,
-            "switch_iteration": self._switch_iteration(),
-            "schedule": self.schedule.describe(),
-        }
-
-    def switch_to_phase2(self) -> None:
-        """Force beta = 0 from the next iteration on (the two-stage patch's helper); persists in checkpoints."""
-        start = self._iteration if self._pending else self._iteration + 1
-        if self._forced_phase2_from is None or start < self._forced_phase2_from:
-            self._forced_phase2_from = start
 
     # ------------------------------------------------------------------ checkpoints
     def mixing_state_dict(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ import torch
 from dagmix.algorithms import MixingDistillationRunner, _compat
 from dagmix.integrations.callable_teacher import use_callable_teacher
 from dagmix.integrations.gymnasium_env import GymnasiumVecEnv
+from dagmix.mixing.config import schedule_names, schedule_parameters
 
 G, MAX_TORQUE = 10.0, 2.0  # Pendulum-v1: theta_dd = 3 g / 2 sin(theta) + 3 u (m = l = 1), theta = 0 upright
 
@@ -199,14 +200,29 @@ def normalized_return(student: float, teacher: float, random: float) -> float:
     return (student - random) / (teacher - random)
 
 
+def _taking(parameter: str) -> str:
+    """Return the schedules (kinds and presets) that take ``parameter``, comma-separated."""
+    return ", ".join(n for n in schedule_names() if parameter in schedule_parameters(n))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the flags and run the example."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--num-envs", type=int, default=Args.num_envs)
     p.add_argument("--max-iterations", type=int, default=Args.max_iterations)
     p.add_argument("--schedule", default="two_stage", help="a schedule kind or preset, e.g. two_stage, dagger_linear")
-    p.add_argument("--phase1-iterations", type=int, default=30, help="two_stage: teacher-driven iterations")
-    p.add_argument("--iterations", type=int, default=60, help="linear / dagger_linear: iterations of the ramp")
+    p.add_argument(
+        "--phase1-iterations",
+        type=int,
+        default=30,
+        help=f"teacher-driven iterations (schedules that take them: {_taking('phase1_iterations')})",
+    )
+    p.add_argument(
+        "--iterations",
+        type=int,
+        default=60,
+        help=f"iterations of the ramp (schedules that take them: {_taking('iterations')})",
+    )
     p.add_argument("--log-dir", default=Args.log_dir)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -216,12 +232,12 @@ def main(argv: list[str] | None = None) -> None:
         "--synchronous-episodes", action="store_true", help="start every env at step 0 (init_at_random_ep_len off)"
     )
     a = p.parse_args(argv)
-    if a.schedule in ("two_stage", "step"):
-        schedule = {"schedule": a.schedule, "phase1_iterations": a.phase1_iterations}
-    elif a.schedule in ("linear", "dagger_linear", "cosine"):
-        schedule = {"schedule": a.schedule, "iterations": a.iterations}
-    else:
-        schedule = {"schedule": a.schedule}
+    try:
+        takes = schedule_parameters(a.schedule, what="--schedule")
+    except ValueError as e:
+        p.error(str(e))
+    flags = {"phase1_iterations": a.phase1_iterations, "iterations": a.iterations}
+    schedule = {"schedule": a.schedule, **{k: v for k, v in flags.items() if k in takes}}
     args = Args(
         a.num_envs,
         a.max_iterations,

@@ -99,6 +99,27 @@ def schedule_parameter_names() -> list[str]:
     return list(names)
 
 
+def _builder(name: Any, what: str) -> Callable[..., BetaSchedule]:
+    """Return the class or preset function of schedule ``name``; ``what`` names the setting in the error."""
+    builder = (SCHEDULE_KINDS.get(name) or PRESETS.get(name)) if isinstance(name, str) else None
+    if builder is None:
+        raise ValueError(not_one_of(what, name, schedule_names()))
+    return builder
+
+
+def schedule_parameters(name: str, *, what: str = "mixing.schedule") -> list[str]:
+    """Return the parameter names that schedule kind or preset ``name`` takes (e.g. ``["phase1_iterations"]``).
+
+    Args:
+        name: Schedule kind or preset.
+        what: The setting named in the error message (e.g. ``--schedule`` for a command-line flag).
+
+    Raises:
+        ValueError: ``name`` is not a schedule kind or preset; the message lists the valid ones.
+    """
+    return _params_of(_builder(name, what))[0]
+
+
 def drop_unset(cfg: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """Return a ``mixing`` dict without its unset entries, as written by configs that store every field.
 
@@ -136,11 +157,7 @@ def build_schedule(name: str, *, section: str = "mixing", **params: Any) -> Beta
     Raises:
         ValueError: unknown name, unknown or missing parameters, or parameter values out of range.
     """
-    if not isinstance(name, str):
-        raise ValueError(not_one_of(f"{section}.schedule", name, schedule_names()))
-    builder: Callable[..., BetaSchedule] | None = SCHEDULE_KINDS.get(name) or PRESETS.get(name)
-    if builder is None:
-        raise ValueError(not_one_of(f"{section}.schedule", name, schedule_names()))
+    builder = _builder(name, f"{section}.schedule")
     names, required = _params_of(builder)
     unknown = [k for k in params if k not in names]
     if unknown:

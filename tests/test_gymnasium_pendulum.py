@@ -95,3 +95,35 @@ def test_main_prints_student_teacher_random_and_normalised_returns(tmp_path, cap
     student, teacher, random, norm = map(float, m.groups())
     assert teacher > -400 and random < -1000  # the scripted teacher swings up; the random policy does not
     assert norm == pytest.approx((student - random) / (teacher - random), abs=2e-3)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("two_stage", {"phase1_iterations": 7}),
+        ("step", {"phase1_iterations": 7}),
+        ("linear", {"iterations": 9}),
+        ("dagger_linear", {"iterations": 9}),
+        ("student_only", {}),
+        ("dagger_exp", {}),
+    ],
+)
+def test_main_passes_each_schedule_only_the_flags_it_takes(monkeypatch, name, expected):
+    seen = []
+
+    def fake_run(args):
+        seen.append(args.schedule)
+        raise KeyboardInterrupt  # stop before training
+
+    monkeypatch.setattr(pendulum, "run", fake_run)
+    with pytest.raises(KeyboardInterrupt):
+        pendulum.main(["--schedule", name, "--phase1-iterations", "7", "--iterations", "9"])
+    assert seen == [{"schedule": name, **expected}]
+
+
+def test_main_rejects_an_unknown_schedule_naming_the_valid_ones(capsys):
+    with pytest.raises(SystemExit) as e:
+        pendulum.main(["--schedule", "two_stag"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--schedule='two_stag' is not one of" in err and "'dagger_linear'" in err and "'two_stage'" in err

@@ -1,0 +1,174 @@
+"""The ``dagmix`` command's checkpoint loading and its ``eval`` and ``export`` sub-commands.
+
+Also the helpers that ``dagmix distill`` and ``dagmix train-teacher`` share with them (env creation, the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import io
+import json
+import os
+from typing import Any
+
+import torch
+
+from dagmix import _cli_checks
+from dagmix.algorithms.checkpoint_io import CheckpointError
+from dagmix.algorithms.checkpoint_io import load_checkpoint as load_checkpoint_file
+from dagmix.envs.task_configs import apply_overrides, distill_train_cfg, teacher_train_cfg
+
+
+def _make_env(task: str, num_envs: int, device: str, seed: int, env_overrides: dict[str, Any]) -> Any:
+    from dagmix.envs import make
+
+    for name in ("num_envs", "device", "seed"):
+        if name in env_overrides:
+            raise SystemExit(f"dagmix: env.{name} is not an env config key; set it with --{name}.")
+    try:
+        return make(task, num_envs=num_envs, device=device, seed=seed, **env_overrides)
+    except ValueError as e:
+        raise SystemExit(f"dagmix: {e}") from e
+
+
+def _build_model(model_cfg: dict, obs: Any, obs_groups: dict, obs_set: str, num_actions: int) -> torch.nn.Module:
+    from rsl_rl.utils import resolve_callable
+
+    cfg = dict(model_cfg)
+    cls = resolve_callable(cfg.pop("class_name"))
+    return cls(obs, obs_groups, obs_set, num_actions, **cfg)
+
+
+def _format_table(rows: dict[str, Any]) -> str:
+    lines = [f"{'policy':<10} {'return':>20} {'success rate':>20} {'final distance (m)':>22} {'episodes':>9}"]
+    for name, r in rows.items():
+        lines.append(
+            f"{name:<10} {r.return_mean:>11.2f} ± {r.return_ci95:<6.2f}"
+            f" {r.success_rate:>11.3f} ± {r.success_ci95:<6.3f}"
+            f" {r.final_distance:>13.3f} ± {r.final_distance_ci95:<6.3f} {r.num_episodes:>9d}"
+        )
+    return "\n".join(lines) + "\n(± : half-width of the 95% CI: Student-t for means, Wilson for the success rate)"
+
+
+def _load_file(path: str, device: str, unsafe_load: bool) -> dict[str, Any]:
+    """Read a checkpoint with weights_only=True (or fully, with --unsafe_load); a bad file is a one-line error."""
+    try:
+        return load_checkpoint_file(path, map_location=device, unsafe_load=unsafe_load)
+    except CheckpointError as e:
+        raise SystemExit(f"dagmix: {e}") from None
+
+
+def _model_cfg(task: str, checkpoint: str, loaded: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Return the checkpoint's model config and where it came from.
+
+    In order: stored in the checkpoint (``checkpoint["dagmix"]["model"]``, so a copied file is enough), the run's
+    ``params/agent.json`` next to it, the task's default config.
+    """
+    stored = (loaded.get("dagmix") or {}).get("model")
+    if stored:
+        return copy.deepcopy(stored), "the checkpoint"
+    params = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "params", "agent.json")
+    if os.path.isfile(params):
+        with open(params) as f:
+            return json.load(f), params
+    default = teacher_train_cfg(task) if "actor_state_dict" in loaded else distill_train_cfg(task)
+    return default, f"the default {task} config"
+
+
+def _load_state(model: torch.nn.Module, state: dict, checkpoint: str, source: str) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        reason = " ".join(str(e).split())[:300]
+        raise SystemExit(
+            f"dagmix: the weights in {checkpoint} do not fit the model config from {source}: {reason}"
+        ) from None
+
+
+def _load_models(
+    task: str, checkpoint: str, device: str, env: Any, unsafe_load: bool
+) -> tuple[dict[str, torch.nn.Module], str]:
+    loaded = _load_file(checkpoint, device, unsafe_load)
+    if "actor_state_dict" in loaded and "teacher_state_dict" in loaded:  # MixingDAggerPPO: the actor is the student
+        from dagmix.cli_dagger_ppo import load_models
+
+        return load_models(task, checkpoint, loaded, device, env), "MixingDAggerPPO checkpoint"
+    cfg, source = _model_cfg(task, checkpoint, loaded)
+    obs = env.get_observations()
+    if "actor_state_dict" in loaded:  # a PPO checkpoint: the teacher alone
+        teacher = _build_model(cfg["actor"], obs, {"teacher": ["teacher"]}, "teacher", env.num_actions)
+        _load_state(teacher, loaded["actor_state_dict"], checkpoint, source)
+        return {"teacher": teacher.to(device)}, "PPO checkpoint: evaluating the teacher alone"
+    if "student_state_dict" not in loaded:
+        raise SystemExit(f"dagmix: {checkpoint} is neither a PPO nor a distillation checkpoint.")
+    groups = cfg.get("obs_groups") or {"student": ["policy"], "teacher": ["teacher"]}
+    student = _build_model(cfg["student"], obs, groups, "student", env.num_actions)
+    _load_state(student, loaded["student_state_dict"], checkpoint, source)
+    teacher = _build_model(cfg["teacher"], obs, groups, "teacher", env.num_actions)
+    _load_state(teacher, loaded["teacher_state_dict"], checkpoint, source)
+    return {"student": student.to(device), "teacher": teacher.to(device)}, "distillation checkpoint"
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate the student alone and the teacher alone from a checkpoint; print (and write) the table."""
+    from dagmix.envs.evaluation import evaluate_policy
+
+    if args.num_episodes < 1:
+        raise SystemExit(f"dagmix: --num_episodes={args.num_episodes} must be >= 1")
+    _cli_checks.check_device(args.device)
+    if args.json:
+        if os.path.isdir(args.json):
+            raise SystemExit(f"dagmix: --json {args.json!r} is a directory; pass a file path such as eval.json.")
+        _cli_checks.check_writable_dir(os.path.dirname(os.path.abspath(args.json)), "--json (its folder)")
+    env_over: dict[str, Any] = {}
+    models_cfg = [o for o in args.overrides if not o.startswith("env.")]
+    if models_cfg:
+        raise SystemExit(
+            f"dagmix: eval takes env.key=value overrides only; {models_cfg[0]!r} would change the models, whose "
+            "config is read from the checkpoint (or its run's params/agent.json)."
+        )
+    try:
+        apply_overrides({}, env_over, args.overrides)
+    except ValueError as e:
+        raise SystemExit(f"dagmix: {e}") from None
+    env = _make_env(args.task, args.num_episodes, args.device, args.seed, env_over)
+    models, kind = _load_models(args.task, args.checkpoint, args.device, env, args.unsafe_load)
+    print(f"[dagmix] {args.checkpoint}: {kind}")
+    rows = {name: evaluate_policy(env, m, args.num_episodes) for name, m in models.items()}
+    print(_format_table(rows))
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump({name: r.to_dict() for name, r in rows.items()}, f, indent=2)
+        print(f"[dagmix] wrote {args.json}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export the student of a distillation checkpoint as ONNX and TorchScript."""
+    from rsl_rl.runners import DistillationRunner
+
+    env = _make_env(args.task, 1, "cpu", 0, {})
+    loaded = _load_file(args.checkpoint, "cpu", args.unsafe_load)
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "exported")
+    if "actor_state_dict" in loaded and "teacher_state_dict" in loaded:  # MixingDAggerPPO: export the actor
+        from dagmix.cli_dagger_ppo import export
+
+        export(args.task, args.checkpoint, loaded, out)
+        print(f"[dagmix] exported the student to {out}/policy.onnx and {out}/policy.pt")
+        return 0
+    if "student_state_dict" not in loaded:
+        raise SystemExit(f"dagmix: {args.checkpoint} is not a distillation checkpoint (no student_state_dict).")
+    model_cfg, source = _model_cfg(args.task, args.checkpoint, loaded)
+    cfg = distill_train_cfg(args.task)
+    cfg.update({k: model_cfg[k] for k in ("obs_groups", "student", "teacher") if model_cfg.get(k)})
+    cfg["algorithm"] = {"class_name": "Distillation"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        runner = DistillationRunner(env, cfg, None, "cpu")
+    _load_state(runner.alg.get_policy(), loaded["student_state_dict"], args.checkpoint, source)
+    runner.export_policy_to_onnx(out, "policy.onnx")
+    runner.export_policy_to_jit(out, "policy.pt")
+    print(f"[dagmix] exported the student to {out}/policy.onnx and {out}/policy.pt")
+    return 0
