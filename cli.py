@@ -16,9 +16,8 @@ import torch
 
 from dagmix import _cli_checks
 from dagmix._cli_checks import find_checkpoint
-from dagmix.algorithms.checkpoint_io import save_checkpoint
 from dagmix.algorithms.finite_guard import NonFiniteError
-from dagmix.cli_models import _format_table, _load_file, _load_models, _make_env, cmd_eval, cmd_export
+from dagmix.cli_models import _format_table, _load_file, _load_models, _make_env, cmd_eval, cmd_export, periodic_eval
 from dagmix.envs.task_configs import apply_overrides, distill_train_cfg, shipped_teacher, teacher_train_cfg
 
 SCHEDULE_HELP = "mixing schedule: a kind or preset (see docs/schedules.md), e.g. two_stage, student_only, dagger_exp"
@@ -151,27 +150,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         eval_env = _make_env(args.task, args.eval_episodes, args.device, cfg["seed"] + 10_000, env_over)
         best = {"return": -float("inf")}
         last_it = runner.current_learning_iteration + cfg["max_iterations"] - 1
-
-        def evaluate(it: int, metrics: dict[str, float]) -> dict[str, float] | None:
-            if it % args.eval_interval != 0 and it != last_it:
-                return None
-            res = evaluate_policy(eval_env, runner.alg.get_policy(), args.eval_episodes)
-            if res.return_mean > best["return"]:
-                best["return"] = res.return_mean
-                saved = runner.alg.save()
-                saved.update(iter=it, infos={"eval": res.to_dict()})
-                save_checkpoint(saved, os.path.join(log_dir, "model_best.pt"))
-            print(
-                f"[dagmix] iteration {it}: student alone over {res.num_episodes} episodes: return "
-                f"{res.return_mean:.2f} ± {res.return_ci95:.2f}, success {res.success_rate:.3f}, "
-                f"final distance {res.final_distance:.3f} m"
-            )
-            return {
-                "Eval/student_return": res.return_mean,
-                "Eval/student_success_rate": res.success_rate,
-                "Eval/student_final_distance": res.final_distance,
-            }
-
+        evaluate = periodic_eval(runner.alg, eval_env, args.eval_episodes, args.eval_interval, last_it, log_dir, best)
         runner.alg.iteration_callbacks.append(evaluate)
     t0 = time.time()
     try:

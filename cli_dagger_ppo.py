@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 
-from dagmix.algorithms.checkpoint_io import save_checkpoint
 from dagmix.envs.task_configs import dagger_ppo_train_cfg, distill_train_cfg, shipped_teacher
 
 
@@ -122,27 +121,12 @@ def cmd_distill_dagger_ppo(args: argparse.Namespace) -> int:
         eval_env = cli_models._make_env(args.task, args.eval_episodes, args.device, cfg["seed"] + 10_000, env_over)
         last_it = runner.current_learning_iteration + cfg["max_iterations"] - 1
 
-        def evaluate(it: int, metrics: dict[str, float]) -> dict[str, float] | None:
-            if it % args.eval_interval != 0 and it != last_it:
-                return None
-            res = evaluate_policy(eval_env, alg.get_policy(), args.eval_episodes)
-            if res.return_mean > best["return"]:
-                best.update(
-                    {"return": res.return_mean, "state": copy.deepcopy(alg.get_policy().state_dict()), "iter": it}
-                )
-                saved = alg.save()
-                saved.update(iter=it, infos={"eval": res.to_dict()})
-                save_checkpoint(saved, os.path.join(log_dir, "model_best.pt"))
-            print(
-                f"[dagmix] iteration {it}: student alone over {res.num_episodes} episodes: return "
-                f"{res.return_mean:.2f} ± {res.return_ci95:.2f}, success {res.success_rate:.3f}, "
-                f"final distance {res.final_distance:.3f} m"
-            )
-            return {
-                "Eval/student_return": res.return_mean,
-                "Eval/student_success_rate": res.success_rate,
-                "Eval/student_final_distance": res.final_distance,
-            }
+        def keep_state(it: int) -> None:  # the best student, evaluated again at the end
+            best["state"] = copy.deepcopy(alg.get_policy().state_dict())
+
+        evaluate = cli_models.periodic_eval(
+            alg, eval_env, args.eval_episodes, args.eval_interval, last_it, log_dir, best, keep_state
+        )
 
         alg.iteration_callbacks.append(evaluate)
     t0 = time.time()

@@ -172,3 +172,46 @@ def cmd_export(args: argparse.Namespace) -> int:
     runner.export_policy_to_jit(out, "policy.pt")
     print(f"[dagmix] exported the student to {out}/policy.onnx and {out}/policy.pt")
     return 0
+
+
+def periodic_eval(
+    alg: Any,
+    eval_env: Any,
+    episodes: int,
+    interval: int,
+    last_it: int,
+    log_dir: str,
+    best: dict[str, Any],
+    on_best: Any = None,
+) -> Any:
+    """Return the iteration callback that evaluates ``alg``'s student alone every ``interval`` iterations.
+
+    A new best return updates ``best`` (``return``, ``iter``), calls ``on_best(it)`` if given and writes
+    ``model_best.pt`` atomically; the callback prints one line and returns the ``Eval/student_*`` scalars to log.
+    """
+    from dagmix.algorithms.checkpoint_io import save_checkpoint
+    from dagmix.envs.evaluation import evaluate_policy
+
+    def evaluate(it: int, metrics: dict[str, float]) -> dict[str, float] | None:
+        if it % interval != 0 and it != last_it:
+            return None
+        res = evaluate_policy(eval_env, alg.get_policy(), episodes)
+        if res.return_mean > best["return"]:
+            best.update(**{"return": res.return_mean, "iter": it})
+            if on_best is not None:
+                on_best(it)
+            saved = alg.save()
+            saved.update(iter=it, infos={"eval": res.to_dict()})
+            save_checkpoint(saved, os.path.join(log_dir, "model_best.pt"))
+        print(
+            f"[dagmix] iteration {it}: student alone over {res.num_episodes} episodes: return "
+            f"{res.return_mean:.2f} ± {res.return_ci95:.2f}, success {res.success_rate:.3f}, "
+            f"final distance {res.final_distance:.3f} m"
+        )
+        return {
+            "Eval/student_return": res.return_mean,
+            "Eval/student_success_rate": res.success_rate,
+            "Eval/student_final_distance": res.final_distance,
+        }
+
+    return evaluate

@@ -15,8 +15,9 @@ from tensordict import TensorDict
 from dagmix.algorithms import _compat
 from dagmix.algorithms._dagger_ppo_checkpoint import DAGGER_PPO_STATE_FORMAT_VERSION, load_dagmix_state, load_student
 from dagmix.algorithms._dagger_ppo_update import ppo_imitation_update
-from dagmix.algorithms.mixing_distillation import CHECKPOINT_KEY, MixingDistillation
-from dagmix.algorithms.phase_log import SCALAR_BETA, SCALAR_TEACHER_FRACTION, ExtrasLog, phase_lines, switch_banner
+from dagmix.algorithms.mixing_distillation import CHECKPOINT_KEY
+from dagmix.algorithms.mixing_iterations import MixingRun
+from dagmix.algorithms.phase_log import SCALAR_BETA, SCALAR_TEACHER_FRACTION, ExtrasLog, phase_lines
 from dagmix.mixing.config import MixingConfig
 from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, validate_dagger_ppo
 from dagmix.mixing.policy import MixingPolicy, reseed_value
@@ -33,7 +34,7 @@ _OWN_KEYS = DAGGER_PPO_KEYS
 _PARENT_KEYS = set(inspect.signature(PPO.__init__).parameters) - {"self", "actor", "critic", "storage"}
 
 
-class MixingDAggerPPO(PPO):
+class MixingDAggerPPO(MixingRun, PPO):
     """PPO on the student (the actor) with a scheduled imitation loss toward a teacher, and beta mixing.
 
     Per iteration ``it`` (the runner's), the actor's loss is
@@ -198,17 +199,6 @@ class MixingDAggerPPO(PPO):
         self.teacher.requires_grad_(False)
         self.teacher.eval()
 
-    def configure_run(self, max_iterations: int | None = None, seed: int | None = None) -> None:
-        """Set the run length and derive the mask seed from the run's seed (unless ``mixing.seed`` is set)."""
-        if max_iterations is not None:
-            self.max_iterations = int(max_iterations)
-        if self.mixing_cfg.seed is None and seed is not None:
-            self.mixing_policy.seed = reseed_value(self._rank_seed(int(seed)), 0)
-            self.mixing_policy.generator.manual_seed(self.mixing_policy.seed)
-
-    def _rank_seed(self, base: int) -> int:
-        return MixingDistillation._rank_seed(self, base)  # type: ignore[arg-type]  # same rule, one place
-
     # ------------------------------------------------------------------ schedules
     def coefficients_at(self, iteration: int) -> dict[str, float]:
         """Return ``{"beta", "imitation_coef", "ppo_coef"}`` at the runner's ``iteration``."""
@@ -231,16 +221,7 @@ class MixingDAggerPPO(PPO):
         self._beta = beta
         self._coefs = (values["ppo_coef"], values["imitation_coef"])
         self._pending = False
-        if beta > 0.0:
-            self._seen_positive_beta = True
-        elif self._seen_positive_beta and not self._banner_printed:
-            self._banner_printed = True
-            if self._console:
-                print(switch_banner(it))
-
-    @property
-    def _console(self) -> bool:
-        return self.phase_console_output and self.gpu_global_rank == 0
+        self._note_beta(beta, it)
 
     # ------------------------------------------------------------------ rsl_rl hooks
     def train_mode(self) -> None:

@@ -186,14 +186,6 @@ class MixingDistillation(MixingIterations, _compat.DistillationBase):
         alg.model_cfg = model_cfg
         return alg
 
-    def configure_run(self, max_iterations: int | None = None, seed: int | None = None) -> None:
-        """Set the run length (for the switch-beyond-end warning) and derive the mask seed from the run's seed."""
-        if max_iterations is not None:
-            self.max_iterations = int(max_iterations)
-        if self.mixing_cfg.seed is None and seed is not None:
-            self.mixing_policy.seed = reseed_value(self._rank_seed(int(seed)), 0)
-            self.mixing_policy.generator.manual_seed(self.mixing_policy.seed)
-
     # ------------------------------------------------------------------ rsl_rl hooks
     def train_mode(self) -> None:
         """Set train mode; as rsl_rl's runners call this at the start of ``learn``, also resync the iteration.

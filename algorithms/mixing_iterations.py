@@ -14,10 +14,36 @@ from typing import Any
 import torch
 
 from dagmix.algorithms.phase_log import switch_banner, switch_beyond_end
+from dagmix.mixing.policy import reseed_value
 
 
-class MixingIterations:
-    """The per-rank mask seed, beta and phase per iteration, the runner's iteration, the two-stage patch's helpers."""
+class MixingRun:
+    """What every mixing algorithm shares: the per-rank mask seed, the run's settings and the switch banner.
+
+    Used by MixingDistillation (through :class:`MixingIterations`) and MixingDAggerPPO. Reads ``mixing_cfg``,
+    ``mixing_policy``, ``phase_console_output``, ``_seen_positive_beta`` and ``_banner_printed``.
+    """
+
+    def configure_run(self, max_iterations: int | None = None, seed: int | None = None) -> None:
+        """Set the run length and derive the mask seed from the run's seed (unless ``mixing.seed`` is set)."""
+        if max_iterations is not None:
+            self.max_iterations = int(max_iterations)
+        if self.mixing_cfg.seed is None and seed is not None:
+            self.mixing_policy.seed = reseed_value(self._rank_seed(int(seed)), 0)
+            self.mixing_policy.generator.manual_seed(self.mixing_policy.seed)
+
+    def _note_beta(self, beta: float, it: int) -> None:
+        """Print the switch banner once, at the first iteration with beta 0 after one with beta > 0."""
+        if beta > 0.0:
+            self._seen_positive_beta = True
+        elif self._seen_positive_beta and not self._banner_printed:
+            self._banner_printed = True
+            if self._console:
+                print(switch_banner(it))
+
+    @property
+    def _console(self) -> bool:
+        return self.phase_console_output and self.gpu_global_rank == 0
 
     def _rank_seed(self, base: int) -> int:
         """Return ``base`` made distinct per rank, offsetting by the rank at most once.
@@ -37,7 +63,10 @@ class MixingIterations:
         seeds = [int(t.item()) for t in everyone]
         return base if len(set(seeds)) == len(seeds) else base + self.gpu_global_rank
 
-    # ------------------------------------------------------------------ schedule
+
+class MixingIterations(MixingRun):
+    """MixingDistillation's beta and phase per iteration, the runner's iteration, the two-stage patch's helpers."""
+
     def beta_at(self, iteration: int) -> float:
         """Return the effective beta at ``iteration`` (the schedule, or 0 after :meth:`switch_to_phase2`)."""
         if self._forced_phase2_from is not None and iteration >= self._forced_phase2_from:
@@ -84,16 +113,7 @@ class MixingIterations:
         self.mixing_policy.begin_iteration(beta, it)
         self._beta, self._phase = beta, self.phase_at(it)  # before observe(): adaptive schedules then move on
         self._pending = False
-        if beta > 0.0:
-            self._seen_positive_beta = True
-        elif self._seen_positive_beta and not self._banner_printed:
-            self._banner_printed = True
-            if self._console:
-                print(switch_banner(it))
-
-    @property
-    def _console(self) -> bool:
-        return self.phase_console_output and self.gpu_global_rank == 0
+        self._note_beta(beta, it)
 
     # ------------------------------------------------------------------ the two-stage patch's helpers
     def get_training_phase_info(self) -> dict[str, Any]:

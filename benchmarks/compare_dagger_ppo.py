@@ -18,7 +18,6 @@ runs and the imitation loss for MixingDAggerPPO runs. Run ``python -m dagmix.ben
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
@@ -28,6 +27,7 @@ from typing import Any
 
 from dagmix.benchmarks import compare_schedules
 from dagmix.benchmarks.compare_schedules import _hash, _run_path, _versions, code_version
+from dagmix.benchmarks.run_records import write_run
 
 
 def _recommended(n: int) -> dict[str, Any]:
@@ -178,11 +178,7 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
         "teacher_final": teacher_final.to_dict(),
         "iterations": rows,
     }
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f)
-    os.replace(tmp, path)
-    return {"ratio": final.return_mean / teacher_final.return_mean, "seconds": result["total_seconds"]}
+    return write_run(path, result)
 
 
 def main(argv: list[str] | None = None) -> None:

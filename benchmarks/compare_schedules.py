@@ -28,7 +28,7 @@ from typing import Any
 
 # The variants and the run bookkeeping live in their own modules; their names stay importable from here, and
 # ``run_all`` / ``run_one`` look ``code_version`` up in this module (so tests can replace it here).
-from dagmix.benchmarks.run_records import _SOURCE_EXCLUDE, _hash, _run_path, _versions, code_version  # noqa: F401
+from dagmix.benchmarks.run_records import _SOURCE_EXCLUDE, _hash, _run_path, _versions, code_version, write_run  # noqa: F401
 from dagmix.benchmarks.variants import (  # noqa: F401
     ALGORITHM_KEYS,
     BASELINE,
@@ -229,11 +229,7 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> di
         "teacher_final": teacher_final.to_dict(),
         "iterations": rows,
     }
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f)
-    os.replace(tmp, path)
-    return {"ratio": final.return_mean / teacher_final.return_mean, "seconds": result["total_seconds"]}
+    return write_run(path, result)
 
 
 # ------------------------------------------------------------------------------------------------ scheduling

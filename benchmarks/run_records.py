@@ -74,3 +74,13 @@ def _versions() -> dict[str, str]:
 
 def _run_path(args: Args, variant: str, seed: int) -> str:
     return os.path.join(args.out_dir, "runs", variant_dir_name(variant), f"seed{seed}.json")
+
+
+def write_run(path: str, result: dict[str, Any]) -> dict[str, float]:
+    """Write one finished run's JSON atomically; return its summary (student/teacher return ratio, seconds)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f)
+    os.replace(tmp, path)
+    ratio = result["final"]["return_mean"] / result["teacher_final"]["return_mean"]
+    return {"ratio": ratio, "seconds": result["total_seconds"]}
