@@ -49,7 +49,13 @@ class QuadcopterEnvCfg:
     goal_z_range: tuple[float, float] = (0.5, 1.5)
     """Goal height range (m)."""
     spawn_height: float = 0.5
-    """Initial height (m), level and at rest."""
+    """Initial height (m); level and at rest unless the three ``spawn_*`` ranges below are set (a thrown start)."""
+    spawn_tilt: float = 0.0
+    """Initial tilt (rad): a rotation about a random horizontal axis by an angle uniform in [0, spawn_tilt]."""
+    spawn_lin_vel: float = 0.0
+    """Initial linear velocity (m/s), each world axis uniform in [-spawn_lin_vel, spawn_lin_vel]."""
+    spawn_ang_vel: float = 0.0
+    """Initial body rates (rad/s), each axis uniform in [-spawn_ang_vel, spawn_ang_vel]."""
     min_height: float = 0.1
     """Terminate below this height (m)."""
     max_height: float = 2.0
@@ -83,7 +89,8 @@ class QuadcopterEnvCfg:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"QuadcopterEnvCfg.{name}={getattr(self, name)!r} must be > 0.")
-        for name in ("moment_scale", "max_angular_speed", "success_radius", "goal_xy_range"):
+        names = ("moment_scale", "max_angular_speed", "success_radius", "goal_xy_range")
+        for name in (*names, "spawn_tilt", "spawn_lin_vel", "spawn_ang_vel"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"QuadcopterEnvCfg.{name}={getattr(self, name)!r} must be >= 0.")
         if isinstance(self.decimation, bool) or not isinstance(self.decimation, int) or self.decimation < 1:
@@ -106,6 +113,11 @@ class QuadcopterEnvCfg:
                 raise ValueError(f"QuadcopterEnvCfg.{name}={getattr(self, name)!r} must be >= 0.")
         if not isinstance(self.stats_window, int) or self.stats_window < 1:
             raise ValueError(f"QuadcopterEnvCfg.stats_window={self.stats_window!r} must be an int >= 1.")
+
+    @property
+    def thrown(self) -> bool:
+        """Whether episodes start from a random attitude, velocity or body rate (any ``spawn_*`` range set)."""
+        return self.spawn_tilt > 0 or self.spawn_lin_vel > 0 or self.spawn_ang_vel > 0
 
     @property
     def step_dt(self) -> float:
@@ -172,7 +184,9 @@ class QuadcopterEnv(VecEnv):
             ],
             device=dev,
         ).unsqueeze(1)
-        self._uniform = torch.empty(5, n, device=dev)
+        # a thrown start draws 8 more numbers per reset: velocity (3), body rates (3), tilt angle and axis (2); a
+        # level start draws none of them, so its random stream is the same as before the thrown start existed
+        self._uniform = torch.empty(13 if c.thrown else 5, n, device=dev)
         self._noise = torch.empty(9, n, device=dev)
         self._noise_std = torch.tensor(
             [c.gyro_noise] * 3 + [c.gravity_noise] * 3 + [c.position_noise] * 3, device=dev
@@ -209,7 +223,8 @@ class QuadcopterEnv(VecEnv):
         ttw_max = c.thrust_to_weight_range[1] / c.mass_range[0]
         a_max = c.gravity * (1.0 + ttw_max)
         gap = min(c.spawn_height - c.min_height, c.max_height - c.spawn_height)
-        self.min_episode_steps = int(math.sqrt(2.0 * gap / a_max) / c.step_dt)
+        v0 = c.spawn_lin_vel  # the fastest initial vertical speed (a thrown start)
+        self.min_episode_steps = int((math.sqrt(v0 * v0 + 2.0 * a_max * gap) - v0) / a_max / c.step_dt)
         self.reset_draw_period = max(1, min(8, self.min_episode_steps - 1))  # -1: margin for the Euler steps
         self._steps_since_draw = 0
         self.reset()
@@ -244,8 +259,18 @@ class QuadcopterEnv(VecEnv):
 
     # ------------------------------------------------------------------------------------------------ VecEnv
     def _draw_reset_state(self) -> torch.Tensor:
-        torch.rand(self._uniform.shape, generator=self.gen, device=self.device, out=self._uniform)
-        torch.addcmul(self._draw_low, self._uniform, self._draw_span, out=self._fresh[GOAL.start : TTW.stop])
+        u = self._uniform
+        torch.rand(u.shape, generator=self.gen, device=self.device, out=u)
+        torch.addcmul(self._draw_low, u[:5], self._draw_span, out=self._fresh[GOAL.start : TTW.stop])
+        c = self.cfg
+        if c.thrown:  # a config flag, not a tensor value
+            f = self._fresh
+            torch.mul(u[5:8].mul(2.0).sub_(1.0), c.spawn_lin_vel, out=f[VEL])
+            torch.mul(u[8:11].mul(2.0).sub_(1.0), c.spawn_ang_vel, out=f[OMEGA])
+            half = u[11] * (0.5 * c.spawn_tilt)  # half the tilt angle
+            axis = u[12] * (2.0 * math.pi)  # a horizontal axis
+            s = torch.sin(half)
+            f[6], f[7], f[8], f[9] = torch.cos(half), s * torch.cos(axis), s * torch.sin(axis), 0.0
         return self._fresh
 
     def reset(self) -> TensorDict:
