@@ -22,7 +22,8 @@ def field_docs(cls: type) -> dict[str, str]:
 def dataclass_parser(cls: type, prog: str, description: str | None) -> argparse.ArgumentParser:
     """Return a parser with one flag per field of ``cls``: bools are switches, lists take several values.
 
-    A field whose default is None takes a string; ``parser.parse_args`` then gives ``cls(**vars(ns))``.
+    A field whose default is None takes a string (an int or float where annotated ``int | None`` or
+    ``float | None``); ``parser.parse_args`` then gives ``cls(**vars(ns))``.
     """
     parser = argparse.ArgumentParser(
         prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
@@ -39,8 +40,9 @@ def dataclass_parser(cls: type, prog: str, description: str | None) -> argparse.
             parser.add_argument(
                 flag, nargs="+" if default else "*", type=kind, default=default, help=f"{doc} ({default})"
             )
-        elif default is None:
-            parser.add_argument(flag, default=None, help=doc)
+        elif default is None:  # an optional number where the annotation says so (``int | None``), else text
+            kind = int if str(f.type).startswith("int") else float if str(f.type).startswith("float") else str
+            parser.add_argument(flag, type=kind, default=None, help=doc)
         else:
             parser.add_argument(flag, type=type(default), default=default, help=f"{doc} (default: {default})")
     return parser

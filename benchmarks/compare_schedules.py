@@ -1,7 +1,8 @@
 """Which mixing schedule distills best? Multi-seed comparison at an equal env-step budget, with 95% CIs.
 
-Distills the shipped quadcopter teacher into the demo's GRU student under several mixing schedules, over several
-seeds, each run with the same number of iterations (so the same env steps). The student is evaluated alone (no
+Distills a task's teacher (``--task``: by default the shipped quadcopter teacher into the demo's GRU student; the
+tasks are in :mod:`dagmix.benchmarks.tasks`) under several mixing schedules, over several seeds, each run with the
+same number of iterations (so the same env steps). The student is evaluated alone (no
 teacher action ever executed) on fresh episodes of a separate env every ``eval_interval`` iterations and around
 the handover (the iterations just before and after beta reaches 0), and once more at the end on many episodes.
 
@@ -48,24 +49,28 @@ from dagmix.benchmarks.variants import (  # noqa: F401
 class Args:
     """Benchmark settings (flags are the field names with dashes)."""
 
+    task: str = "quadcopter"
+    """Benchmark task: quadcopter, quadcopter_thrown, pendulum or mjlab_cartpole_swingup (dagmix.benchmarks.tasks)."""
     schedules: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
     """Variants to compare: built-in names, or '<schedule>[:key=value,...]' for any schedule dagmix knows."""
     seeds: int = 5
     """Seeds per variant (0 .. seeds-1); the same seed gives every variant the same env and eval episodes."""
-    iterations: int = 200
-    """Learning iterations per run (equal env-step budget: iterations * num_envs * steps_per_env)."""
-    num_envs: int = 1024
-    """Parallel training envs."""
-    steps_per_env: int = 24
-    """Rollout length per iteration (num_steps_per_env)."""
+    iterations: int | None = None
+    """Learning iterations per run (equal env-step budget: iterations * num_envs * steps_per_env); default: the
+    task's (quadcopter 200)."""
+    num_envs: int | None = None
+    """Parallel training envs (default: the task's; quadcopter 1024)."""
+    steps_per_env: int | None = None
+    """Rollout length per iteration, num_steps_per_env (default: the task's; quadcopter 24)."""
     student: str = "gru"
     """Student model: gru (the demo's) or mlp."""
-    eval_interval: int = 20
-    """Evaluate the student alone every N iterations (and at the last iteration)."""
-    eval_episodes: int = 256
-    """Episodes per periodic student-alone evaluation."""
-    final_eval_episodes: int = 1000
-    """Episodes of the final student-alone evaluation (and of the teacher's)."""
+    eval_interval: int | None = None
+    """Evaluate the student alone every N iterations, and at the last (default: the task's; quadcopter 20)."""
+    eval_episodes: int | None = None
+    """Episodes per periodic student-alone evaluation (default: the task's; quadcopter 256)."""
+    final_eval_episodes: int | None = None
+    """Episodes of the final evaluations of the student, the teacher and random actions (default: the task's;
+    quadcopter 1000)."""
     handover_offsets: list[int] = field(default_factory=lambda: [-1, 0, 1, 5])
     """Extra evaluations at these offsets from the first beta-0 iteration (the handover)."""
     workers: int = 2
@@ -75,7 +80,7 @@ class Args:
     device: str = "cpu"
     """Torch device of each run."""
     env_overrides: list[str] = field(default_factory=list)
-    """Quadcopter config overrides for every env of a run, as key=value (e.g. episode_length_s=5.0)."""
+    """Env config overrides for every env of a run, as key=value (e.g. episode_length_s=5.0 on the quadcopters)."""
     out_dir: str = "benchmarks/results/compare_schedules"
     """Output folder (runs/ holds one JSON per finished run)."""
     report_only: bool = False
@@ -93,6 +98,8 @@ class Args:
         """
         keys = ("iterations", "num_envs", "steps_per_env", "student", "eval_interval", "eval_episodes")
         cfg = {k: getattr(self, k) for k in (*keys, "final_eval_episodes", "handover_offsets", "threads", "device")}
+        if self.task != "quadcopter":  # the quadcopter's runs predate --task: their hash stays what it was
+            cfg["task"] = self.task
         if self.env_overrides:
             cfg["env_overrides"] = list(self.env_overrides)
         return cfg
@@ -113,9 +120,17 @@ class Args:
 def parse_args(argv: list[str] | None = None) -> Args:
     """Parse flags named after the Args fields; validate them."""
     from dagmix.benchmarks._args import dataclass_parser
+    from dagmix.benchmarks.tasks import get_task
 
     parser = dataclass_parser(Args, "python -m dagmix.benchmarks.compare_schedules", __doc__)
     args = Args(**vars(parser.parse_args(argv)))
+    try:
+        task = get_task(args.task)
+    except ValueError as e:
+        parser.error(str(e))
+    for name, value in task.defaults.items():  # sizes left unset take the task's
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     for name in ("seeds", "iterations", "num_envs", "steps_per_env", "workers", "threads", "eval_interval"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= 1")
@@ -126,11 +141,12 @@ def parse_args(argv: list[str] | None = None) -> Args:
     if len(set(args.schedules)) != len(args.schedules):
         parser.error(f"--schedules names a variant twice: {args.schedules}")
     try:
+        base = task.train_cfg(args.student)
         for name in args.schedules:
-            resolve_variant(name, args.iterations)
-        from dagmix.envs import make
-
-        make("quadcopter", num_envs=1, **args.env_kwargs())  # unknown or bad env keys fail here, not in a worker
+            resolve_variant(name, args.iterations, base)
+        task.make_env(1, args.device, 0, **args.env_kwargs())  # unknown or bad env keys fail here, not in a worker
+    except ImportError as e:
+        parser.error(f"--task {args.task} needs {task.needs or 'more packages'} installed: {e}")
     except ValueError as e:
         parser.error(str(e))
     return args
@@ -138,16 +154,15 @@ def parse_args(argv: list[str] | None = None) -> Args:
 
 # ------------------------------------------------------------------------------------------------ one run
 def _train_cfg(args: Args, mixing: dict[str, Any], seed: int, variant: str = "") -> dict[str, Any]:
-    from dagmix.envs.task_configs import student_model
+    from dagmix.benchmarks.tasks import get_task
 
-    cfg = _base_cfg()
+    cfg = get_task(args.task).train_cfg(args.student)
     cfg.update(num_steps_per_env=args.steps_per_env, max_iterations=args.iterations, seed=seed, logger="tensorboard")
     cfg["algorithm"]["mixing"] = _mixing_only(mixing)
     for key in ALGORITHM_KEYS:
         if key in mixing:
             cfg["algorithm"][key] = mixing[key]
     cfg["algorithm"]["phase_console_output"] = False
-    cfg["student"] = student_model(args.student)
     _apply_config_overrides(cfg, mixing.get(OVERRIDES_KEY, {}), variant)  # last: a variant may change the student
     return cfg
 
@@ -157,11 +172,11 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> di
     import torch
 
     from dagmix.algorithms import MixingDistillationRunner
-    from dagmix.envs import make
+    from dagmix.benchmarks.tasks import RandomPolicy, get_task
     from dagmix.envs.evaluation import evaluate_policy
-    from dagmix.envs.task_configs import shipped_teacher
 
     args = Args(**args_dict)
+    task = get_task(args.task)
     torch.set_num_threads(args.threads)
     mixing = resolve_variant(variant, args.iterations)
     cfg = _train_cfg(args, mixing, seed, variant)
@@ -171,10 +186,10 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> di
     with open(log_path, "w") as log, contextlib.redirect_stdout(log):
         torch.manual_seed(seed)
         kw = args.env_kwargs()
-        env = make("quadcopter", num_envs=args.num_envs, device=args.device, seed=seed, **kw)
-        eval_env = make("quadcopter", num_envs=args.eval_episodes, device=args.device, seed=10_000 + seed, **kw)
+        env = task.make_env(args.num_envs, args.device, seed, **kw)
+        eval_env = task.make_env(args.eval_episodes, args.device, 10_000 + seed, **kw)
         runner = MixingDistillationRunner(env, cfg, None, args.device)
-        runner.load(shipped_teacher("quadcopter"), map_location=args.device)
+        task.load_teacher(runner, args.device)
         alg = runner.alg
         clip = alg.teacher_action_clip
         zero = alg.schedule.first_zero_iteration()
@@ -206,13 +221,24 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> di
             rows.append(row)
 
         alg.iteration_callbacks.append(record)
-        runner.learn(args.iterations)
+        runner.learn(args.iterations, init_at_random_ep_len=task.init_at_random_ep_len)
         train_s = time.time() - t0
         teacher_eval = evaluate_policy(eval_env, alg.teacher, args.eval_episodes)
-        final_env = make("quadcopter", num_envs=args.final_eval_episodes, device=args.device, seed=20_000 + seed, **kw)
+        final_env = task.make_env(args.final_eval_episodes, args.device, 20_000 + seed, **kw)
         final = evaluate_policy(final_env, alg.get_policy(), args.final_eval_episodes, alg.teacher, clip)
         teacher_final = evaluate_policy(final_env, alg.teacher, args.final_eval_episodes)
+        baselines = {}
+        if task.random_action_scale is not None:  # the normalised return's zero: uniformly random actions
+            scale = task.random_action_scale
+            for key, e, n in (
+                ("random_eval", eval_env, args.eval_episodes),
+                ("random_final", final_env, args.final_eval_episodes),
+            ):
+                baselines[key] = evaluate_policy(
+                    e, RandomPolicy(env.num_actions, scale, seed, args.device), n
+                ).to_dict()
     result = {
+        **({"task": args.task} if args.task != "quadcopter" else {}),
         "variant": variant,
         "seed": seed,
         "mixing": mixing,
@@ -227,6 +253,7 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> di
         "teacher_eval": teacher_eval.to_dict(),
         "final": final.to_dict(),
         "teacher_final": teacher_final.to_dict(),
+        **baselines,
         "iterations": rows,
     }
     return write_run(path, result)

@@ -82,5 +82,15 @@ def write_run(path: str, result: dict[str, Any]) -> dict[str, float]:
     with open(tmp, "w") as f:
         json.dump(result, f)
     os.replace(tmp, path)
-    ratio = result["final"]["return_mean"] / result["teacher_final"]["return_mean"]
-    return {"ratio": ratio, "seconds": result["total_seconds"]}
+    return {"ratio": return_ratio(result, result["final"]["return_mean"], "final"), "seconds": result["total_seconds"]}
+
+
+def return_ratio(run: dict[str, Any], value: float, which: str = "eval") -> float:
+    """Return ``value`` (a return on the run's ``eval`` or ``final`` episodes) as a fraction of the teacher's.
+
+    (value - random) / (teacher - random), with the random-action return the run recorded on the same episodes
+    (``random_eval`` / ``random_final``); 0 where it recorded none (the quadcopter: plain value / teacher).
+    """
+    random = (run.get(f"random_{which}") or {}).get("return_mean", 0.0)
+    teacher = run[f"teacher_{which}"]["return_mean"]
+    return (value - random) / (teacher - random)

@@ -16,16 +16,16 @@ import numpy as np
 
 def _curve(runs: list[dict[str, Any]], key: str, ratio: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (env steps, mean, 95% half-width) over seeds at the iterations every seed has ``key`` at."""
+    from dagmix.benchmarks.run_records import return_ratio
     from dagmix.benchmarks.schedule_report import mean_ci
 
     per_it: dict[int, list[float]] = {}
     steps: dict[int, int] = {}
     for run in runs:
-        teacher = run["teacher_eval"]["return_mean"]
         for row in run["iterations"]:
             if row.get(key) is None:
                 continue
-            per_it.setdefault(row["iteration"], []).append(row[key] / teacher if ratio else row[key])
+            per_it.setdefault(row["iteration"], []).append(return_ratio(run, row[key]) if ratio else row[key])
             steps[row["iteration"]] = row["env_steps"]
     its = sorted(i for i, vals in per_it.items() if len(vals) == len(runs))
     stats_ = [mean_ci(per_it[i]) for i in its]

@@ -102,11 +102,12 @@ def _eval_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
 
 def run_metrics(run: dict[str, Any]) -> dict[str, Any]:
     """Return one run's figures: final student-alone metrics, steps to thresholds, handover."""
-    teacher = run["teacher_eval"]["return_mean"]
+    from dagmix.benchmarks.run_records import return_ratio
+
     final = run["final"]
     m: dict[str, Any] = {
         "final_return": final["return_mean"],
-        "final_return_ratio": final["return_mean"] / run["teacher_final"]["return_mean"],
+        "final_return_ratio": return_ratio(run, final["return_mean"], "final"),
         "final_success": final["success_rate"],
         "final_distance": final["final_distance"],
         "final_behavior_loss": final.get("behavior_loss"),
@@ -115,11 +116,11 @@ def run_metrics(run: dict[str, Any]) -> dict[str, Any]:
     evals = _eval_rows(run)
     if evals:  # stability of the last iterate: how far the last periodic evaluation is below the best one
         best = max(r["eval_return"] for r in evals)
-        m["best_eval_ratio"] = best / teacher
-        m["last_eval_ratio"] = evals[-1]["eval_return"] / teacher
-        m["last_best_gap"] = (best - evals[-1]["eval_return"]) / teacher
+        m["best_eval_ratio"] = return_ratio(run, best)
+        m["last_eval_ratio"] = return_ratio(run, evals[-1]["eval_return"])
+        m["last_best_gap"] = m["best_eval_ratio"] - m["last_eval_ratio"]
     for thr in THRESHOLDS:
-        hit = next((r for r in evals if r["eval_return"] >= thr * teacher), None)
+        hit = next((r for r in evals if return_ratio(run, r["eval_return"]) >= thr), None)
         m[f"steps_to_{round(thr * 100)}"] = None if hit is None else hit["env_steps"]
     # the first iteration with beta 0 as it happened (an adaptive schedule decides it during the run)
     seen_positive, zero = False, None
@@ -158,18 +159,19 @@ def write_reports(runs: dict[str, list[dict[str, Any]]], out_dir: str, order: Se
 
 
 def _write_per_iteration(runs: dict[str, list[dict[str, Any]]], variants: Sequence[str], out_dir: str) -> str:
+    from dagmix.benchmarks.run_records import return_ratio
+
     path = os.path.join(out_dir, "per_iteration.csv")
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, PER_ITERATION_FIELDS)
         w.writeheader()
         for v in variants:
             for run in runs[v]:
-                teacher = run["teacher_eval"]["return_mean"]
                 for row in run["iterations"]:
                     out = {k: row.get(k) for k in PER_ITERATION_FIELDS}
                     out.update(variant=v, seed=run["seed"])
                     if row.get("eval_return") is not None:
-                        out["eval_return_ratio"] = row["eval_return"] / teacher
+                        out["eval_return_ratio"] = return_ratio(run, row["eval_return"])
                     w.writerow(out)
     return path
 
@@ -229,13 +231,23 @@ def _write_markdown(
     first = runs[variants[0]][0]
     cfg = first["config"]
     steps = cfg["iterations"] * cfg["num_envs"] * cfg["steps_per_env"]
+    if "random_final" in first:  # a task whose returns are normalised by random actions' (dagmix.benchmarks.tasks)
+        ratio = (
+            f"(the student's mean return over {cfg['final_eval_episodes']} fresh episodes, driving alone, - that of "
+            "uniformly random actions) / (the teacher's - random's), on the same episodes (0: random, 1: the teacher)"
+        )
+    else:
+        ratio = (
+            f"the student's mean return over {cfg['final_eval_episodes']} fresh episodes, driving alone, / the "
+            "teacher's on the same episodes"
+        )
     lines = [
-        f"Budget per run: {cfg['iterations']} iterations x {cfg['num_envs']} envs x {cfg['steps_per_env']} steps "
-        f"= {steps / 1e6:.1f} M env steps; student {cfg['student']}; versions {first['versions']}.",
+        f"Task: {first.get('task', 'quadcopter')}. Budget per run: {cfg['iterations']} iterations x "
+        f"{cfg['num_envs']} envs x {cfg['steps_per_env']} steps = {steps / 1e6:.1f} M env steps; student "
+        f"{cfg['student']}; versions {first['versions']}.",
         "",
-        "Mean ± half-width of the 95% Student-t CI across seeds (n = seeds). Return ratio: the student's mean "
-        f"return over {cfg['final_eval_episodes']} fresh episodes, driving alone, / the teacher's on the same "
-        "episodes. Behaviour loss: MSE between the student's action and the teacher's on the states the student "
+        f"Mean ± half-width of the 95% Student-t CI across seeds (n = seeds). Return ratio: {ratio}. "
+        "Behaviour loss: MSE between the student's action and the teacher's on the states the student "
         "visits when it drives alone. Steps to X%: env steps until a periodic student-alone evaluation "
         f"({cfg['eval_episodes']} episodes, every {cfg['eval_interval']} iterations) first reached X% of the "
         "teacher's return; '(k/n reached)' averages only the seeds that reached it.",

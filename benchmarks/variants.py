@@ -6,6 +6,7 @@ A variant resolves to a ``mixing`` dict (plus optional algorithm keys and train-
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable
 from typing import Any
@@ -73,10 +74,11 @@ BASELINE = "student_only"
 """What stock rsl_rl Distillation does; every variant is tested against it."""
 
 
-def resolve_variant(name: str, iterations: int) -> dict[str, Any]:
+def resolve_variant(name: str, iterations: int, base_cfg: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return the ``mixing`` dict of a built-in variant, or of ``schedule[:key=value,...]`` for any dagmix schedule.
 
     Examples: ``two_stage_third``, ``linear:iterations=100``, ``dagger_exp:decay=0.95,granularity=episode``.
+    Dotted train-config overrides are checked against ``base_cfg`` (default: the quadcopter's train config).
     Raises ValueError (naming the valid choices) for anything dagmix cannot build.
     """
     from dagmix.envs.task_configs import parse_value
@@ -102,7 +104,8 @@ def resolve_variant(name: str, iterations: int) -> dict[str, Any]:
             else:
                 mixing[key] = parse_value(value)
     MixingConfig.from_dict(_mixing_only(mixing))  # validate it now
-    _apply_config_overrides(_base_cfg(), mixing.get(OVERRIDES_KEY, {}), name)
+    base = copy.deepcopy(base_cfg) if base_cfg is not None else _base_cfg()
+    _apply_config_overrides(base, mixing.get(OVERRIDES_KEY, {}), name)
     from dagmix.algorithms.training_options import LossWeighting, ReplayConfig
 
     LossWeighting.from_dict(mixing.get("loss_weighting"))

@@ -19,11 +19,11 @@ class EvalResult:
     return_ci95: float
     """Half-width of the 95% Student-t confidence interval of the mean return."""
     success_rate: float
-    """Fraction of episodes that ended within the success radius of the goal."""
+    """Fraction of episodes that ended within the success radius of the goal (nan: the env reports no success)."""
     success_ci95: float
     """Half-width of the 95% Wilson score interval of the success rate (max distance to its bounds)."""
     final_distance: float
-    """Mean distance to the goal at episode end (m)."""
+    """Mean distance to the goal at episode end (m; nan: the env reports no distance)."""
     final_distance_ci95: float
     """Half-width of the 95% Student-t confidence interval of the mean final distance."""
     num_episodes: int
@@ -81,8 +81,9 @@ def evaluate_policy(
     """Run ``policy`` (deterministic output) alone on ``env`` and summarize each env's first ``num_episodes``.
 
     Every env's first episode counts once; the env must have at least ``num_episodes`` envs, and it is reset
-    first. ``env`` must expose ``last_episode_success`` and ``last_episode_final_distance`` (bool / float
-    tensors, shape (num_envs,), valid where ``dones``), as the built-in tasks do.
+    first. Where ``env`` exposes ``last_episode_success`` and ``last_episode_final_distance`` (bool / float
+    tensors, shape (num_envs,), valid where ``dones``), as the built-in tasks do, the success rate and final
+    distance are summarized too; otherwise (a gymnasium or mjlab env) they are nan.
 
     Args:
         env: An rsl_rl VecEnv of the built-in tasks.
@@ -122,6 +123,7 @@ def _run_episodes(
     sq_err = torch.zeros(n, device=device)
     counted = torch.zeros(n, device=device)
     obs = env.get_observations()
+    has_outcome = hasattr(env, "last_episode_success") and hasattr(env, "last_episode_final_distance")
     with torch.inference_mode():
         for _ in range(int(env.max_episode_length) + 1):
             actions = policy(obs)
@@ -136,15 +138,17 @@ def _run_episodes(
             dones = dones.bool()
             returns += torch.where(finished, torch.zeros_like(rewards), rewards)
             first_end = dones & ~finished
-            success = torch.where(first_end, env.last_episode_success, success)
-            final_distance = torch.where(first_end, env.last_episode_final_distance, final_distance)
+            if has_outcome:
+                success = torch.where(first_end, env.last_episode_success, success)
+                final_distance = torch.where(first_end, env.last_episode_final_distance, final_distance)
             finished |= dones
             policy.reset(dones)
     if not bool(finished[:num_episodes].all()):
         raise RuntimeError("Some evaluation episodes did not end within max_episode_length steps.")
     ret_mean, ret_ci = t_ci95(returns[:num_episodes])
-    rate, rate_ci = wilson_ci95(int(success[:num_episodes].sum()), num_episodes)
-    dist_mean, dist_ci = t_ci95(final_distance[:num_episodes])
+    nan = float("nan")
+    rate, rate_ci = wilson_ci95(int(success[:num_episodes].sum()), num_episodes) if has_outcome else (nan, nan)
+    dist_mean, dist_ci = t_ci95(final_distance[:num_episodes]) if has_outcome else (nan, nan)
     loss = None
     if teacher is not None:
         loss = float(sq_err[:num_episodes].sum() / counted[:num_episodes].sum())

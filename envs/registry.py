@@ -10,7 +10,6 @@ from dagmix.envs.quadcopter import QuadcopterEnv, QuadcopterEnvCfg
 from dagmix.envs.task_configs import check_override
 from dagmix.envs.toy import PointMassEnv
 
-
 THROWN_QUADCOPTER = {"spawn_height": 1.0, "spawn_tilt": 1.2, "spawn_lin_vel": 1.5, "spawn_ang_vel": 6.0}
 """``quadcopter_thrown``: the quadcopter started as if thrown: tilted up to 1.2 rad (69 degrees) about a random
 horizontal axis, moving at up to 1.5 m/s and spinning at up to 6 rad/s per axis, 1 m up. It needs an immediate

@@ -120,6 +120,13 @@ class GymnasiumVecEnv(VecEnv):
             device=self.device,
         )
 
+    def reset(self) -> TensorDict:
+        """Reset every env (the next episodes of each env's random stream) and return the observations."""
+        obs, _ = self.env.reset()
+        self._obs = self._to_tensor(obs)
+        self._episode_length_buf.zero_()
+        return self.get_observations()
+
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
         """Step every env; a finished env's returned observation is already its reset observation.
 

@@ -163,8 +163,9 @@ def test_throughput_benchmark_smoke():
     assert res[0]["num_envs"] == 16 and res[0]["median_steps_per_s"] > 0
 
 
-def test_reset_draws_are_never_reused_and_episodes_outlast_the_draw_period():
-    env = make("quadcopter", num_envs=1024, seed=4)
+@pytest.mark.parametrize("task", ["quadcopter", "quadcopter_thrown"])
+def test_reset_draws_are_never_reused_and_episodes_outlast_the_draw_period(task):
+    env = make(task, num_envs=1024, seed=4)
     assert 1 <= env.reset_draw_period < env.min_episode_steps
     g = torch.Generator().manual_seed(1)
     shortest = 10**9
@@ -178,3 +179,49 @@ def test_reset_draws_are_never_reused_and_episodes_outlast_the_draw_period():
             assert (new_goal != prev_goal[:, dones]).any(0).all()  # every reset got a fresh goal
         prev_goal = env.state[GOAL].clone()
     assert shortest > env.reset_draw_period
+
+
+def test_thrown_start_draws_attitude_velocity_and_rates_within_their_ranges():
+    from dagmix.envs.registry import THROWN_QUADCOPTER
+
+    env = make("quadcopter_thrown", num_envs=4096, seed=0)
+    c = env.cfg
+    assert c.thrown and c.spawn_tilt == THROWN_QUADCOPTER["spawn_tilt"] and c.spawn_height == 1.0
+    vel, omega, q = env.state[VEL], env.state[OMEGA], env.state[QUAT]
+    assert vel.abs().max() <= c.spawn_lin_vel and vel.abs().max() > 0.9 * c.spawn_lin_vel
+    assert omega.abs().max() <= c.spawn_ang_vel and omega.abs().max() > 0.9 * c.spawn_ang_vel
+    assert torch.allclose(q.square().sum(0), torch.ones(4096), atol=1e-5) and (q[3] == 0).all()  # no yaw
+    tilt = 2 * torch.acos(q[0].clamp(max=1.0))
+    assert tilt.max() <= c.spawn_tilt + 1e-4 and tilt.max() > 0.9 * c.spawn_tilt
+    assert abs(float(vel.mean())) < 0.1 and 0.3 < float(tilt.mean()) / c.spawn_tilt < 0.7  # uniform, centred
+    # every reset draws a new thrown state, and the same seed gives the same one
+    again = make("quadcopter_thrown", num_envs=4096, seed=0)
+    assert torch.equal(again.state, env.state)
+    _, _, dones, _ = env.step(torch.zeros(4096, 4))
+    for _ in range(40):
+        before = env.state[VEL].clone()
+        _, _, dones, _ = env.step(torch.zeros(4096, 4))
+        if dones.any():
+            assert not torch.equal(env.state[VEL][:, dones], before[:, dones])
+            assert (env.state[VEL][:, dones].abs() <= c.spawn_lin_vel).all()
+
+
+def test_thrown_start_ends_untrained_episodes_at_once_and_level_start_is_unchanged():
+    def mean_first_episode(env):
+        n = env.num_envs
+        length, ended = torch.zeros(n), torch.zeros(n, dtype=torch.bool)
+        for _ in range(env.max_episode_length):
+            _, _, dones, _ = env.step(torch.zeros(n, 4))
+            length += (~ended).float()
+            ended |= dones.bool()
+        return float(length.mean())
+
+    thrown = mean_first_episode(make("quadcopter_thrown", num_envs=512, seed=0))
+    level = mean_first_episode(make("quadcopter", num_envs=512, seed=0))
+    assert thrown < 50 < level  # of 500 steps: zero actions crash a thrown quadcopter within a second
+    # the level start draws exactly what it drew before the thrown start existed: goal, mass, thrust-to-weight only
+    env = make("quadcopter", num_envs=8, seed=3)
+    assert env._uniform.shape == (5, 8)
+    assert (env.state[3:6] == 0).all() and (env.state[10:13] == 0).all() and (env.state[6] == 1).all()
+    with pytest.raises(ValueError, match="spawn_tilt=-0.1 must be >= 0"):
+        make("quadcopter", num_envs=1, spawn_tilt=-0.1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -136,6 +137,54 @@ def test_compare_schedules_runs_are_reproducible_and_record_their_code(tmp_path,
     with pytest.raises(SystemExit, match="other dagmix code"):
         compare_schedules.main(argv)
     compare_schedules.main([*argv, "--allow-code-change"])
+
+
+def _task_argv(out, task, *extra):
+    return [
+        *("--task", task, "--schedules", "two_stage_third", "student_only", "--seeds", "1", "--iterations", "3"),
+        *("--num-envs", "8", "--steps-per-env", "8", "--eval-interval", "2", "--eval-episodes", "4"),
+        *("--final-eval-episodes", "6", "--workers", "1", "--out-dir", str(out)),
+        *extra,
+    ]
+
+
+def test_compare_schedules_task_pendulum_normalises_by_random_actions(tmp_path):
+    import csv
+
+    pytest.importorskip("gymnasium")
+    from dagmix.benchmarks import compare_schedules
+    from dagmix.benchmarks.run_records import return_ratio
+
+    compare_schedules.main(_task_argv(tmp_path, "pendulum"))
+    run = json.loads((tmp_path / "runs" / "two_stage_third" / "seed0.json").read_text())
+    assert run["task"] == "pendulum" and run["config"]["task"] == "pendulum"
+    assert run["config"]["num_envs"] == 8 and run["final"]["num_episodes"] == 6
+    student, teacher, random = (run[k]["return_mean"] for k in ("final", "teacher_final", "random_final"))
+    assert random < teacher - 500  # Pendulum-v1: random torques about -1200, the scripted teacher about -160
+    assert run["random_eval"]["num_episodes"] == 4
+    assert math.isnan(run["final"]["success_rate"])  # Pendulum reports no success
+    expected = (student - random) / (teacher - random)
+    assert return_ratio(run, student, "final") == pytest.approx(expected)
+    summary = {
+        r["variant"]: r
+        for r in csv.DictReader((tmp_path / "summary.csv").open())
+        if r["metric"] == "final_return_ratio"
+    }
+    assert float(summary["two_stage_third"]["mean"]) == pytest.approx(expected)
+    md = (tmp_path / "summary.md").read_text()
+    assert md.startswith("Task: pendulum.") and "uniformly random actions" in md
+    # sizes not given are the task's (the example's defaults), and a task's runs are not the quadcopter's
+    args = compare_schedules.parse_args(["--task", "pendulum"])
+    assert (args.iterations, args.num_envs, args.steps_per_env) == (150, 64, 32)
+    assert compare_schedules.parse_args([]).run_config() == {
+        **{k: v for k, v in args.run_config().items() if k != "task"},
+        **{"iterations": 200, "num_envs": 1024, "steps_per_env": 24, "eval_interval": 20},
+        **{"eval_episodes": 256, "final_eval_episodes": 1000},
+    }
+    with pytest.raises(SystemExit):
+        compare_schedules.parse_args(["--task", "pendulumm"])
+    with pytest.raises(SystemExit):
+        compare_schedules.parse_args(["--task", "pendulum", "--env-overrides", "g=9.0"])
 
 
 # ------------------------------------------------------------------------------------------ compare_dagger_ppo

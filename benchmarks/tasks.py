@@ -1,0 +1,185 @@
+"""The tasks ``compare_schedules.py --task`` runs: how to build each one's envs, train config and teacher.
+
+- ``quadcopter``: the built-in quadcopter and its shipped PPO teacher (the default; its results since the start).
+- ``quadcopter_thrown``: the built-in quadcopter started as if thrown (``dagmix.envs.registry.THROWN_QUADCOPTER``):
+  an untrained student's episodes end within about 35 steps of 500; shipped PPO teacher.
+- ``pendulum``: gymnasium's Pendulum-v1 swing-up through the gymnasium adapter, the student without the angular
+  velocity, the scripted swing-up controller as the teacher (``dagmix.integrations.gymnasium_pendulum``).
+- ``mjlab_cartpole_swingup``: mjlab's Cartpole swing-up (``Mjlab-Cartpole-Swingup-Dagmix``), the student without
+  velocities, a PPO teacher trained by mjlab's own ``train`` (``dagmix.integrations.mjlab_bench``).
+
+Returns are reported as a normalised return, (student - random) / (teacher - random), where ``random`` is uniformly
+random actions on the same episodes; for ``quadcopter`` random is taken as 0 (plain student / teacher return, as
+its committed results always were).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class BenchTask:
+    """One benchmark task: everything ``compare_schedules`` needs to distill and evaluate on it."""
+
+    name: str
+    make_env: Callable[..., Any]
+    """``make_env(num_envs, device, seed, **env_kwargs)`` -> an rsl_rl VecEnv (policy and teacher groups)."""
+    train_cfg: Callable[[str], dict[str, Any]]
+    """``train_cfg(student)`` -> the distillation train config (student ``gru`` or ``mlp``)."""
+    load_teacher: Callable[[Any, str], None]
+    """``load_teacher(runner, device)`` makes the runner's teacher the task's teacher."""
+    defaults: dict[str, Any]
+    """Default sizes: iterations, num_envs, steps_per_env, eval_interval, eval_episodes, final_eval_episodes."""
+    random_action_scale: float | None = None
+    """Random actions are uniform in [-scale, scale] for the normalised return; None: random is taken as 0."""
+    init_at_random_ep_len: bool = False
+    """Start the training envs at random points of their first episode (``learn(init_at_random_ep_len=...)``)."""
+    needs: str = ""
+    """What to install for this task (named in the error when its import fails)."""
+
+
+class RandomPolicy(torch.nn.Module):
+    """Uniformly random actions in [-scale, scale] from its own seeded generator (a baseline for evaluations)."""
+
+    def __init__(self, num_actions: int, scale: float, seed: int, device: str | torch.device = "cpu") -> None:
+        """Args: num_actions: action size; scale: half-width of the range; seed: its seed; device: torch device."""
+        super().__init__()
+        self.num_actions, self.scale = num_actions, scale
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.device = torch.device(device)
+
+    def forward(self, obs: Any) -> torch.Tensor:
+        """Return random actions, one row per env of ``obs``."""
+        n = obs.batch_size[0]
+        u = torch.rand(n, self.num_actions, generator=self.generator, device=self.device)
+        return (u * 2.0 - 1.0) * self.scale
+
+    def reset(self, dones: Any = None, hidden_state: Any = None) -> None:
+        """Nothing to reset (no memory)."""
+
+
+# ------------------------------------------------------------------------------------------------ built-in
+def _builtin(task: str) -> BenchTask:
+    def make_env(num_envs: int, device: str, seed: int, **kwargs: Any) -> Any:
+        from dagmix.envs import make
+
+        return make(task, num_envs=num_envs, device=device, seed=seed, **kwargs)
+
+    def train_cfg(student: str) -> dict[str, Any]:
+        from dagmix.envs.task_configs import distill_train_cfg, student_model
+
+        cfg = distill_train_cfg(task)
+        cfg["student"] = student_model(student)
+        return cfg
+
+    def load_teacher(runner: Any, device: str) -> None:
+        from dagmix.envs.task_configs import shipped_teacher
+
+        runner.load(shipped_teacher(task), map_location=device)
+
+    defaults = {
+        "iterations": 200,
+        "num_envs": 1024,
+        "steps_per_env": 24,
+        "eval_interval": 20,
+        "eval_episodes": 256,
+        "final_eval_episodes": 1000,
+    }
+    scale = None if task == "quadcopter" else 1.0
+    return BenchTask(task, make_env, train_cfg, load_teacher, defaults, random_action_scale=scale)
+
+
+# ------------------------------------------------------------------------------------------------ gymnasium
+def _pendulum() -> BenchTask:
+    def make_env(num_envs: int, device: str, seed: int, **kwargs: Any) -> Any:
+        from dagmix.integrations.gymnasium_pendulum import make_env as make_pendulum
+
+        if device != "cpu":
+            raise ValueError(f"The pendulum task runs on the CPU (gymnasium); got device={device!r}.")
+        if kwargs:
+            raise ValueError(f"The pendulum task takes no env overrides; got {sorted(kwargs)}.")
+        return make_pendulum(num_envs, seed)
+
+    def train_cfg(student: str) -> dict[str, Any]:
+        from dagmix.integrations.gymnasium_pendulum import Args
+        from dagmix.integrations.gymnasium_pendulum import train_cfg as pendulum_cfg
+
+        if student != "gru":
+            raise ValueError("The pendulum task's student is the example's GRU (--student gru).")
+        return pendulum_cfg(Args())
+
+    def load_teacher(runner: Any, device: str) -> None:
+        from dagmix.integrations.callable_teacher import use_callable_teacher
+        from dagmix.integrations.gymnasium_pendulum import pendulum_expert
+
+        use_callable_teacher(runner, pendulum_expert)
+
+    defaults = {  # the example's defaults (64 envs, 150 iterations of 32 steps)
+        "iterations": 150,
+        "num_envs": 64,
+        "steps_per_env": 32,
+        "eval_interval": 15,
+        "eval_episodes": 100,
+        "final_eval_episodes": 500,
+    }
+    return BenchTask("pendulum", make_env, train_cfg, load_teacher, defaults, 2.0, True, "dagmix[gymnasium]")
+
+
+# ------------------------------------------------------------------------------------------------ mjlab
+def _mjlab_cartpole() -> BenchTask:
+    def make_env(num_envs: int, device: str, seed: int, **kwargs: Any) -> Any:
+        from dagmix.integrations import mjlab_bench
+
+        if kwargs:
+            raise ValueError(f"The mjlab_cartpole_swingup task takes no env overrides; got {sorted(kwargs)}.")
+        return mjlab_bench.make_env(num_envs, device, seed)
+
+    def train_cfg(student: str) -> dict[str, Any]:
+        from dagmix.integrations import mjlab_bench
+
+        if student != "gru":
+            raise ValueError("The mjlab_cartpole_swingup task's student is its GRU (--student gru).")
+        return mjlab_bench.train_cfg()
+
+    def load_teacher(runner: Any, device: str) -> None:
+        from dagmix.integrations import mjlab_bench
+
+        runner.load(mjlab_bench.teacher_checkpoint(), map_location=device)
+
+    defaults = {
+        "iterations": 200,
+        "num_envs": 256,
+        "steps_per_env": 24,
+        "eval_interval": 20,
+        "eval_episodes": 64,
+        "final_eval_episodes": 256,
+    }
+    return BenchTask("mjlab_cartpole_swingup", make_env, train_cfg, load_teacher, defaults, 1.0, False, "dagmix[mjlab]")
+
+
+TASKS: dict[str, Callable[[], BenchTask]] = {
+    "quadcopter": lambda: _builtin("quadcopter"),
+    "quadcopter_thrown": lambda: _builtin("quadcopter_thrown"),
+    "pendulum": _pendulum,
+    "mjlab_cartpole_swingup": _mjlab_cartpole,
+}
+
+
+def get_task(name: str) -> BenchTask:
+    """Return the benchmark task ``name``; raise ValueError naming the known ones."""
+    if name not in TASKS:
+        raise ValueError(f"Unknown benchmark task {name!r}; known tasks: {', '.join(TASKS)}.")
+    return TASKS[name]()
+
+
+def normalised(value: float, teacher: float, random: float | None) -> float:
+    """Return (value - random) / (teacher - random); random None or 0: value / teacher."""
+    r = random or 0.0
+    span = teacher - r
+    return (value - r) / span if span != 0 else math.nan
