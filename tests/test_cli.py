@@ -161,3 +161,34 @@ def test_help_of_the_command_and_every_subcommand(command, capsys):
             assert sub in out
     subparsers = cli.build_parser()._subparsers._group_actions[0].choices  # every sub-command is covered above
     assert set(subparsers) == {"train-teacher", "distill", "eval", "export"}
+
+
+def test_distill_the_thrown_quadcopter_with_its_shipped_teacher(tmp_path, capsys):
+    """``--task quadcopter_thrown`` distills its own shipped teacher, which recovers from the thrown start."""
+    from dagmix.envs.task_configs import shipped_teacher
+
+    argv = ["distill", "--task", "quadcopter_thrown", *TINY, "--max_iterations", "2", "--log_root", str(tmp_path)]
+    assert cli.main([*argv, "--eval_interval", "0", "--final_eval_episodes", "16", SHORT]) == 0
+    assert glob.glob(str(tmp_path / "rsl_rl" / "quadcopter_thrown_distillation" / "*" / "model_1.pt"))
+    assert "student / teacher return:" in capsys.readouterr().out
+    # the shipped teacher flies the thrown start (full 10 s episodes), where zero actions crash within a second
+    path = tmp_path / "eval.json"
+    teacher = shipped_teacher("quadcopter_thrown")
+    assert (
+        cli.main(
+            [
+                "eval",
+                "--task",
+                "quadcopter_thrown",
+                "--checkpoint",
+                teacher,
+                "--num_episodes",
+                "64",
+                "--json",
+                str(path),
+            ]
+        )
+        == 0
+    )
+    row = json.loads(path.read_text())["teacher"]
+    assert row["success_rate"] >= 0.9 and row["return_mean"] > 100.0
