@@ -1,0 +1,72 @@
+"""The mjlab Cartpole swing-up of the schedule benchmark: its env, its distillation config and its shipped teacher."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+if os.environ.get("DAGMIX_REQUIRE_MJLAB") != "1":
+    pytest.importorskip("mjlab")
+
+from dagmix.algorithms import MixingDistillationRunner  # noqa: E402
+from dagmix.integrations import mjlab_bench  # noqa: E402
+
+
+def _zero_steps(env, steps):
+    obs, _ = env.reset()
+    seen = [obs["actor"].clone()]
+    for _ in range(steps):
+        obs, _, _, _ = env.step(torch.zeros(env.num_envs, 1))
+        seen.append(obs["actor"].clone())
+    return torch.stack(seen)
+
+
+def test_env_is_seeded_by_its_own_stream():
+    before = torch.get_rng_state()
+    env = mjlab_bench.make_env(3, seed=7)
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's global RNG is left alone
+    first = _zero_steps(env, 3)
+    torch.rand(100)  # what else draws from the global RNG does not change the episodes
+    again = _zero_steps(mjlab_bench.make_env(3, seed=7), 3)
+    other = _zero_steps(mjlab_bench.make_env(3, seed=8), 3)
+    assert torch.equal(first, again)
+    assert not torch.equal(first[0], other[0])
+    assert not torch.equal(first[0, 0], first[0, 1])  # each env draws its own start
+    obs = env.get_observations()
+    assert obs["student"].shape == (3, 3) and obs["actor"].shape == (3, 5)  # the student sees no velocities
+    assert isinstance(env.max_episode_length, int) and env.max_episode_length == 1000
+    with pytest.raises(ValueError, match=r"num_envs=0 must be an integer >= 1"):
+        mjlab_bench.make_env(0)
+
+
+def test_shipped_teacher_loads_and_swings_up():
+    env = mjlab_bench.make_env(4, seed=0)
+    cfg = mjlab_bench.train_cfg()
+    assert cfg["obs_groups"] == {"student": ["student"], "teacher": ["actor"]}
+    cfg.update(num_steps_per_env=8, max_iterations=2)
+    cfg["algorithm"].update(gradient_length=8, mixing={"schedule": "two_stage", "phase1_iterations": 1})
+    runner = MixingDistillationRunner(env, cfg, log_dir=None, device="cpu")
+    runner.load(mjlab_bench.teacher_checkpoint())  # a PPO checkpoint: loads the teacher only (strict)
+    runner.learn(2)
+    assert runner.current_learning_iteration == 1 and runner.alg.teacher_loaded
+
+    # one episode: the teacher drives envs 0 and 1, envs 2 and 3 get zero actions (the pole stays down)
+    teacher_drives = torch.tensor([True, True, False, False])
+    obs, _ = env.reset()
+    returns = torch.zeros(4)
+    ended = torch.zeros(4, dtype=torch.bool)
+    with torch.no_grad():
+        for _ in range(env.max_episode_length + 1):
+            action = torch.where(teacher_drives[:, None], runner.alg.teacher(obs), 0.0)
+            obs, reward, dones, _ = env.step(action)
+            returns += torch.where(ended, 0.0, reward)
+            ended |= dones.bool()
+            if ended.all():
+                break
+    assert ended.all()
+    # the return is at most 50 (reward <= 1 per step, times the 0.05 s step); the shipped teacher earns 48.2 (its
+    # JSON), zero actions 0.003, uniform random actions 8.6
+    assert returns[2:].max() < 1.0, returns
+    assert returns[:2].min() > 30.0, returns
