@@ -113,6 +113,8 @@ class Args:
             key, eq, value = item.partition("=")
             if not eq or not key:
                 raise ValueError(f"--env-overrides item {item!r} is not key=value (e.g. episode_length_s=5.0).")
+            if key in ("num_envs", "device", "seed"):
+                raise ValueError(f"--env-overrides cannot set {key}: use --num-envs / --device (seeds are per run).")
             kwargs[key] = parse_value(value)
         return kwargs
 

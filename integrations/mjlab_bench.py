@@ -86,10 +86,17 @@ class SeededMjlabVecEnv(RslRlVecEnvWrapper):
         max_episode_length: Episode length in env steps (1000 for the swing-up: 50 s at 20 Hz).
     """
 
-    def __init__(self, task_id: str, num_envs: int, device: str, seed: int) -> None:
-        """Build ``task_id``'s training env with ``num_envs`` envs on ``device`` and reset it (seeded by ``seed``)."""
+    def __init__(
+        self, task_id: str, num_envs: int, device: str, seed: int, episode_length_s: float | None = None
+    ) -> None:
+        """Build ``task_id``'s training env with ``num_envs`` envs on ``device`` and reset it (seeded by ``seed``).
+
+        ``episode_length_s`` replaces the task's episode length (s) when given.
+        """
         env_cfg = registry.load_env_cfg(task_id)
         env_cfg.scene.num_envs = num_envs
+        if episode_length_s is not None:
+            env_cfg.episode_length_s = float(episode_length_s)
         env_cfg.seed = None  # mjlab would seed the global generators; the private stream replaces that
         self._rng = _PrivateRng(seed, torch.device(device))
         with self._rng.active():
@@ -106,7 +113,9 @@ class SeededMjlabVecEnv(RslRlVecEnvWrapper):
             return super().step(actions)
 
 
-def make_env(num_envs: int, device: str = "cpu", seed: int = 0) -> SeededMjlabVecEnv:
+def make_env(
+    num_envs: int, device: str = "cpu", seed: int = 0, episode_length_s: float | None = None
+) -> SeededMjlabVecEnv:
     """Return the ``Mjlab-Cartpole-Swingup-Dagmix`` env, wrapped for rsl_rl and reset.
 
     Observation groups: ``student`` (cart position, cos/sin of the pole angle: shape ``(num_envs, 3)``), ``actor``
@@ -118,14 +127,17 @@ def make_env(num_envs: int, device: str = "cpu", seed: int = 0) -> SeededMjlabVe
         num_envs: Number of parallel envs.
         device: ``"cpu"`` or a CUDA device (mjlab's Warp simulation runs on either).
         seed: Seed of the env's reset states.
+        episode_length_s: Episode length in seconds instead of the task's 50 s (e.g. short episodes in tests).
 
     Raises:
         ValueError: ``num_envs`` is not a positive integer.
     """
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
         raise ValueError(f"num_envs={num_envs!r} must be an integer >= 1.")
+    if episode_length_s is not None and not episode_length_s > 0:
+        raise ValueError(f"episode_length_s={episode_length_s!r} must be > 0.")
     register_builtin_variants()
-    return SeededMjlabVecEnv(TASK_ID, num_envs, device, seed)
+    return SeededMjlabVecEnv(TASK_ID, num_envs, device, seed, episode_length_s)
 
 
 def train_cfg() -> dict[str, Any]:

@@ -70,3 +70,25 @@ def test_shipped_teacher_loads_and_swings_up():
     # JSON), zero actions 0.003, uniform random actions 8.6
     assert returns[2:].max() < 1.0, returns
     assert returns[:2].min() > 30.0, returns
+
+
+def test_compare_schedules_runs_the_mjlab_task(tmp_path):
+    """``compare_schedules --task mjlab_cartpole_swingup`` distills and reports, normalised by random actions."""
+    import json
+    import math
+
+    from dagmix.benchmarks import compare_schedules
+
+    argv = ["--task", "mjlab_cartpole_swingup", "--schedules", "two_stage_third", "--seeds", "1"]
+    argv += ["--iterations", "2", "--num-envs", "4", "--steps-per-env", "8", "--eval-interval", "5"]
+    argv += ["--eval-episodes", "2", "--final-eval-episodes", "2", "--handover-offsets", "0"]
+    argv += ["--env-overrides", "episode_length_s=2.5"]  # 50-step episodes: each evaluation is one episode
+    compare_schedules.main([*argv, "--workers", "1", "--out-dir", str(tmp_path)])
+    run = json.loads((tmp_path / "runs" / "two_stage_third" / "seed0.json").read_text())
+    assert run["task"] == "mjlab_cartpole_swingup" and run["config"]["num_envs"] == 4
+    assert run["config"]["env_overrides"] == ["episode_length_s=2.5"] and run["final"]["num_episodes"] == 2
+    assert run["teacher_final"]["return_mean"] != run["random_final"]["return_mean"]
+    assert math.isnan(run["final"]["success_rate"])  # the cartpole reports no success
+    with pytest.raises(SystemExit):
+        compare_schedules.parse_args(["--task", "mjlab_cartpole_swingup", "--env-overrides", "num_envs=3"])
+    assert (tmp_path / "summary.md").read_text().startswith("Task: mjlab_cartpole_swingup.")
