@@ -63,7 +63,7 @@ class Args:
     steps_per_env: int | None = None
     """Rollout length per iteration, num_steps_per_env (default: the task's; quadcopter 24)."""
     student: str = "gru"
-    """Student model: gru (the demo's) or mlp."""
+    """Student model: gru (the task's distillation student; the quadcopters': 128 units) or mlp."""
     eval_interval: int | None = None
     """Evaluate the student alone every N iterations, and at the last (default: the task's; quadcopter 20)."""
     eval_episodes: int | None = None

@@ -75,7 +75,8 @@ def _builtin(task: str) -> BenchTask:
         from dagmix.envs.task_configs import distill_train_cfg, student_model
 
         cfg = distill_train_cfg(task)
-        cfg["student"] = student_model(student)
+        if student != "gru":  # the GRU is distill_train_cfg's own (DISTILL_RNN_HIDDEN_DIM units)
+            cfg["student"] = student_model(student)
         return cfg
 
     def load_teacher(runner: Any, device: str) -> None:
