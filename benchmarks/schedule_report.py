@@ -288,8 +288,10 @@ def _stability_table(metrics: dict[str, list[dict[str, Any]]], variants: Sequenc
         gaps = [m["last_best_gap"] for m in metrics[v] if m.get("last_best_gap") is not None]
         gap_max = f"{max(gaps):.3f}" if gaps else "–"
         gap_mean = f"{sum(gaps) / len(gaps):.3f}" if gaps else "–"
+        known = [x for x in success if not math.isnan(x)]  # nan: the task reports no success (e.g. Pendulum)
+        success_min = f"{min(known):.3f}" if known else "–"
         lines.append(
-            f"| {v} | {len(ratios)} | {min(ratios):.3f} | {max(ratios) - min(ratios):.3f} | {min(success):.3f} | "
+            f"| {v} | {len(ratios)} | {min(ratios):.3f} | {max(ratios) - min(ratios):.3f} | {success_min} | "
             f"{gap_max} | {gap_mean} |"
         )
     return lines
