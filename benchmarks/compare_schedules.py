@@ -54,7 +54,9 @@ class Args:
     schedules: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
     """Variants to compare: built-in names, or '<schedule>[:key=value,...]' for any schedule dagmix knows."""
     seeds: int = 5
-    """Seeds per variant (0 .. seeds-1); the same seed gives every variant the same env and eval episodes."""
+    """Seeds per variant (first_seed .. first_seed+seeds-1); the same seed gives every variant the same episodes."""
+    first_seed: int = 0
+    """The first seed (e.g. --first-seed 2 --seeds 1 runs seed 2 alone)."""
     iterations: int | None = None
     """Learning iterations per run (equal env-step budget: iterations * num_envs * steps_per_env); default: the
     task's (quadcopter 200)."""
@@ -133,6 +135,8 @@ def parse_args(argv: list[str] | None = None) -> Args:
     for name, value in task.defaults.items():  # sizes left unset take the task's
         if getattr(args, name) is None:
             setattr(args, name, value)
+    if args.first_seed < 0:
+        parser.error(f"--first-seed={args.first_seed} must be >= 0")
     for name in ("seeds", "iterations", "num_envs", "steps_per_env", "workers", "threads", "eval_interval"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= 1")
@@ -273,7 +277,7 @@ def run_all(args: Args, run_fn: Callable[[dict[str, Any], str, int, str], dict[s
     want = _hash(args.run_config())
     code = code_version()
     for variant in args.schedules:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             path = _run_path(args, variant, seed)
             if os.path.isfile(path):
                 with open(path) as f:
@@ -345,7 +349,8 @@ def main(argv: list[str] | None = None) -> None:
     os.makedirs(args.out_dir, exist_ok=True)
     if not args.report_only:
         run_all(args)
-    runs = schedule_report.load_runs(args.out_dir, args.schedules, args.seeds, lambda v, s: _run_path(args, v, s))
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    runs = schedule_report.load_runs(args.out_dir, args.schedules, seeds, lambda v, s: _run_path(args, v, s))
     if not runs:
         raise SystemExit(f"No finished runs under {args.out_dir}/runs for the selected schedules.")
     report_dir = args.report_dir or args.out_dir

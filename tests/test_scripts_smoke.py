@@ -129,6 +129,12 @@ def test_compare_schedules_runs_are_reproducible_and_record_their_code(tmp_path,
     assert a["config"]["threads"] == 1 and a["code"]["source_hash"] == compare_schedules.code_version()["source_hash"]
     assert "commit" in a["code"] and "dirty" in a["code"]
     assert "Runs made by: " in (tmp_path / "a" / "summary.md").read_text()
+    # --first-seed runs a later seed alone (its own episodes), next to the others
+    compare_schedules.main([*argv, "--first-seed", "1"])
+    c = json.loads((tmp_path / "a" / "runs" / "two_stage_third" / "seed1.json").read_text())
+    assert c["seed"] == 1 and c["config_hash"] == a["config_hash"] and c["final"] != a["final"]
+    with pytest.raises(SystemExit):
+        compare_schedules.parse_args(["--first-seed", "-1"])
     # the thread count changes the numbers, so it is part of the settings
     with pytest.raises(SystemExit, match="produced with other settings"):
         compare_schedules.main([*argv, "--threads", "2"])
