@@ -107,7 +107,8 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
     cfg = dagger_ppo_train_cfg("quadcopter")
     cfg.update(num_steps_per_env=args.steps_per_env, max_iterations=args.iterations, seed=seed, logger="tensorboard")
     cfg["algorithm"].update(algo, phase_console_output=False)
-    cfg["actor"] = student_model(args.student)
+    if args.student != "gru":  # the GRU is dagger_ppo_train_cfg's own (the distillation student's size)
+        cfg["actor"] = student_model(args.student)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     t0 = time.time()
     with open(path[: -len(".json")] + ".log", "w") as log, contextlib.redirect_stdout(log):

@@ -160,7 +160,7 @@ def dagger_ppo_train_cfg(task: str) -> dict[str, Any]:
             "mixing": copy.deepcopy(DAGGER_PPO_MIXING),
         }
     )
-    cfg["actor"] = student_model()
+    cfg["actor"] = student_model(rnn_hidden_dim=DISTILL_RNN_HIDDEN_DIM)  # a distilled student initialises it
     cfg["teacher"] = copy.deepcopy(TEACHER_MODEL)
     return cfg
 
