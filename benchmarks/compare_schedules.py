@@ -184,7 +184,7 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> di
     args = Args(**args_dict)
     task = get_task(args.task)
     torch.set_num_threads(args.threads)
-    mixing = resolve_variant(variant, args.iterations)
+    mixing = resolve_variant(variant, args.iterations, task.train_cfg(args.student))  # overrides checked on its cfg
     cfg = _train_cfg(args, mixing, seed, variant)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     t0 = time.time()

@@ -15,7 +15,6 @@ its committed results always were).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -180,10 +179,3 @@ def get_task(name: str) -> BenchTask:
     if name not in TASKS:
         raise ValueError(f"Unknown benchmark task {name!r}; known tasks: {', '.join(TASKS)}.")
     return TASKS[name]()
-
-
-def normalised(value: float, teacher: float, random: float | None) -> float:
-    """Return (value - random) / (teacher - random); random None or 0: value / teacher."""
-    r = random or 0.0
-    span = teacher - r
-    return (value - r) / span if span != 0 else math.nan

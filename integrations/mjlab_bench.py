@@ -20,7 +20,6 @@ import contextlib
 import copy
 import dataclasses
 import json
-import math
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -29,10 +28,11 @@ import torch
 from mjlab.envs import ManagerBasedRlEnv
 from mjlab.rl import RslRlVecEnvWrapper
 from mjlab.tasks import registry
-from scipy import stats
 from tensordict import TensorDict
 
 from dagmix.algorithms import MixingDistillationRunner
+from dagmix.envs.evaluation import t_ci95
+from dagmix.envs.task_configs import ASSETS
 from dagmix.integrations.mjlab_tasks import _drop_unset
 from dagmix.integrations.mjlab_train import register_builtin_variants
 
@@ -191,7 +191,7 @@ def teacher_checkpoint() -> str:
         FileNotFoundError: the file is missing from the installed package (re-train it with
             ``scripts/train_mjlab_cartpole_teacher.sh``).
     """
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "envs", "assets", TEACHER_FILE)
+    path = os.path.join(ASSETS, TEACHER_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"The mjlab swing-up teacher {path} is missing; re-train it with scripts/train_mjlab_cartpole_teacher.sh."
@@ -200,10 +200,9 @@ def teacher_checkpoint() -> str:
 
 
 def _mean_ci95(values: torch.Tensor) -> dict[str, float]:
-    """Return the mean and the half-width of its 95% Student-t interval."""
-    x = values.double().cpu()
-    sem = float(x.std()) / math.sqrt(x.numel())
-    return {"mean": round(float(x.mean()), 3), "ci95": round(float(stats.t.ppf(0.975, x.numel() - 1)) * sem, 3)}
+    """Return the mean and the half-width of its 95% Student-t interval (``evaluation.t_ci95``), rounded."""
+    mean, ci95 = t_ci95(values)
+    return {"mean": round(mean, 3), "ci95": round(ci95, 3)}
 
 
 def evaluate_returns(checkpoint: str, num_envs: int = 64, seed: int = 0, device: str = "cpu") -> dict[str, Any]:
