@@ -85,16 +85,22 @@ def test_dagger_ppo_python_dict_front_end_accepts_every_key():
         validate_dagger_ppo({"init_student": 3})
 
 
-@pytest.mark.parametrize("path", schema_paths(DAggerPPOSchema))
-def test_cli_dagger_ppo_front_end_reaches_every_key(path):
-    from dagmix.envs.task_configs import apply_overrides, dagger_ppo_train_cfg
+def _assert_cli_sets(cfg, path):
+    """``algorithm.<path>=None`` on the command line sets that key of ``cfg`` (None: accepted for every key)."""
+    from dagmix.envs.task_configs import apply_overrides
 
-    cfg = dagger_ppo_train_cfg("quadcopter")
     apply_overrides(cfg, {}, [f"algorithm.{path}=None"])
     node = cfg["algorithm"]
     for part in path.split(".")[:-1]:
         node = node[part]
     assert path.split(".")[-1] in node and node[path.split(".")[-1]] is None
+
+
+@pytest.mark.parametrize("path", schema_paths(DAggerPPOSchema))
+def test_cli_dagger_ppo_front_end_reaches_every_key(path):
+    from dagmix.envs.task_configs import dagger_ppo_train_cfg
+
+    _assert_cli_sets(dagger_ppo_train_cfg("quadcopter"), path)
 
 
 def test_cli_dagger_ppo_front_end_types_and_refuses_distillation_keys():
@@ -116,14 +122,9 @@ def test_cli_dagger_ppo_front_end_types_and_refuses_distillation_keys():
 
 @pytest.mark.parametrize("path", schema_paths())
 def test_cli_front_end_reaches_every_key(path):
-    from dagmix.envs.task_configs import apply_overrides, distill_train_cfg
+    from dagmix.envs.task_configs import distill_train_cfg
 
-    cfg = distill_train_cfg("quadcopter")
-    apply_overrides(cfg, {}, [f"algorithm.{path}=None"])  # None: accepted for every key, typed ones included
-    node = cfg["algorithm"]
-    for part in path.split(".")[:-1]:
-        node = node[part]
-    assert path.split(".")[-1] in node and node[path.split(".")[-1]] is None
+    _assert_cli_sets(distill_train_cfg("quadcopter"), path)
 
 
 def test_cli_front_end_checks_types_and_suggests():
