@@ -6,7 +6,6 @@ this file inside its Isaac Lab venv, so they execute in CI. The others run every
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -43,18 +42,6 @@ UNSET_MIXING = {
     "assignment": "random",
     "seed": None,
 }
-
-
-@pytest.fixture
-def isaaclab():
-    """Skip (with the reason) where Isaac Lab is not installed; ``scripts/test_isaaclab.sh`` runs these."""
-    if os.environ.get("DAGMIX_REQUIRE_ISAACLAB") == "1":  # the Isaac Lab venv: a failed import must fail
-        import isaaclab_rl  # noqa: F401
-    else:
-        pytest.importorskip("isaaclab_rl", reason="needs Isaac Lab 3.0 (scripts/test_isaaclab.sh runs these)")
-    from dagmix.integrations import isaaclab_cfg
-
-    return isaaclab_cfg
 
 
 def _cfg(isaaclab_cfg, **kwargs):

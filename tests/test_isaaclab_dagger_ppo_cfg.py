@@ -5,8 +5,6 @@ Needs Isaac Lab (skips without it); ``scripts/test_isaaclab.sh`` runs this file 
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 from helpers import make_env
@@ -14,18 +12,6 @@ from helpers import make_env
 from dagmix.algorithms import _compat
 
 pytestmark = pytest.mark.skipif(not _compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
-
-
-@pytest.fixture
-def isaaclab():
-    """Skip (with the reason) where Isaac Lab is not installed."""
-    if os.environ.get("DAGMIX_REQUIRE_ISAACLAB") == "1":  # the Isaac Lab venv: a failed import must fail
-        import isaaclab_rl  # noqa: F401
-    else:
-        pytest.importorskip("isaaclab_rl", reason="needs Isaac Lab 3.0 (scripts/test_isaaclab.sh runs these)")
-    from dagmix.integrations import isaaclab_cfg
-
-    return isaaclab_cfg
 
 
 def _runner_cfg(isaaclab_cfg, **algorithm):
