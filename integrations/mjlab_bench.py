@@ -33,7 +33,7 @@ from tensordict import TensorDict
 from dagmix.algorithms import MixingDistillationRunner
 from dagmix.envs.evaluation import t_ci95
 from dagmix.envs.task_configs import ASSETS
-from dagmix.integrations.mjlab_tasks import _drop_unset
+from dagmix.integrations.mjlab_tasks import drop_unset_model_keys
 from dagmix.integrations.mjlab_train import register_builtin_variants
 
 TASK_ID = "Mjlab-Cartpole-Swingup-Dagmix"
@@ -178,8 +178,8 @@ def train_cfg() -> dict[str, Any]:
             "learning_rate_iterations": None,
             "ema_decay": 0.9,
         },
-        "student": _drop_unset(dataclasses.asdict(copy.deepcopy(rl.student))),
-        "teacher": _drop_unset(dataclasses.asdict(copy.deepcopy(rl.teacher))),
+        "student": drop_unset_model_keys(dataclasses.asdict(copy.deepcopy(rl.student))),
+        "teacher": drop_unset_model_keys(dataclasses.asdict(copy.deepcopy(rl.teacher))),
         "logger": "tensorboard",
     }
 

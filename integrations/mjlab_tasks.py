@@ -133,7 +133,7 @@ def mixing_dict(cfg: dict) -> dict:
     return {"schedule": name, **{k: v for k, v in cfg.items() if k in takes and v is not None}}
 
 
-def _drop_unset(model: dict) -> dict:
+def drop_unset_model_keys(model: dict) -> dict:
     """Drop the optional model keys mjlab leaves None (as MjlabOnPolicyRunner does for actor/critic)."""
     model = {k: v for k, v in model.items() if not (k in ("cnn_cfg", "distribution_cfg") and v is None)}
     if model.get("rnn_type") is None:
@@ -148,7 +148,7 @@ class MjlabMixingDistillationRunner(MixingDistillationRunner, MjlabOnPolicyRunne
         """Convert the dataclass dict (``asdict`` of :class:`DagmixDistillationRunnerCfg`), build, load the teacher."""
         cfg = copy.deepcopy(train_cfg)
         teacher_checkpoint = cfg.pop("teacher_checkpoint", None)
-        cfg["student"], cfg["teacher"] = _drop_unset(cfg["student"]), _drop_unset(cfg["teacher"])
+        cfg["student"], cfg["teacher"] = drop_unset_model_keys(cfg["student"]), drop_unset_model_keys(cfg["teacher"])
         algorithm = cfg["algorithm"]
         algorithm["mixing"] = mixing_dict(algorithm["mixing"])
         cfg["obs_groups"] = {k: list(v) for k, v in cfg["obs_groups"].items()}
