@@ -10,7 +10,7 @@ smooth cartpole reward) with a student that sees the cart position and the pole 
     env = mjlab_bench.make_env(num_envs=256, seed=0)
     runner = MixingDistillationRunner(env, mjlab_bench.train_cfg(), log_dir=None, device="cpu")
     runner.load(mjlab_bench.teacher_checkpoint())  # the PPO teacher (envs/assets/, see its JSON)
-    runner.learn(runner.cfg["max_iterations"])
+    runner.learn(runner.cfg["max_iterations"], init_at_random_ep_len=True)  # as mjlab's train: out-of-step episodes
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ def test_shipped_teacher_loads_and_swings_up():
     assert returns[:2].min() > 30.0, returns
 
 
-def test_compare_schedules_runs_the_mjlab_task(tmp_path):
+def test_compare_schedules_runs_the_mjlab_task(tmp_path, monkeypatch):
     """``compare_schedules --task mjlab_cartpole_swingup`` distills and reports, normalised by random actions."""
     import json
     import math
@@ -83,7 +83,18 @@ def test_compare_schedules_runs_the_mjlab_task(tmp_path):
     argv += ["--iterations", "2", "--num-envs", "4", "--steps-per-env", "8", "--eval-interval", "5"]
     argv += ["--eval-episodes", "2", "--final-eval-episodes", "2", "--handover-offsets", "0"]
     argv += ["--env-overrides", "episode_length_s=2.5"]  # 50-step episodes: each evaluation is one episode
+    learn_calls = []
+    learn = MixingDistillationRunner.learn
+
+    def spy(self, num_learning_iterations, init_at_random_ep_len=False):
+        learn_calls.append(init_at_random_ep_len)
+        return learn(self, num_learning_iterations, init_at_random_ep_len)
+
+    monkeypatch.setattr(MixingDistillationRunner, "learn", spy)
     compare_schedules.main([*argv, "--workers", "1", "--out-dir", str(tmp_path)])
+    # 1000-step episodes that end only by time-out: the training envs start out of step, as under mjlab's train
+    # (in step, every env swings up in the same rollout and the student learned nothing: 0.09 normalised)
+    assert learn_calls == [True]
     run = json.loads((tmp_path / "runs" / "two_stage_third" / "seed0.json").read_text())
     assert run["task"] == "mjlab_cartpole_swingup" and run["config"]["num_envs"] == 4
     assert run["config"]["env_overrides"] == ["episode_length_s=2.5"] and run["final"]["num_episodes"] == 2
