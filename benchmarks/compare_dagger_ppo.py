@@ -76,14 +76,12 @@ def parse_args(argv: list[str] | None = None) -> Args:
 
     parser = dataclass_parser(Args, "python -m dagmix.benchmarks.compare_dagger_ppo", __doc__)
     args = Args(**vars(parser.parse_args(argv)))
-    for name in ("seeds", "iterations", "num_envs", "steps_per_env", "workers", "threads", "eval_interval"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= 1")
+    if args.task != "quadcopter":
+        parser.error(f"--task={args.task!r}: this benchmark runs the quadcopter only (its DAgger+PPO config)")
+    compare_schedules.check_sizes(parser, args)
     unknown = [v for v in args.schedules if v not in DISTILLATION and v not in DAGGER_PPO]
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choose from {', '.join([*DISTILLATION, *DAGGER_PPO])}")
-    if args.student not in ("gru", "mlp"):
-        parser.error(f"--student={args.student!r} is not one of 'gru', 'mlp'")
     return args
 
 
@@ -190,7 +188,9 @@ def main(argv: list[str] | None = None) -> None:
     os.makedirs(args.out_dir, exist_ok=True)
     if not args.report_only:
         compare_schedules.run_all(args, run_one)
-    runs = schedule_report.load_runs(args.out_dir, args.schedules, args.seeds, lambda v, s: _run_path(args, v, s))
+    runs = schedule_report.load_runs(
+        args.out_dir, args.schedules, args.seed_range(), lambda v, s: _run_path(args, v, s)
+    )
     if not runs:
         raise SystemExit(f"No finished runs under {args.out_dir}/runs for the selected variants.")
     report_dir = args.report_dir or args.out_dir

@@ -15,6 +15,7 @@ Run ``python -m dagmix.benchmarks.compare_schedules -h``; benchmarks/RESULTS.md 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import json
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # The variants and the run bookkeeping live in their own modules; their names stay importable from here, and
 # ``run_all`` / ``run_one`` look ``code_version`` up in this module (so tests can replace it here).
@@ -42,6 +43,9 @@ from dagmix.benchmarks.variants import (  # noqa: F401
     resolve_variant,
     variant_dir_name,
 )
+
+if TYPE_CHECKING:
+    from dagmix.benchmarks.tasks import BenchTask
 
 
 # ------------------------------------------------------------------------------------------------ args
@@ -92,6 +96,10 @@ class Args:
     allow_code_change: bool = False
     """Resume next to finished runs made by other dagmix code (another source hash); refused by default."""
 
+    def seed_range(self) -> range:
+        """Return the seeds to run and report: first_seed .. first_seed+seeds-1."""
+        return range(self.first_seed, self.first_seed + self.seeds)
+
     def run_config(self) -> dict[str, Any]:
         """Return the settings a run's result depends on (stored with it; resuming with others is refused).
 
@@ -121,13 +129,10 @@ class Args:
         return kwargs
 
 
-def parse_args(argv: list[str] | None = None) -> Args:
-    """Parse flags named after the Args fields; validate them."""
-    from dagmix.benchmarks._args import dataclass_parser
+def check_sizes(parser: argparse.ArgumentParser, args: Args) -> BenchTask:
+    """Fill the sizes left unset from ``args.task``'s defaults, refuse bad ones (``parser.error``), return the task."""
     from dagmix.benchmarks.tasks import get_task
 
-    parser = dataclass_parser(Args, "python -m dagmix.benchmarks.compare_schedules", __doc__)
-    args = Args(**vars(parser.parse_args(argv)))
     try:
         task = get_task(args.task)
     except ValueError as e:
@@ -144,6 +149,16 @@ def parse_args(argv: list[str] | None = None) -> Args:
         parser.error(f"--student={args.student!r} is not one of 'gru', 'mlp'")
     if not 1 <= args.eval_episodes <= 100_000 or not 1 <= args.final_eval_episodes <= 100_000:
         parser.error("--eval-episodes and --final-eval-episodes must be in [1, 100000]")
+    return task
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    """Parse flags named after the Args fields; validate them."""
+    from dagmix.benchmarks._args import dataclass_parser
+
+    parser = dataclass_parser(Args, "python -m dagmix.benchmarks.compare_schedules", __doc__)
+    args = Args(**vars(parser.parse_args(argv)))
+    task = check_sizes(parser, args)
     if len(set(args.schedules)) != len(args.schedules):
         parser.error(f"--schedules names a variant twice: {args.schedules}")
     try:
@@ -277,7 +292,7 @@ def run_all(args: Args, run_fn: Callable[[dict[str, Any], str, int, str], dict[s
     want = _hash(args.run_config())
     code = code_version()
     for variant in args.schedules:
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for seed in args.seed_range():
             path = _run_path(args, variant, seed)
             if os.path.isfile(path):
                 with open(path) as f:
@@ -349,8 +364,9 @@ def main(argv: list[str] | None = None) -> None:
     os.makedirs(args.out_dir, exist_ok=True)
     if not args.report_only:
         run_all(args)
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
-    runs = schedule_report.load_runs(args.out_dir, args.schedules, seeds, lambda v, s: _run_path(args, v, s))
+    runs = schedule_report.load_runs(
+        args.out_dir, args.schedules, args.seed_range(), lambda v, s: _run_path(args, v, s)
+    )
     if not runs:
         raise SystemExit(f"No finished runs under {args.out_dir}/runs for the selected schedules.")
     report_dir = args.report_dir or args.out_dir

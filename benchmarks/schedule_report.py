@@ -45,24 +45,19 @@ PER_ITERATION_FIELDS = [
 
 
 def load_runs(
-    out_dir: str, variants: Sequence[str], seeds: int | Sequence[int], path_of: Callable[[str, int], str]
+    out_dir: str, variants: Sequence[str], seeds: Sequence[int], path_of: Callable[[str, int], str]
 ) -> dict[str, list[dict[str, Any]]]:
-    """Return the finished runs per variant (variants without any finished run are left out, with a note).
-
-    ``seeds``: a count (seeds 0 .. seeds-1) or the seeds themselves.
-    """
+    """Return the finished runs of ``seeds`` per variant (variants with no finished run are left out, with a note)."""
     runs: dict[str, list[dict[str, Any]]] = {}
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    seeds = len(seed_list)
     for variant in variants:
         found = []
-        for seed in seed_list:
+        for seed in seeds:
             path = path_of(variant, seed)
             if os.path.isfile(path):
                 with open(path) as f:
                     found.append(json.load(f))
-        if len(found) < seeds:
-            print(f"[report] {variant}: {len(found)}/{seeds} seeds finished")
+        if len(found) < len(seeds):
+            print(f"[report] {variant}: {len(found)}/{len(seeds)} seeds finished")
         if found:
             runs[variant] = found
     return runs

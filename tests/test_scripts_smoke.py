@@ -223,3 +223,21 @@ def test_compare_dagger_ppo_smoke_outputs_exist_parse_and_resume(tmp_path, capsy
     assert "4/4 runs already finished" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         compare_dagger_ppo.main([*argv, "--schedules", "no_such_variant"])
+    # the report reads the seeds that ran: --first-seed 1 runs and reports seed 1 only
+    capsys.readouterr()
+    compare_dagger_ppo.main([*argv, "--first-seed", "1", "--schedules", "dagger_ppo_fixed"])
+    assert "0/1 runs already finished" in capsys.readouterr().out
+    reported = {(r["variant"], r["seed"]) for r in csv.DictReader((tmp_path / "per_iteration.csv").open())}
+    assert reported == {("dagger_ppo_fixed", "1")}  # not seed 0's finished run
+    run1 = json.loads((tmp_path / "runs" / "dagger_ppo_fixed" / "seed1.json").read_text())
+    assert run1["seed"] == 1 and run1["final"] != run["final"]
+
+
+def test_compare_dagger_ppo_args_take_the_quadcopter_sizes_and_refuse_bad_ones():
+    from dagmix.benchmarks import compare_dagger_ppo
+
+    args = compare_dagger_ppo.parse_args([])  # sizes left unset: the schedule benchmark's (the quadcopter's)
+    assert (args.iterations, args.num_envs, args.steps_per_env, args.eval_episodes) == (200, 1024, 24, 256)
+    for bad in (["--first-seed", "-1"], ["--seeds", "0"], ["--task", "pendulum"], ["--eval-episodes", "0"]):
+        with pytest.raises(SystemExit):
+            compare_dagger_ppo.parse_args(bad)
