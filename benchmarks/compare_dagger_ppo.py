@@ -88,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> Args:
 def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> dict[str, float]:
     """Run one (variant, seed): distillation through compare_schedules.run_one, MixingDAggerPPO here."""
     if variant in DISTILLATION:
-        return compare_schedules.run_one(args_dict, DISTILLATION[variant], seed, path)
+        return compare_schedules.run_one(args_dict, DISTILLATION[variant], seed, path, label=variant)
     return _run_dagger_ppo(Args(**args_dict), variant, seed, path)
 
 
@@ -109,6 +109,7 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
         cfg["actor"] = student_model(args.student)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     t0 = time.time()
+    console = sys.stdout  # the runner's output goes to the log; a line per evaluation comes here
     with open(path[: -len(".json")] + ".log", "w") as log, contextlib.redirect_stdout(log):
         torch.manual_seed(seed)
         kw = args.env_kwargs()
@@ -140,6 +141,7 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
                     eval_final_distance=res.final_distance,
                     eval_behavior_loss=res.behavior_loss,
                 )
+                compare_schedules.print_progress(console, variant, seed, it, args.iterations, res.return_mean, t0)
             rows.append(row)
 
         alg.iteration_callbacks.append(record)

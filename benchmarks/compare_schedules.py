@@ -188,8 +188,22 @@ def _train_cfg(args: Args, mixing: dict[str, Any], seed: int, variant: str = "")
     return cfg
 
 
-def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> dict[str, Any]:
-    """Distill one (variant, seed); write its JSON to ``path`` (atomically) and return a short summary."""
+def print_progress(console: Any, variant: str, seed: int, it: int, iterations: int, ret: float, t0: float) -> None:
+    """One line per periodic evaluation, to the console (a run's own output goes to its log)."""
+    minutes = (time.time() - t0) / 60
+    print(
+        f"[compare] {variant} seed {seed}: iteration {it + 1}/{iterations}, student alone return {ret:.1f}, "
+        f"{minutes:.1f} min",
+        file=console,
+        flush=True,
+    )
+
+
+def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str, label: str | None = None) -> dict[str, Any]:
+    """Distill one (variant, seed); write its JSON to ``path`` (atomically) and return a short summary.
+
+    ``label`` names the run in the progress lines (default: ``variant``).
+    """
     import torch
 
     from dagmix.algorithms import MixingDistillationRunner
@@ -204,6 +218,7 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> di
     os.makedirs(os.path.dirname(path), exist_ok=True)
     t0 = time.time()
     log_path = path[: -len(".json")] + ".log"
+    console = sys.stdout  # the runner's per-iteration output goes to the log; a line per evaluation comes here
     with open(log_path, "w") as log, contextlib.redirect_stdout(log):
         torch.manual_seed(seed)
         kw = args.env_kwargs()
@@ -238,6 +253,7 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> di
                     eval_final_distance=res.final_distance,
                     eval_behavior_loss=res.behavior_loss,
                 )
+                print_progress(console, label or variant, seed, it, args.iterations, res.return_mean, t0)
             row["loss"] = losses.get("behavior")
             rows.append(row)
 

@@ -47,6 +47,12 @@ def test_compare_schedules_smoke_outputs_exist_parse_and_resume(tmp_path, capsys
     from dagmix.benchmarks import compare_schedules
 
     compare_schedules.main(_compare_argv(tmp_path))
+    # a progress line per evaluation, while the run's own output goes to its log
+    out = capsys.readouterr().out
+    for it in (1, 2, 3):
+        assert f"[compare] two_stage_third seed 1: iteration {it}/3, student alone return " in out
+    assert "Learning iteration" not in out
+    assert "[compare] dagger_linear_episode seed 0: iteration 3/3" in out
     rows = list(csv.DictReader((tmp_path / "per_iteration.csv").open()))
     assert len(rows) == 2 * 2 * 3  # variants x seeds x iterations
     by_key = {(r["variant"], r["seed"], r["iteration"]): r for r in rows}
@@ -208,6 +214,9 @@ def test_compare_dagger_ppo_smoke_outputs_exist_parse_and_resume(tmp_path, capsy
         *("--env-overrides", "episode_length_s=1.0"),
     ]
     compare_dagger_ppo.main(argv)
+    out = capsys.readouterr().out  # a progress line per evaluation of each variant
+    for v in (*compare_dagger_ppo.DISTILLATION, *compare_dagger_ppo.DAGGER_PPO):
+        assert f"[compare] {v} seed 0: iteration 3/3, student alone return " in out
     rows = list(csv.DictReader((tmp_path / "per_iteration.csv").open()))
     variants = {r["variant"] for r in rows}
     assert variants == {*compare_dagger_ppo.DISTILLATION, *compare_dagger_ppo.DAGGER_PPO}
