@@ -250,3 +250,30 @@ def test_compare_dagger_ppo_args_take_the_quadcopter_sizes_and_refuse_bad_ones()
     for bad in (["--first-seed", "-1"], ["--seeds", "0"], ["--task", "pendulum"], ["--eval-episodes", "0"]):
         with pytest.raises(SystemExit):
             compare_dagger_ppo.parse_args(bad)
+
+
+# ------------------------------------------------------------------------------------------ hover_offset
+def test_hover_offset_reports_the_teacher_and_bins_the_runs(tmp_path, capsys):
+    from dagmix.benchmarks import hover_offset
+
+    def run(folder, variant, seed, distance, success, task=None):
+        path = tmp_path / folder / "runs" / variant / f"seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = {"final": {"final_distance": distance, "success_rate": success}}
+        path.write_text(json.dumps({**body, **({"task": task} if task else {})}))
+
+    run("a", "student_only", 0, 0.069, 0.95)
+    run("a", "student_only", 1, 0.070, 0.90)
+    run("b", "two_stage", 0, 0.085, 0.70)
+    run("b", "two_stage", 1, 0.5, 0.0)  # beyond --max-distance: left out
+    run("b", "thrown", 0, 0.07, 0.1, task="quadcopter_thrown")  # another task: left out
+    res = hover_offset.main(["--episodes", "8", "--results", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert res["runs"] == 3 and "3 quadcopter runs under" in out
+    assert "| < 0.0705 | 2 | 0.900 / 0.925 / 0.950 |" in out and "| 0.08-0.09 | 1 | 0.700 / 0.700 / 0.700 |" in out
+    assert res["correlation"] < -0.9
+    teacher = res["teacher"]
+    assert 0.0 < teacher["distance_mean"] < 0.2  # the shipped teacher hovers near the goal, not on it
+    assert all(a >= abs(m) for a, m in zip(teacher["offset_abs_mean"], teacher["offset_mean"], strict=True))
+    with pytest.raises(SystemExit):
+        hover_offset.main(["--bins", "0.08", "0.07"])
