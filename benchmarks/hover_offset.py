@@ -3,8 +3,8 @@
 Run ``python -m dagmix.benchmarks.hover_offset -h``. Two reports:
 
 1. The shipped quadcopter teacher on ``--episodes`` fresh episodes (seed ``--seed``), stepped to one step before the
-   time-out: the mean goal-minus-position offset per world axis, its mean absolute value, the mean distance, and
-   the correlation of the height offset with the drone's mass ratio and thrust-to-weight.
+   time-out: the mean goal-minus-position offset per world axis, its mean absolute value, the mean distance, the
+   mean horizontal speed, and the correlation of the height offset with the drone's mass ratio and thrust-to-weight.
 2. Every committed quadcopter run under ``--results`` (``runs/*/seed*.json`` of each folder) that ended within
    ``--max-distance`` of the goal: its success rate binned by its mean final distance, as a markdown table, and
    the correlation of the two. Only the runs' ``final`` entries are read; nothing is trained.
@@ -48,7 +48,7 @@ def teacher_offsets(episodes: int, seed: int) -> dict[str, Any]:
     """Run the shipped quadcopter teacher alone and return where it is one step before its episodes time out."""
     from dagmix.algorithms import MixingDistillationRunner
     from dagmix.benchmarks.tasks import get_task
-    from dagmix.envs.quadcopter import GOAL, POS
+    from dagmix.envs.quadcopter import GOAL, POS, VEL
 
     task = get_task("quadcopter")
     env = task.make_env(episodes, "cpu", seed)
@@ -69,6 +69,7 @@ def teacher_offsets(episodes: int, seed: int) -> dict[str, Any]:
         "offset_mean": rel.mean(1).tolist(),
         "offset_abs_mean": rel.abs().mean(1).tolist(),
         "distance_mean": rel.norm(dim=0).mean().item(),
+        "horizontal_speed_mean": env.state[VEL][:2].norm(dim=0).mean().item(),
         "corr_height_mass": corr[1].item(),
         "corr_height_thrust_to_weight": corr[2].item(),
     }
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"[hover] teacher, {args.episodes} episodes: goal - position mean ({x:+.4f}, {y:+.4f}, {z:+.4f}) m")
     print(
         f"[hover] mean |goal - position| per axis ({ax:.4f}, {ay:.4f}, {az:.4f}) m; "
-        f"distance {teacher['distance_mean']:.4f} m"
+        f"distance {teacher['distance_mean']:.4f} m; horizontal speed {teacher['horizontal_speed_mean']:.3f} m/s"
     )
     print(
         f"[hover] correlation of the height offset with the mass ratio {teacher['corr_height_mass']:+.2f}, "
