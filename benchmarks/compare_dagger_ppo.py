@@ -134,14 +134,7 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
                 "ppo_coef": metrics["Distillation/ppo_coef"],
             }
             if it % args.eval_interval == 0 or it == args.iterations - 1 or it in handover:
-                res = evaluate_policy(eval_env, alg.get_policy(), args.eval_episodes, alg.teacher, clip)
-                row.update(
-                    eval_return=res.return_mean,
-                    eval_success=res.success_rate,
-                    eval_final_distance=res.final_distance,
-                    eval_behavior_loss=res.behavior_loss,
-                )
-                compare_schedules.print_progress(console, variant, seed, it, args.iterations, res.return_mean, t0)
+                compare_schedules.evaluate_periodically(row, eval_env, alg, args, console, variant, seed, t0)
             rows.append(row)
 
         alg.iteration_callbacks.append(record)

@@ -188,12 +188,26 @@ def _train_cfg(args: Args, mixing: dict[str, Any], seed: int, variant: str = "")
     return cfg
 
 
-def print_progress(console: Any, variant: str, seed: int, it: int, iterations: int, ret: float, t0: float) -> None:
-    """One line per periodic evaluation, to the console (a run's own output goes to its log)."""
-    minutes = (time.time() - t0) / 60
+def evaluate_periodically(
+    row: dict[str, Any], eval_env: Any, alg: Any, args: Any, console: Any, label: str, seed: int, t0: float
+) -> None:
+    """Evaluate the student alone, add the ``eval_*`` fields to the iteration's ``row``, print a progress line.
+
+    ``args`` gives ``eval_episodes`` and ``iterations``; the line goes to ``console`` (a run's own output goes to its
+    log).
+    """
+    from dagmix.envs.evaluation import evaluate_policy
+
+    res = evaluate_policy(eval_env, alg.get_policy(), args.eval_episodes, alg.teacher, alg.teacher_action_clip)
+    row.update(
+        eval_return=res.return_mean,
+        eval_success=res.success_rate,
+        eval_final_distance=res.final_distance,
+        eval_behavior_loss=res.behavior_loss,
+    )
     print(
-        f"[compare] {variant} seed {seed}: iteration {it + 1}/{iterations}, student alone return {ret:.1f}, "
-        f"{minutes:.1f} min",
+        f"[compare] {label} seed {seed}: iteration {row['iteration'] + 1}/{args.iterations}, student alone return "
+        f"{res.return_mean:.1f}, {(time.time() - t0) / 60:.1f} min",
         file=console,
         flush=True,
     )
@@ -246,14 +260,7 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str, label
                 "replay_loss": metrics.get("Distillation/replay_loss"),
             }
             if it % args.eval_interval == 0 or it == last or it in handover:
-                res = evaluate_policy(eval_env, alg.get_policy(), args.eval_episodes, alg.teacher, clip)
-                row.update(
-                    eval_return=res.return_mean,
-                    eval_success=res.success_rate,
-                    eval_final_distance=res.final_distance,
-                    eval_behavior_loss=res.behavior_loss,
-                )
-                print_progress(console, label or variant, seed, it, args.iterations, res.return_mean, t0)
+                evaluate_periodically(row, eval_env, alg, args, console, label or variant, seed, t0)
             row["loss"] = losses.get("behavior")
             rows.append(row)
 
