@@ -283,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="quadcopter", help="built-in task")
     p.add_argument("--checkpoint", required=True, help="distillation checkpoint")
     p.add_argument("--out", default=None, help="output folder (default: <checkpoint dir>/exported)")
+    p.add_argument("overrides", nargs="*", metavar="env.key=value", help="env config overrides (as in training)")
     _add_unsafe_load(p)
     p.set_defaults(fn=cmd_export)
     return parser

@@ -46,13 +46,13 @@ def load_models(task: str, checkpoint: str, loaded: dict, device: str, env: Any)
     return {"student": student.to(device), "teacher": teacher.to(device)}
 
 
-def export(task: str, checkpoint: str, loaded: dict, out: str) -> None:
-    """Export the actor of a MixingDAggerPPO checkpoint as ONNX and TorchScript (through rsl_rl's runner)."""
+def export(task: str, checkpoint: str, loaded: dict, out: str, env: Any) -> None:
+    """Export the actor of a MixingDAggerPPO checkpoint as ONNX and TorchScript (through rsl_rl's runner).
+
+    ``env``: a one-env instance of the task, with the env overrides the checkpoint was trained with.
+    """
     from rsl_rl.runners import DistillationRunner
 
-    from dagmix.cli_models import _make_env
-
-    env = _make_env(task, 1, "cpu", 0, {})
     student = load_models(task, checkpoint, loaded, "cpu", env)["student"]
     cfg = distill_train_cfg(task)
     cfg["algorithm"] = {"class_name": "Distillation", "gradient_length": cfg["num_steps_per_env"]}

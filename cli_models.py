@@ -77,13 +77,32 @@ def _model_cfg(task: str, checkpoint: str, loaded: dict[str, Any]) -> tuple[dict
     return default, f"the default {task} config"
 
 
+def _env_hint(checkpoint: str) -> str:
+    """Return a hint naming the env overrides of the run that made ``checkpoint`` (its params/env.json), or ''.
+
+    Some overrides change the observations (``env.velocity_noise`` adds three to the student's); a checkpoint
+    evaluated without them does not fit the env's shapes.
+    """
+    params = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "params", "env.json")
+    try:
+        with open(params) as f:
+            overrides = json.load(f).get("overrides") or {}
+    except (OSError, ValueError, AttributeError):
+        return ""
+    if not overrides:
+        return ""
+    given = " ".join(f"env.{k}={v!r}" for k, v in overrides.items())
+    return f" The run that made it set env overrides ({params}); pass the same: {given}."
+
+
 def _load_state(model: torch.nn.Module, state: dict, checkpoint: str, source: str) -> None:
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         reason = " ".join(str(e).split())[:300]
         raise SystemExit(
-            f"dagmix: the weights in {checkpoint} do not fit the model config from {source}: {reason}"
+            f"dagmix: the weights in {checkpoint} do not fit the model config from {source}."
+            f"{_env_hint(checkpoint)} Details: {reason}"
         ) from None
 
 
@@ -111,6 +130,22 @@ def _load_models(
     return {"student": student.to(device), "teacher": teacher.to(device)}, "distillation checkpoint"
 
 
+def _env_overrides(overrides: list[str], command: str) -> dict[str, Any]:
+    """Return the ``env.key=value`` overrides of eval or export as a dict; any other key is an error."""
+    models_cfg = [o for o in overrides if not o.startswith("env.")]
+    if models_cfg:
+        raise SystemExit(
+            f"dagmix: {command} takes env.key=value overrides only; {models_cfg[0]!r} would change the models, whose "
+            "config is read from the checkpoint (or its run's params/agent.json)."
+        )
+    env_over: dict[str, Any] = {}
+    try:
+        apply_overrides({}, env_over, overrides)
+    except ValueError as e:
+        raise SystemExit(f"dagmix: {e}") from None
+    return env_over
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate the student alone and the teacher alone from a checkpoint; print (and write) the table."""
     from dagmix.envs.evaluation import evaluate_policy
@@ -122,18 +157,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if os.path.isdir(args.json):
             raise SystemExit(f"dagmix: --json {args.json!r} is a directory; pass a file path such as eval.json.")
         _cli_checks.check_writable_dir(os.path.dirname(os.path.abspath(args.json)), "--json (its folder)")
-    env_over: dict[str, Any] = {}
-    models_cfg = [o for o in args.overrides if not o.startswith("env.")]
-    if models_cfg:
-        raise SystemExit(
-            f"dagmix: eval takes env.key=value overrides only; {models_cfg[0]!r} would change the models, whose "
-            "config is read from the checkpoint (or its run's params/agent.json)."
-        )
-    try:
-        apply_overrides({}, env_over, args.overrides)
-    except ValueError as e:
-        raise SystemExit(f"dagmix: {e}") from None
-    env = _make_env(args.task, args.num_episodes, args.device, args.seed, env_over)
+    env = _make_env(args.task, args.num_episodes, args.device, args.seed, _env_overrides(args.overrides, "eval"))
     models, kind = _load_models(args.task, args.checkpoint, args.device, env, args.unsafe_load)
     print(f"[dagmix] {args.checkpoint}: {kind}")
     rows = {name: evaluate_policy(env, m, args.num_episodes) for name, m in models.items()}
@@ -150,13 +174,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Export the student of a distillation checkpoint as ONNX and TorchScript."""
     from rsl_rl.runners import DistillationRunner
 
-    env = _make_env(args.task, 1, "cpu", 0, {})
+    env = _make_env(args.task, 1, "cpu", 0, _env_overrides(args.overrides, "export"))
     loaded = _load_file(args.checkpoint, "cpu", args.unsafe_load)
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "exported")
     if "actor_state_dict" in loaded and "teacher_state_dict" in loaded:  # MixingDAggerPPO: export the actor
         from dagmix.cli_dagger_ppo import export
 
-        export(args.task, args.checkpoint, loaded, out)
+        export(args.task, args.checkpoint, loaded, out, env)
         print(f"[dagmix] exported the student to {out}/policy.onnx and {out}/policy.pt")
         return 0
     if "student_state_dict" not in loaded:

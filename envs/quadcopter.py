@@ -80,6 +80,11 @@ class QuadcopterEnvCfg:
     """Std of the student's projected-gravity noise."""
     position_noise: float = 0.02
     """Std of the student's goal-relative position noise (m)."""
+    velocity_noise: float | None = None
+    """None (default): the student does not observe its velocity. A number: the student also observes its body-frame
+    linear velocity, as a state estimator (a flow deck, say) would give it, with Gaussian noise of this std (m/s),
+    drawn afresh each step; 0 gives the exact velocity. It is the observation the student measurably lacks on this
+    task (benchmarks/RESULTS.md, "What limits the student")."""
     stats_window: int = 24
     """Env steps over which the logged episode success rate and final distance are averaged."""
 
@@ -111,6 +116,11 @@ class QuadcopterEnvCfg:
         for name in ("gyro_noise", "gravity_noise", "position_noise"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"QuadcopterEnvCfg.{name}={getattr(self, name)!r} must be >= 0.")
+        v = self.velocity_noise
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0):
+            raise ValueError(
+                f"QuadcopterEnvCfg.velocity_noise={v!r} must be None (no velocity for the student) or a number >= 0."
+            )
         if not isinstance(self.stats_window, int) or self.stats_window < 1:
             raise ValueError(f"QuadcopterEnvCfg.stats_window={self.stats_window!r} must be an int >= 1.")
 
@@ -136,7 +146,8 @@ class QuadcopterEnv(VecEnv):
     Observation groups (TensorDict, batch (num_envs,)):
         ``teacher`` (14): body linear velocity, body angular velocity, projected gravity, goal in the body frame,
             mass ratio - 1, thrust_to_weight - nominal (the privileged state and randomized parameters).
-        ``policy`` (13): noisy gyro, noisy projected gravity, noisy goal in the body frame, last clamped action.
+        ``policy`` (13): noisy gyro, noisy projected gravity, noisy goal in the body frame, last clamped action;
+            (16) with ``cfg.velocity_noise`` set: then also the noisy body linear velocity (the last three).
 
     ``extras["log"]``: ``Episode/success_rate`` and ``Episode/final_distance``, means over the episodes that
     ended in the last ``stats_window`` steps (each episode counted once; 0-d tensors, no host sync).
@@ -187,9 +198,12 @@ class QuadcopterEnv(VecEnv):
         # a thrown start draws 8 more numbers per reset: velocity (3), body rates (3), tilt angle and axis (2); a
         # level start draws none of them, so its random stream is the same as before the thrown start existed
         self._uniform = torch.empty(13 if c.thrown else 5, n, device=dev)
-        self._noise = torch.empty(9, n, device=dev)
+        # without a velocity for the student, the noise draws (and so the random stream) are as before the option
+        self._student_velocity = c.velocity_noise is not None
+        velocity_std = [float(c.velocity_noise)] * 3 if self._student_velocity else []
+        self._noise = torch.empty(12 if self._student_velocity else 9, n, device=dev)
         self._noise_std = torch.tensor(
-            [c.gyro_noise] * 3 + [c.gravity_noise] * 3 + [c.position_noise] * 3, device=dev
+            [c.gyro_noise] * 3 + [c.gravity_noise] * 3 + [c.position_noise] * 3 + velocity_std, device=dev
         ).unsqueeze(1)
         ix, iy, iz = c.inertia
         # omega x (I omega) / I per axis = coef * omega[1, 2, 0] * omega[2, 0, 1]
@@ -215,7 +229,7 @@ class QuadcopterEnv(VecEnv):
         self._stats = torch.zeros(c.stats_window, 3, device=dev)  # per step: successes, final distances, ends
         self._stats_i = 0
         self._teacher_t = torch.empty(14, n, device=dev)  # observations, component-major
-        self._policy_t = torch.empty(13, n, device=dev)
+        self._policy_t = torch.empty(16 if self._student_velocity else 13, n, device=dev)
         # Reset draws (goal, mass, thrust_to_weight) are refreshed every `reset_draw_period` steps, not every step:
         # no episode can end sooner than that after a reset (the fastest way out, full thrust while inverted,
         # needs `min_episode_steps`), so every reset still gets a fresh, never reused draw; the RNG cost drops
@@ -296,8 +310,11 @@ class QuadcopterEnv(VecEnv):
         torch.sub(s[TTW], c.thrust_to_weight, out=t[13:14])
         torch.randn(self._noise.shape, generator=self.gen, device=self.device, out=self._noise)
         p = self._policy_t
-        torch.addcmul(t[3:12], self._noise, self._noise_std, out=p[0:9])  # gyro, gravity, goal (body frame)
+        noise, std = self._noise, self._noise_std
+        torch.addcmul(t[3:12], noise[0:9], std[0:9], out=p[0:9])  # gyro, gravity, goal (body frame)
         p[9:13] = s[LAST_ACTION]
+        if self._student_velocity:  # a config flag, not a tensor value
+            torch.addcmul(t[0:3], noise[9:12], std[9:12], out=p[13:16])  # body linear velocity
 
     def _obs(self) -> TensorDict:
         return TensorDict(

@@ -93,6 +93,27 @@ def test_eval_table_json_and_teacher_only_checkpoint(tmp_path, teacher_ckpt, cap
     assert "PPO checkpoint: evaluating the teacher alone" in out and "student" not in out.split("policy")[-1]
 
 
+def test_a_student_with_velocity_trains_and_eval_names_the_override_it_needs(tmp_path, teacher_ckpt, capsys):
+    assert _distill(tmp_path, teacher_ckpt, "env.velocity_noise=0.05") == 0
+    ckpt = sorted(glob.glob(str(tmp_path / "rsl_rl" / "quadcopter_distillation" / "*" / "model_2.pt")))[-1]
+    state = torch.load(ckpt, weights_only=False)["student_state_dict"]
+    assert state["obs_normalizer._mean"].shape == (1, 16)  # the student read 13 + 3 observations
+    hint = r"pass the same: env.episode_length_s=1.0 env.velocity_noise=0.05\. Details: .*size mismatch"
+    with pytest.raises(SystemExit, match=hint):
+        cli.main(["eval", "--checkpoint", ckpt, "--num_episodes", "4"])
+    capsys.readouterr()
+    assert cli.main(["eval", "--checkpoint", ckpt, "--num_episodes", "4", "env.velocity_noise=0.05", SHORT]) == 0
+    assert "student" in capsys.readouterr().out
+    out = str(tmp_path / "exported")
+    with pytest.raises(SystemExit, match=r"pass the same: env.episode_length_s=1.0 env.velocity_noise=0.05\."):
+        cli.main(["export", "--checkpoint", ckpt, "--out", out])
+    with pytest.raises(SystemExit, match="export takes env.key=value overrides only"):
+        cli.main(["export", "--checkpoint", ckpt, "--out", out, "student.rnn_hidden_dim=16"])
+    assert cli.main(["export", "--checkpoint", ckpt, "--out", out, "env.velocity_noise=0.05"]) == 0
+    policy = torch.jit.load(os.path.join(out, "policy.pt"))
+    assert policy(torch.zeros(1, 16)).shape == (1, 4)
+
+
 def _onnxruntime():
     """onnxruntime (the dev extra); the test skips without it, except under CI=true, where it must be installed."""
     if os.environ.get("CI") == "true":

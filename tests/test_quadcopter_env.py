@@ -119,6 +119,27 @@ def test_student_observation_has_no_linear_velocity_or_parameters():
     assert not torch.equal(before["teacher"], after["teacher"])
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_velocity_option_adds_the_noisy_body_velocity_and_keeps_the_rest(device):
+    kw = {"gyro_noise": 0.0, "gravity_noise": 0.0, "position_noise": 0.0}
+    base = make("quadcopter", num_envs=64, device=device, seed=3, **kw)
+    exact = make("quadcopter", num_envs=64, device=device, seed=3, velocity_noise=0.0, **kw)
+    noisy = make("quadcopter", num_envs=64, device=device, seed=3, velocity_noise=0.5, **kw)
+    for env in (base, exact, noisy):
+        env.state[VEL] = torch.linspace(-1.0, 1.0, 3 * 64, device=device).view(3, 64)
+    b, e, n = base.get_observations(), exact.get_observations(), noisy.get_observations()
+    assert b["policy"].shape == (64, 13) and e["policy"].shape == (64, 16) and n["policy"].shape == (64, 16)
+    assert e["policy"].device.type == device
+    # the first 13 are the default's, the last 3 the teacher's body velocity (rows 0-2) plus the noise
+    assert torch.equal(e["policy"][:, :13], b["policy"]) and torch.equal(e["policy"][:, 13:], e["teacher"][:, 0:3])
+    err = n["policy"][:, 13:] - n["teacher"][:, 0:3]
+    assert 0.4 < err.std().item() < 0.6 and abs(err.mean().item()) < 0.1
+    assert torch.equal(b["teacher"], e["teacher"]) and torch.equal(b["teacher"], n["teacher"])
+    for bad in (-0.1, True, "high"):
+        with pytest.raises(ValueError, match="velocity_noise=.* must be None .* or a number >= 0"):
+            QuadcopterEnvCfg(velocity_noise=bad)
+
+
 def test_episode_statistics_and_success_flags():
     env = make("quadcopter", num_envs=4, seed=0, **NO_DR)
     env.state[GOAL] = env.state[POS].clone()
