@@ -80,19 +80,27 @@ def _model_cfg(task: str, checkpoint: str, loaded: dict[str, Any]) -> tuple[dict
 def _env_hint(checkpoint: str) -> str:
     """Return a hint naming the env overrides of the run that made ``checkpoint`` (its params/env.json), or ''.
 
-    Some overrides change the observations (``env.velocity_noise`` adds three to the student's); a checkpoint
-    evaluated without them does not fit the env's shapes.
+    Some overrides change the observations (``env.velocity_noise=None`` takes three from the student's); a checkpoint
+    evaluated without them does not fit the env's shapes. A quadcopter run without a ``velocity_noise`` override
+    may predate its default (0.05): the hint then also names ``env.velocity_noise=None``.
     """
     params = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "params", "env.json")
     try:
         with open(params) as f:
-            overrides = json.load(f).get("overrides") or {}
+            run_env = json.load(f)
+        task, overrides = run_env.get("task"), run_env.get("overrides") or {}
     except (OSError, ValueError, AttributeError):
         return ""
-    if not overrides:
-        return ""
-    given = " ".join(f"env.{k}={v!r}" for k, v in overrides.items())
-    return f" The run that made it set env overrides ({params}); pass the same: {given}."
+    hint = ""
+    if overrides:
+        given = " ".join(f"env.{k}={v!r}" for k, v in overrides.items())
+        hint = f" The run that made it set env overrides ({params}); pass the same: {given}."
+    if task == "quadcopter" and "velocity_noise" not in overrides:
+        hint += (
+            " Runs made before the quadcopter's student observed a velocity estimate by default (velocity_noise "
+            "0.05, CHANGELOG) have a 13-observation student: add env.velocity_noise=None."
+        )
+    return hint
 
 
 def _load_state(model: torch.nn.Module, state: dict, checkpoint: str, source: str) -> None:

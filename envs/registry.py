@@ -10,10 +10,17 @@ from dagmix.envs.quadcopter import QuadcopterEnv, QuadcopterEnvCfg
 from dagmix.envs.task_configs import check_override
 from dagmix.envs.toy import PointMassEnv
 
-THROWN_QUADCOPTER = {"spawn_height": 1.0, "spawn_tilt": 1.2, "spawn_lin_vel": 1.5, "spawn_ang_vel": 6.0}
+THROWN_QUADCOPTER = {
+    "spawn_height": 1.0,
+    "spawn_tilt": 1.2,
+    "spawn_lin_vel": 1.5,
+    "spawn_ang_vel": 6.0,
+    "velocity_noise": None,
+}
 """``quadcopter_thrown``: the quadcopter started as if thrown: tilted up to 1.2 rad (69 degrees) about a random
 horizontal axis, moving at up to 1.5 m/s and spinning at up to 6 rad/s per axis, 1 m up. It needs an immediate
-recovery: with zero actions its episodes last 36 steps on average (91 from the level start), of 500."""
+recovery: with zero actions its episodes last 36 steps on average (91 from the level start), of 500. Its student
+has no velocity estimate (``velocity_noise=None``), as when its results were made (benchmarks/RESULTS.md)."""
 
 
 def _make_quadcopter(

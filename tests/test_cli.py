@@ -93,25 +93,38 @@ def test_eval_table_json_and_teacher_only_checkpoint(tmp_path, teacher_ckpt, cap
     assert "PPO checkpoint: evaluating the teacher alone" in out and "student" not in out.split("policy")[-1]
 
 
-def test_a_student_with_velocity_trains_and_eval_names_the_override_it_needs(tmp_path, teacher_ckpt, capsys):
-    assert _distill(tmp_path, teacher_ckpt, "env.velocity_noise=0.05") == 0
+def test_a_student_without_velocity_trains_and_eval_names_the_override_it_needs(tmp_path, teacher_ckpt, capsys):
+    assert _distill(tmp_path, teacher_ckpt, "env.velocity_noise=None") == 0
     ckpt = sorted(glob.glob(str(tmp_path / "rsl_rl" / "quadcopter_distillation" / "*" / "model_2.pt")))[-1]
     state = torch.load(ckpt, weights_only=False)["student_state_dict"]
-    assert state["obs_normalizer._mean"].shape == (1, 16)  # the student read 13 + 3 observations
-    hint = r"pass the same: env.episode_length_s=1.0 env.velocity_noise=0.05\. Details: .*size mismatch"
+    assert state["obs_normalizer._mean"].shape == (1, 13)  # the student read 16 - 3 observations
+    hint = r"pass the same: env.episode_length_s=1.0 env.velocity_noise=None\. Details: .*size mismatch"
     with pytest.raises(SystemExit, match=hint):
         cli.main(["eval", "--checkpoint", ckpt, "--num_episodes", "4"])
     capsys.readouterr()
-    assert cli.main(["eval", "--checkpoint", ckpt, "--num_episodes", "4", "env.velocity_noise=0.05", SHORT]) == 0
+    assert cli.main(["eval", "--checkpoint", ckpt, "--num_episodes", "4", "env.velocity_noise=None", SHORT]) == 0
     assert "student" in capsys.readouterr().out
     out = str(tmp_path / "exported")
-    with pytest.raises(SystemExit, match=r"pass the same: env.episode_length_s=1.0 env.velocity_noise=0.05\."):
+    with pytest.raises(SystemExit, match=r"pass the same: env.episode_length_s=1.0 env.velocity_noise=None\."):
         cli.main(["export", "--checkpoint", ckpt, "--out", out])
     with pytest.raises(SystemExit, match="export takes env.key=value overrides only"):
         cli.main(["export", "--checkpoint", ckpt, "--out", out, "student.rnn_hidden_dim=16"])
-    assert cli.main(["export", "--checkpoint", ckpt, "--out", out, "env.velocity_noise=0.05"]) == 0
+    assert cli.main(["export", "--checkpoint", ckpt, "--out", out, "env.velocity_noise=None"]) == 0
     policy = torch.jit.load(os.path.join(out, "policy.pt"))
-    assert policy(torch.zeros(1, 16)).shape == (1, 4)
+    assert policy(torch.zeros(1, 13)).shape == (1, 4)
+    # a run made before the velocity estimate was the default recorded no velocity_noise: the hint names it
+    params = os.path.join(os.path.dirname(ckpt), "params", "env.json")
+    with open(params, "w") as f:
+        json.dump({"task": "quadcopter", "overrides": {}}, f)
+    with pytest.raises(SystemExit, match=r"13-observation student: add env.velocity_noise=None\. Details: .*size"):
+        cli.main(["eval", "--checkpoint", ckpt, "--num_episodes", "4"])
+    # the default student (16 observations) needs no override
+    assert _distill(tmp_path / "default", teacher_ckpt) == 0
+    ckpt = sorted(glob.glob(str(tmp_path / "default" / "rsl_rl" / "quadcopter_distillation" / "*" / "model_2.pt")))
+    state = torch.load(ckpt[-1], weights_only=False)["student_state_dict"]
+    assert state["obs_normalizer._mean"].shape == (1, 16)
+    assert cli.main(["export", "--checkpoint", ckpt[-1], "--out", str(tmp_path / "exported16")]) == 0
+    assert torch.jit.load(os.path.join(tmp_path, "exported16", "policy.pt"))(torch.zeros(1, 16)).shape == (1, 4)
 
 
 def _onnxruntime():

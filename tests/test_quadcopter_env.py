@@ -24,7 +24,7 @@ def hover(env: QuadcopterEnv) -> torch.Tensor:
 def test_shapes_dtypes_and_devices(device):
     env = make("quadcopter", num_envs=16, device=device, seed=0)
     obs, rew, dones, extras = env.step(torch.zeros(16, 4, device=device))
-    assert obs["teacher"].shape == (16, 14) and obs["policy"].shape == (16, 13)
+    assert obs["teacher"].shape == (16, 14) and obs["policy"].shape == (16, 16)  # with the velocity estimate
     for t in (obs["teacher"], obs["policy"], rew):
         assert t.device.type == device and t.dtype == torch.float32
     assert rew.shape == (16,) and dones.shape == (16,) and dones.dtype == torch.bool
@@ -108,21 +108,30 @@ def test_long_random_action_runs_stay_finite():
     assert torch.allclose(env.state[QUAT].square().sum(0), torch.ones(256), atol=1e-5)
 
 
-def test_student_observation_has_no_linear_velocity_or_parameters():
+def test_student_observation_has_no_parameters_and_no_linear_velocity_without_the_estimate():
     kw = {"gyro_noise": 0.0, "gravity_noise": 0.0, "position_noise": 0.0}
-    env = make("quadcopter", num_envs=4, seed=0, **kw)
+    env = make("quadcopter", num_envs=4, seed=0, velocity_noise=None, **kw)
     before = env.get_observations()
     env.state[VEL] += 1.0
     env.state[16] *= 1.1
     after = env.get_observations()
     assert torch.equal(before["policy"], after["policy"])
     assert not torch.equal(before["teacher"], after["teacher"])
+    # the default student (velocity estimate, here exact) sees the velocity change but still not the mass
+    env = make("quadcopter", num_envs=4, seed=0, velocity_noise=0.0, **kw)
+    before = env.get_observations()
+    env.state[16] *= 1.1
+    assert torch.equal(before["policy"], env.get_observations()["policy"])
+    env.state[VEL] += 1.0
+    after = env.get_observations()
+    assert torch.equal(before["policy"][:, :13], after["policy"][:, :13])
+    assert not torch.equal(before["policy"][:, 13:], after["policy"][:, 13:])
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_velocity_option_adds_the_noisy_body_velocity_and_keeps_the_rest(device):
     kw = {"gyro_noise": 0.0, "gravity_noise": 0.0, "position_noise": 0.0}
-    base = make("quadcopter", num_envs=64, device=device, seed=3, **kw)
+    base = make("quadcopter", num_envs=64, device=device, seed=3, velocity_noise=None, **kw)
     exact = make("quadcopter", num_envs=64, device=device, seed=3, velocity_noise=0.0, **kw)
     noisy = make("quadcopter", num_envs=64, device=device, seed=3, velocity_noise=0.5, **kw)
     for env in (base, exact, noisy):
@@ -138,6 +147,21 @@ def test_velocity_option_adds_the_noisy_body_velocity_and_keeps_the_rest(device)
     for bad in (-0.1, True, "high"):
         with pytest.raises(ValueError, match="velocity_noise=.* must be None .* or a number >= 0"):
             QuadcopterEnvCfg(velocity_noise=bad)
+
+
+def test_the_default_student_observes_velocity_with_noise_0_05_and_the_thrown_task_does_not():
+    assert QuadcopterEnvCfg().velocity_noise == 0.05
+    default = make("quadcopter", num_envs=4096, seed=1, gyro_noise=0.0, gravity_noise=0.0, position_noise=0.0)
+    obs = default.get_observations()
+    assert obs["policy"].shape == (4096, 16)
+    err = obs["policy"][:, 13:] - obs["teacher"][:, 0:3]
+    assert 0.045 < err.std().item() < 0.055
+    thrown = make("quadcopter_thrown", num_envs=8, seed=1)
+    assert thrown.cfg.velocity_noise is None and thrown.get_observations()["policy"].shape == (8, 13)
+    assert make("quadcopter_thrown", num_envs=8, seed=1, velocity_noise=0.05).get_observations()["policy"].shape == (
+        8,
+        16,
+    )
 
 
 def test_episode_statistics_and_success_flags():
