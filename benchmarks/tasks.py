@@ -74,7 +74,7 @@ def _builtin(task: str) -> BenchTask:
         from dagmix.envs.task_configs import distill_train_cfg, student_model
 
         cfg = distill_train_cfg(task)
-        if student != "gru":  # the GRU is distill_train_cfg's own (DISTILL_RNN_HIDDEN_DIM units)
+        if student != "gru":  # the GRU is distill_train_cfg's own (student_rnn_hidden_dim(task) units)
             cfg["student"] = student_model(student)
         return cfg
 
