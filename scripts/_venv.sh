@@ -5,6 +5,8 @@
 # from. It prints the venv's bin directory. The venvs live outside the clone (default ~/.cache/dagmix/venvs), keyed by
 # a stamp of everything that decides their contents (Python, constraints.txt, pyproject's dependency lists, the spec
 # and extras); when the stamp differs or the venv is missing they are rebuilt, so a cold cache only costs time.
+# One ensure_venv per venv at a time (a lock file beside it, where flock exists): two scripts started together, e.g.
+# a warm-up and .ci/run, wait for each other's build instead of both deleting and rebuilding the same directory.
 set -euo pipefail
 shopt -s inherit_errexit
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,10 +39,15 @@ ensure_venv() {
   local name="$1" rsl_spec="$2" extras="${3:-dev}"
   local dir="$DAGMIX_VENVS/$name" stamp
   stamp="$(_stamp "$rsl_spec" "$extras")"
+  mkdir -p "$DAGMIX_VENVS"
+  local lock_fd
+  exec {lock_fd}>"$DAGMIX_VENVS/$name.lock"
+  if command -v flock >/dev/null; then
+    flock -n "$lock_fd" || { echo "[dagmix] waiting for another build of $dir" >&2; flock "$lock_fd"; }
+  fi
   if [[ ! -x "$dir/bin/python" || "$(cat "$dir/.dagmix-stamp" 2>/dev/null)" != "$stamp" ]]; then
     echo "[dagmix] creating $dir ($rsl_spec, torch==2.13.0, extras: $extras)" >&2
     rm -rf "$dir"
-    mkdir -p "$DAGMIX_VENVS"
     "$PYTHON" -m venv "$dir"
     _pip "$dir/bin/pip" install -q --upgrade pip >&2
     _pip "$dir/bin/pip" install -q "torch==2.13.0" >&2
@@ -55,5 +62,6 @@ import os, sys, dagmix
 want, got = os.path.realpath(sys.argv[1]), os.path.realpath(os.path.dirname(dagmix.__file__))
 assert got == want, f'dagmix imports from {got}, not from this clone {want}'
 " "$REPO")
+  exec {lock_fd}>&-  # releases the lock
   echo "$dir/bin"
 }
