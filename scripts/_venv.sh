@@ -43,7 +43,7 @@ ensure_venv() {
   local lock_fd
   exec {lock_fd}>"$DAGMIX_VENVS/$name.lock"
   if command -v flock >/dev/null; then
-    flock -n "$lock_fd" || { echo "[dagmix] waiting for another build of $dir" >&2; flock "$lock_fd"; }
+    flock -n "$lock_fd" || { echo "[dagmix] waiting for another script to finish with $dir" >&2; flock "$lock_fd"; }
   fi
   if [[ ! -x "$dir/bin/python" || "$(cat "$dir/.dagmix-stamp" 2>/dev/null)" != "$stamp" ]]; then
     echo "[dagmix] creating $dir ($rsl_spec, torch==2.13.0, extras: $extras)" >&2
