@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import itertools
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,8 +27,34 @@ SCHEDULE_HELP = "mixing schedule: a kind or preset (see docs/schedules.md), e.g.
 
 # ---------------------------------------------------------------------------------------------------- helpers
 def _log_dir(root: str, experiment: str, run_name: str) -> str:
+    """Reserve a new run folder ``<root>/rsl_rl/<experiment>/<timestamp>[_<run_name>]`` and return its path.
+
+    The folder is created here with ``os.mkdir``, which fails if it exists: two runs started in the same second
+    (or with the same run name) get distinct folders (``..._2``, ``..._3``, ...) instead of writing into one. Wrap
+    the run in :func:`_release_if_unused` so that a run refused before it starts leaves no empty folder.
+    """
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    return os.path.join(root, "rsl_rl", experiment, stamp + (f"_{run_name}" if run_name else ""))
+    base = os.path.join(root, "rsl_rl", experiment, stamp + (f"_{run_name}" if run_name else ""))
+    os.makedirs(os.path.dirname(base), exist_ok=True)
+    for n in itertools.count(1):
+        path = base if n == 1 else f"{base}_{n}"
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        return path
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextlib.contextmanager
+def _release_if_unused(log_dir: str) -> Iterator[None]:
+    """Remove the reserved run folder if the run ends with an error before anything was written into it."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.rmdir(log_dir)  # only an empty folder: a run that wrote params or checkpoints keeps them
+        raise
 
 
 def _logger_cfg(args: argparse.Namespace, experiment: str) -> Any:
@@ -58,21 +86,22 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
     _apply_common(args, cfg, env_over)
     env = _make_env(args.task, cfg_num_envs(args), args.device, cfg["seed"], env_over)
     log_dir = _log_dir(args.log_root, cfg["experiment_name"], cfg["run_name"])
-    params = copy.deepcopy(cfg)  # as given: rsl-rl 5.4 pops keys (class_name) of the config it is built from
-    torch.manual_seed(cfg["seed"])
-    try:
-        runner = OnPolicyRunner(env, cfg, log_dir, args.device)
-    except (ValueError, TypeError) as e:
-        raise SystemExit(f"dagmix: {e}") from e
-    _write_params(log_dir, params, env_over, args.task)  # the run folder appears only once the run can start
-    t0 = time.time()
-    runner.learn(cfg["max_iterations"])
-    print(f"[dagmix] teacher trained in {time.time() - t0:.0f} s; checkpoints in {log_dir}")
-    if args.eval_episodes > 0:
-        eval_env = _make_env(args.task, args.eval_episodes, args.device, cfg["seed"] + 10_000, env_over)
-        res = evaluate_policy(eval_env, runner.get_inference_policy(args.device), args.eval_episodes)
-        print(_format_table({"teacher": res}))
-    return 0
+    with _release_if_unused(log_dir):
+        params = copy.deepcopy(cfg)  # as given: rsl-rl 5.4 pops keys (class_name) of the config it is built from
+        torch.manual_seed(cfg["seed"])
+        try:
+            runner = OnPolicyRunner(env, cfg, log_dir, args.device)
+        except (ValueError, TypeError) as e:
+            raise SystemExit(f"dagmix: {e}") from e
+        _write_params(log_dir, params, env_over, args.task)  # the run folder appears only once the run can start
+        t0 = time.time()
+        runner.learn(cfg["max_iterations"])
+        print(f"[dagmix] teacher trained in {time.time() - t0:.0f} s; checkpoints in {log_dir}")
+        if args.eval_episodes > 0:
+            eval_env = _make_env(args.task, args.eval_episodes, args.device, cfg["seed"] + 10_000, env_over)
+            res = evaluate_policy(eval_env, runner.get_inference_policy(args.device), args.eval_episodes)
+            print(_format_table({"teacher": res}))
+        return 0
 
 
 def cfg_num_envs(args: argparse.Namespace) -> int:
@@ -127,53 +156,58 @@ def cmd_distill(args: argparse.Namespace) -> int:
     env = _make_env(args.task, cfg_num_envs(args), args.device, cfg["seed"], env_over)
     checkpoint, loaded = _distill_checkpoint(args, cfg)
     log_dir = _log_dir(args.log_root, cfg["experiment_name"], cfg["run_name"])
-    params = copy.deepcopy(cfg)  # as given: rsl-rl 5.4 pops keys (class_name) of the config it is built from
-    torch.manual_seed(cfg["seed"])
-    try:
-        if args.runner == "stock":  # rsl_rl's own runner, as Isaac Lab's `isaaclab train` uses it
-            from rsl_rl.runners import DistillationRunner
+    with _release_if_unused(log_dir):
+        params = copy.deepcopy(cfg)  # as given: rsl-rl 5.4 pops keys (class_name) of the config it is built from
+        torch.manual_seed(cfg["seed"])
+        try:
+            if args.runner == "stock":  # rsl_rl's own runner, as Isaac Lab's `isaaclab train` uses it
+                from rsl_rl.runners import DistillationRunner
 
-            runner = DistillationRunner(env, cfg, log_dir, args.device)
-        else:
-            runner = MixingDistillationRunner(env, cfg, log_dir, args.device)
-    except ValueError as e:
-        raise SystemExit(f"dagmix: {e}") from e
-    print(f"[dagmix] loading {'run' if args.resume else 'teacher'} checkpoint {checkpoint}")
-    # the runner's load, on a dict read with weights_only=True (the stock runner would unpickle fully)
-    if runner.alg.load(loaded, None, True):
-        runner.current_learning_iteration = loaded["iter"]
-    _write_params(log_dir, params, env_over, args.task)  # the run folder appears only once the run can start
-    print(f"[dagmix] mixing: {runner.alg.schedule.describe()}, granularity={runner.alg.mixing_cfg.granularity}")
+                runner = DistillationRunner(env, cfg, log_dir, args.device)
+            else:
+                runner = MixingDistillationRunner(env, cfg, log_dir, args.device)
+        except ValueError as e:
+            raise SystemExit(f"dagmix: {e}") from e
+        print(f"[dagmix] loading {'run' if args.resume else 'teacher'} checkpoint {checkpoint}")
+        # the runner's load, on a dict read with weights_only=True (the stock runner would unpickle fully)
+        if runner.alg.load(loaded, None, True):
+            runner.current_learning_iteration = loaded["iter"]
+        _write_params(log_dir, params, env_over, args.task)  # the run folder appears only once the run can start
+        print(f"[dagmix] mixing: {runner.alg.schedule.describe()}, granularity={runner.alg.mixing_cfg.granularity}")
 
-    eval_env = None
-    if args.eval_episodes > 0 and args.eval_interval > 0:
-        eval_env = _make_env(args.task, args.eval_episodes, args.device, cfg["seed"] + 10_000, env_over)
-        best = {"return": -float("inf")}
-        last_it = runner.current_learning_iteration + cfg["max_iterations"] - 1
-        evaluate = periodic_eval(runner.alg, eval_env, args.eval_episodes, args.eval_interval, last_it, log_dir, best)
-        runner.alg.iteration_callbacks.append(evaluate)
-    t0 = time.time()
-    try:
-        runner.learn(cfg["max_iterations"])
-    except NonFiniteError as e:  # a bad teacher or env: one line, no traceback; nothing non-finite was saved
-        raise SystemExit(f"dagmix: {e}") from None
-    print(f"[dagmix] distillation took {time.time() - t0:.0f} s; checkpoints in {log_dir}")
-    if args.final_eval_episodes > 0:
-        final_env = _make_env(args.task, args.final_eval_episodes, args.device, cfg["seed"] + 20_000, env_over)
-        n = args.final_eval_episodes
-        rows = {"student": evaluate_policy(final_env, runner.alg.get_policy(), n)}
-        best_path = os.path.join(log_dir, "model_best.pt")
-        if os.path.isfile(best_path):
-            best_it = _load_file(best_path, "cpu", False)["iter"]
-            best = _load_models(args.task, best_path, args.device, final_env, False)[0]["student"]
-            rows[f"best@{best_it}"] = evaluate_policy(final_env, best, n)
-        rows["teacher"] = evaluate_policy(final_env, runner.alg.teacher, n)
-        print("[dagmix] final evaluation on fresh episodes: the last student, the best by periodic eval, the teacher")
-        print(_format_table(rows))
-        for name, res in rows.items():
-            if name != "teacher":
-                print(f"[dagmix] {name} / teacher return: {res.return_mean / rows['teacher'].return_mean:.3f}")
-    return 0
+        eval_env = None
+        if args.eval_episodes > 0 and args.eval_interval > 0:
+            eval_env = _make_env(args.task, args.eval_episodes, args.device, cfg["seed"] + 10_000, env_over)
+            best = {"return": -float("inf")}
+            last_it = runner.current_learning_iteration + cfg["max_iterations"] - 1
+            evaluate = periodic_eval(
+                runner.alg, eval_env, args.eval_episodes, args.eval_interval, last_it, log_dir, best
+            )
+            runner.alg.iteration_callbacks.append(evaluate)
+        t0 = time.time()
+        try:
+            runner.learn(cfg["max_iterations"])
+        except NonFiniteError as e:  # a bad teacher or env: one line, no traceback; nothing non-finite was saved
+            raise SystemExit(f"dagmix: {e}") from None
+        print(f"[dagmix] distillation took {time.time() - t0:.0f} s; checkpoints in {log_dir}")
+        if args.final_eval_episodes > 0:
+            final_env = _make_env(args.task, args.final_eval_episodes, args.device, cfg["seed"] + 20_000, env_over)
+            n = args.final_eval_episodes
+            rows = {"student": evaluate_policy(final_env, runner.alg.get_policy(), n)}
+            best_path = os.path.join(log_dir, "model_best.pt")
+            if os.path.isfile(best_path):
+                best_it = _load_file(best_path, "cpu", False)["iter"]
+                best = _load_models(args.task, best_path, args.device, final_env, False)[0]["student"]
+                rows[f"best@{best_it}"] = evaluate_policy(final_env, best, n)
+            rows["teacher"] = evaluate_policy(final_env, runner.alg.teacher, n)
+            print(
+                "[dagmix] final evaluation on fresh episodes: the last student, the best by periodic eval, the teacher"
+            )
+            print(_format_table(rows))
+            for name, res in rows.items():
+                if name != "teacher":
+                    print(f"[dagmix] {name} / teacher return: {res.return_mean / rows['teacher'].return_mean:.3f}")
+        return 0
 
 
 def _distill_checkpoint(args: argparse.Namespace, cfg: dict) -> tuple[str, dict[str, Any]]:

@@ -97,55 +97,59 @@ def cmd_distill_dagger_ppo(args: argparse.Namespace) -> int:
             raise SystemExit(f"dagmix: {e}") from None
         loaded = cli_models._load_file(checkpoint, args.device, args.unsafe_load)
     log_dir = cli._log_dir(args.log_root, cfg["experiment_name"], cfg["run_name"])
-    params = copy.deepcopy(cfg)  # as given: rsl-rl-lib 5.4 pops class_name from the config it is given
-    actor_cfg = copy.deepcopy(cfg["actor"])
-    torch.manual_seed(cfg["seed"])
-    try:
-        runner = OnPolicyRunner(env, cfg, log_dir, args.device)
-        print(f"[dagmix] loading {'run' if args.resume else 'teacher'} checkpoint {checkpoint}")
-        # the runner's load, on a dict read with weights_only=True (the stock runner would unpickle fully)
-        if runner.alg.load(loaded, None, True):
-            runner.current_learning_iteration = loaded["iter"]
-    except ValueError as e:
-        raise SystemExit(f"dagmix: {e}") from e
-    cli._write_params(log_dir, params, env_over, args.task)  # the run folder appears only once the run can start
-    alg = runner.alg
-    print(
-        f"[dagmix] MixingDAggerPPO: mixing {alg.beta_schedule.describe()}, granularity={alg.mixing_cfg.granularity}; "
-        f"imitation_coef {alg.imitation_coef.describe()}; ppo_coef {alg.ppo_coef.describe()}; "
-        f"imitation_loss {alg.imitation_loss}"
-    )
-
-    best: dict[str, Any] = {"return": -float("inf"), "state": None, "iter": None}
-    if args.eval_episodes > 0 and args.eval_interval > 0:
-        eval_env = cli_models._make_env(args.task, args.eval_episodes, args.device, cfg["seed"] + 10_000, env_over)
-        last_it = runner.current_learning_iteration + cfg["max_iterations"] - 1
-
-        def keep_state(it: int) -> None:  # the best student, evaluated again at the end
-            best["state"] = copy.deepcopy(alg.get_policy().state_dict())
-
-        evaluate = cli_models.periodic_eval(
-            alg, eval_env, args.eval_episodes, args.eval_interval, last_it, log_dir, best, keep_state
+    with cli._release_if_unused(log_dir):
+        params = copy.deepcopy(cfg)  # as given: rsl-rl-lib 5.4 pops class_name from the config it is given
+        actor_cfg = copy.deepcopy(cfg["actor"])
+        torch.manual_seed(cfg["seed"])
+        try:
+            runner = OnPolicyRunner(env, cfg, log_dir, args.device)
+            print(f"[dagmix] loading {'run' if args.resume else 'teacher'} checkpoint {checkpoint}")
+            # the runner's load, on a dict read with weights_only=True (the stock runner would unpickle fully)
+            if runner.alg.load(loaded, None, True):
+                runner.current_learning_iteration = loaded["iter"]
+        except ValueError as e:
+            raise SystemExit(f"dagmix: {e}") from e
+        cli._write_params(log_dir, params, env_over, args.task)  # the run folder appears only once the run can start
+        alg = runner.alg
+        print(
+            f"[dagmix] MixingDAggerPPO: mixing {alg.beta_schedule.describe()}, "
+            f"granularity={alg.mixing_cfg.granularity}; "
+            f"imitation_coef {alg.imitation_coef.describe()}; ppo_coef {alg.ppo_coef.describe()}; "
+            f"imitation_loss {alg.imitation_loss}"
         )
 
-        alg.iteration_callbacks.append(evaluate)
-    t0 = time.time()
-    runner.learn(cfg["max_iterations"])
-    print(f"[dagmix] MixingDAggerPPO took {time.time() - t0:.0f} s; checkpoints in {log_dir}")
-    if args.final_eval_episodes > 0:
-        n = args.final_eval_episodes
-        final_env = cli_models._make_env(args.task, n, args.device, cfg["seed"] + 20_000, env_over)
-        rows = {"student": evaluate_policy(final_env, alg.get_policy(), n)}
-        if best["state"] is not None:
-            model = cli_models._build_model(
-                actor_cfg, final_env.get_observations(), cfg["obs_groups"], "actor", env.num_actions
+        best: dict[str, Any] = {"return": -float("inf"), "state": None, "iter": None}
+        if args.eval_episodes > 0 and args.eval_interval > 0:
+            eval_env = cli_models._make_env(args.task, args.eval_episodes, args.device, cfg["seed"] + 10_000, env_over)
+            last_it = runner.current_learning_iteration + cfg["max_iterations"] - 1
+
+            def keep_state(it: int) -> None:  # the best student, evaluated again at the end
+                best["state"] = copy.deepcopy(alg.get_policy().state_dict())
+
+            evaluate = cli_models.periodic_eval(
+                alg, eval_env, args.eval_episodes, args.eval_interval, last_it, log_dir, best, keep_state
             )
-            model.load_state_dict(best["state"])
-            rows[f"best@{best['iter']}"] = evaluate_policy(final_env, model, n)
-        rows["teacher"] = evaluate_policy(final_env, alg.teacher, n)
-        print("[dagmix] final evaluation on fresh episodes: the last student, the best by periodic eval, the teacher")
-        print(cli_models._format_table(rows))
-        for name, res in rows.items():
-            if name != "teacher":
-                print(f"[dagmix] {name} / teacher return: {res.return_mean / rows['teacher'].return_mean:.3f}")
-    return 0
+
+            alg.iteration_callbacks.append(evaluate)
+        t0 = time.time()
+        runner.learn(cfg["max_iterations"])
+        print(f"[dagmix] MixingDAggerPPO took {time.time() - t0:.0f} s; checkpoints in {log_dir}")
+        if args.final_eval_episodes > 0:
+            n = args.final_eval_episodes
+            final_env = cli_models._make_env(args.task, n, args.device, cfg["seed"] + 20_000, env_over)
+            rows = {"student": evaluate_policy(final_env, alg.get_policy(), n)}
+            if best["state"] is not None:
+                model = cli_models._build_model(
+                    actor_cfg, final_env.get_observations(), cfg["obs_groups"], "actor", env.num_actions
+                )
+                model.load_state_dict(best["state"])
+                rows[f"best@{best['iter']}"] = evaluate_policy(final_env, model, n)
+            rows["teacher"] = evaluate_policy(final_env, alg.teacher, n)
+            print(
+                "[dagmix] final evaluation on fresh episodes: the last student, the best by periodic eval, the teacher"
+            )
+            print(cli_models._format_table(rows))
+            for name, res in rows.items():
+                if name != "teacher":
+                    print(f"[dagmix] {name} / teacher return: {res.return_mean / rows['teacher'].return_mean:.3f}")
+        return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -240,3 +241,32 @@ def test_the_two_stage_patch_keys_work_on_the_command_line(tmp_path, capsys):
     assert "mixing" not in algorithm
     with pytest.raises(SystemExit, match="Both a non-empty 'mixing' and use_two_stage_training=True"):
         cli.main(_distill_argv(tmp_path, *keys, "--schedule", "linear"))
+
+
+@pytest.mark.parametrize("algorithm", ["distillation", "dagger_ppo"])
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch, algorithm):
+    frozen = cli.datetime(2030, 1, 2, 3, 4, 5)  # both runs see the same timestamp
+
+    class Frozen(cli.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return frozen
+
+    monkeypatch.setattr(cli, "datetime", Frozen)
+    for seed in ("1", "2"):
+        argv = _distill_argv(tmp_path, "--algorithm", algorithm, "--max_iterations", "1", "--seed", seed)
+        assert cli.main(argv) == 0
+    experiment = os.path.join(tmp_path, "rsl_rl", os.listdir(os.path.join(tmp_path, "rsl_rl"))[0])
+    runs = sorted(os.listdir(experiment))
+    assert runs == ["2030-01-02_03-04-05", "2030-01-02_03-04-05_2"]
+    seeds = [json.load(open(os.path.join(experiment, r, "params", "agent.json")))["seed"] for r in runs]
+    assert seeds == [1, 2]  # each folder holds its own run's params (and checkpoints)
+    assert all("model_0.pt" in os.listdir(os.path.join(experiment, r)) for r in runs)
+
+
+def test_a_run_refused_before_it_starts_leaves_no_folder(tmp_path):
+    with pytest.raises(SystemExit):
+        cli.main(_distill_argv(tmp_path, "algorithm.learning_rate=-1"))
+    experiment_root = os.path.join(tmp_path, "rsl_rl")
+    leftovers = [d for _, dirs, files in os.walk(experiment_root) for d in dirs + files]
+    assert not any(name.startswith("20") for name in leftovers), leftovers
