@@ -18,7 +18,9 @@ from __future__ import annotations
 import copy
 import importlib
 import inspect
+import sys
 from importlib.metadata import PackageNotFoundError, version
+from types import ModuleType
 from typing import Any
 
 import rsl_rl.algorithms
@@ -186,7 +188,8 @@ if STUDENT_TEACHER_POLICY:
 
         def save(self, path: str, infos: dict | None = None) -> None:
             """Save ``alg.save()`` with the iteration (3.x layout, plus the algorithm's extra entries), atomically."""
-            _save(self, path, infos)
+            checkpoint_io.save_runner(self, path, infos)
+            _upload(self, path)
 
         def load(
             self,
@@ -196,17 +199,25 @@ if STUDENT_TEACHER_POLICY:
             unsafe_load: bool = False,
         ) -> dict | None:
             """Load through ``alg.load`` (``weights_only=True`` unless ``unsafe_load``); resume a distillation run."""
-            return _load(self, path, {"optimizer": load_optimizer}, True, map_location, unsafe_load)
+            return checkpoint_io.load_runner(self, path, {"optimizer": load_optimizer}, True, map_location, unsafe_load)
 
 else:
     DistillationBase = _Distillation
 
     class RunnerMixin:
-        """rsl-rl 4.x/5.x: the runner's own save / load (and a subclass's, e.g. mjlab's), file I/O made safe."""
+        """rsl-rl 4.x/5.x: the runner's save / load through checkpoint_io (a subclass's own, e.g. mjlab's, kept)."""
 
         def save(self, path: str, infos: dict | None = None) -> None:
-            """Save as the runner does, written atomically (see :func:`checkpoint_io.runner_io`)."""
-            with checkpoint_io.runner_io():
+            """Save as rsl_rl's runner does (``alg.save()``, ``iter``, ``infos``), written atomically."""
+            upstream = _upstream_modules(self, "save")
+            if not upstream:
+                checkpoint_io.save_runner(self, path, infos)
+                _upload(self, path)
+                return
+            # a runner subclass outside rsl_rl (mjlab's adds its env state to infos) keeps its save; it ends in
+            # rsl_rl's OnPolicyRunner.save, which calls torch.save itself: the name `torch` in those modules
+            # (not torch.save) is replaced for this call only
+            with checkpoint_io.safe_torch_in(upstream):
                 super().save(path, infos)  # type: ignore[misc]
 
         def load(
@@ -217,31 +228,34 @@ else:
             map_location: str | None = None,
             unsafe_load: bool = False,
         ) -> dict | None:
-            """Load as the runner does, with ``weights_only=True`` unless ``unsafe_load`` (see checkpoint_io)."""
-            with checkpoint_io.runner_io(unsafe_load):
+            """Load as rsl_rl's runner does, with ``weights_only=True`` unless ``unsafe_load``."""
+            upstream = _upstream_modules(self, "load")
+            if not upstream:
+                return checkpoint_io.load_runner(self, path, load_cfg, strict, map_location, unsafe_load)
+            # mjlab's runner loads with its own torch.load(path, weights_only=False) (then migrates legacy keys and
+            # restores its env state): the name `torch` in its module is replaced for this call only
+            with checkpoint_io.safe_torch_in(upstream, unsafe_load):
                 return super().load(path, load_cfg, strict, map_location)  # type: ignore[misc]
 
+    def _upstream_modules(runner: Any, method: str) -> list[ModuleType]:
+        """Return the modules of the runner classes after RunnerMixin that define ``method``, if one is not rsl_rl's.
 
-def _save(runner: Any, path: str, infos: dict | None) -> None:
-    """Save as the runner does: ``alg.save()`` plus ``iter`` and ``infos``, written atomically, then uploaded."""
-    saved = runner.alg.save()
-    saved.update(iter=runner.current_learning_iteration, infos=infos)
-    checkpoint_io.save_checkpoint(saved, path)
+        Empty when only rsl_rl's runners define it: their save / load are exactly what checkpoint_io does.
+        """
+        mro = type(runner).__mro__
+        owners = [c for c in mro[mro.index(RunnerMixin) + 1 :] if method in vars(c)]
+        if all(c.__module__.split(".")[0] == "rsl_rl" for c in owners):
+            return []
+        return [sys.modules[c.__module__] for c in owners]
+
+
+def _upload(runner: Any, path: str) -> None:
+    """Upload a saved checkpoint as the runner does (W&B / Neptune), on every supported rsl_rl."""
     logger = getattr(runner, "logger", None)
     if logger is not None and hasattr(logger, "save_model"):  # rsl_rl's Logger (3.3+)
         logger.save_model(path, runner.current_learning_iteration)
     elif getattr(runner, "logger_type", None) in ("neptune", "wandb") and not runner.disable_logs:  # 3.0.1
         runner.writer.save_model(path, runner.current_learning_iteration)
-
-
-def _load(
-    runner: Any, path: str, load_cfg: dict | None, strict: bool, map_location: str | None, unsafe_load: bool
-) -> dict | None:
-    """Load as the runner does, from a dict read by :func:`checkpoint_io.load_checkpoint`."""
-    loaded = checkpoint_io.load_checkpoint(path, map_location=map_location, unsafe_load=unsafe_load)
-    if runner.alg.load(loaded, load_cfg, strict):
-        runner.current_learning_iteration = loaded["iter"]
-    return loaded.get("infos")
 
 
 def raw_student(alg: Any) -> Any:

@@ -1,8 +1,11 @@
 """Checkpoint files: loaded with ``torch.load(weights_only=True)``, written atomically.
 
 rsl_rl's runners load with ``weights_only=False`` (full unpickling: a checkpoint can run arbitrary code) and write
-in place (a kill during a write leaves a half file). dagmix loads and saves through these two functions instead:
-:class:`~dagmix.algorithms.MixingDistillationRunner` and the ``dagmix`` command use them.
+in place (a kill during a write leaves a half file). dagmix loads and saves through :func:`load_checkpoint` and
+:func:`save_checkpoint` instead, and saves and restores a runner with :func:`save_runner`, :func:`load_runner` and
+:func:`restore_runner` (:class:`~dagmix.algorithms.MixingDistillationRunner` and the ``dagmix`` command use them).
+Nothing here reassigns ``torch.load`` / ``torch.save``: an upstream runner that calls them itself gets a stand-in
+in its own module for one call (:func:`safe_torch_in`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -51,10 +55,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = None, unsafe_lo
         UnsafeCheckpointError: the file needs full unpickling (the message names the first object it holds that is
             not allowlisted) and ``unsafe_load`` is False.
     """
-    return _load(path, map_location, unsafe_load, torch.load)
+    return _load(path, map_location, unsafe_load)
 
 
-def _load(path: str | os.PathLike, map_location: Any, unsafe_load: bool, torch_load: Callable) -> dict[str, Any]:
+def _load(path: str | os.PathLike, map_location: Any, unsafe_load: bool, **torch_kwargs: Any) -> dict[str, Any]:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise CheckpointError(f"Checkpoint {path!r} does not exist.")
@@ -70,10 +74,10 @@ def _load(path: str | os.PathLike, map_location: Any, unsafe_load: bool, torch_l
         )
     try:
         if unsafe_load:
-            loaded = torch_load(path, map_location=map_location, weights_only=False)
+            loaded = torch.load(path, map_location=map_location, weights_only=False, **torch_kwargs)
         else:
             with _safe_globals():
-                loaded = torch_load(path, map_location=map_location, weights_only=True)
+                loaded = torch.load(path, map_location=map_location, weights_only=True, **torch_kwargs)
     except Exception as e:  # noqa: BLE001 - torch raises many types for bad files; all mean "not loadable"
         unsafe = None if unsafe_load else _unsafe_global(path, e)
         if unsafe:
@@ -137,16 +141,16 @@ def save_checkpoint(obj: Any, path: str | os.PathLike) -> None:
 
     A kill at any moment leaves either the previous file or the new one, never a half file.
     """
-    _save(obj, path, torch.save)
+    _save(obj, path)
 
 
-def _save(obj: Any, path: str | os.PathLike, torch_save: Callable) -> None:
+def _save(obj: Any, path: str | os.PathLike, **torch_kwargs: Any) -> None:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch_save(obj, f)
+            torch.save(obj, f, **torch_kwargs)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -162,30 +166,78 @@ def _save(obj: Any, path: str | os.PathLike, torch_save: Callable) -> None:
             os.close(dir_fd)
 
 
-@contextlib.contextmanager
-def runner_io(unsafe_load: bool = False) -> Iterator[None]:
-    """Within the block, ``torch.load`` / ``torch.save`` of a file path read safely and write atomically.
+def save_runner(runner: Any, path: str | os.PathLike, infos: dict | None = None) -> None:
+    """Write a runner's checkpoint as rsl_rl's runners lay it out (``alg.save()``, ``iter``, ``infos``), atomically."""
+    saved = runner.alg.save()
+    saved.update(iter=runner.current_learning_iteration, infos=infos)
+    save_checkpoint(saved, path)
 
-    rsl_rl's runners, and runners built on them (mjlab's adds its env state and legacy-key migration), call
-    ``torch.load(path, weights_only=False)`` and ``torch.save(obj, path)`` inside their ``load`` / ``save``.
-    :class:`~dagmix.algorithms.MixingDistillationRunner` runs those methods in this block, so whatever else they do
-    is kept while the file goes through :func:`load_checkpoint` and :func:`save_checkpoint`. Calls on file objects
-    pass through unchanged. Not thread-safe (runners save and load from one thread).
+
+def restore_runner(runner: Any, loaded: dict[str, Any], load_cfg: dict | None = None, strict: bool = True) -> Any:
+    """Load a checkpoint dict (read by :func:`load_checkpoint`) into a runner as rsl_rl's ``runner.load`` does.
+
+    ``alg.load``; when it resumes training, the runner continues at the checkpoint's ``iter``. Returns its ``infos``.
     """
-    real_load, real_save = torch.load, torch.save
+    if runner.alg.load(loaded, load_cfg, strict):
+        runner.current_learning_iteration = loaded["iter"]
+    return loaded.get("infos")
 
-    def load(f: Any, map_location: Any = None, *args: Any, **kwargs: Any) -> Any:
-        if not isinstance(f, (str, os.PathLike)):
-            return real_load(f, map_location, *args, **kwargs)
-        return _load(f, kwargs.get("map_location", map_location), unsafe_load, real_load)
 
-    def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
-        if not isinstance(f, (str, os.PathLike)):
-            return real_save(obj, f, *args, **kwargs)
-        _save(obj, f, real_save)
+def load_runner(
+    runner: Any,
+    path: str | os.PathLike,
+    load_cfg: dict | None = None,
+    strict: bool = True,
+    map_location: Any = None,
+    unsafe_load: bool = False,
+) -> Any:
+    """Read ``path`` with :func:`load_checkpoint` and :func:`restore_runner` it; return its ``infos``."""
+    return restore_runner(runner, load_checkpoint(path, map_location, unsafe_load), load_cfg, strict)
 
-    torch.load, torch.save = load, save
+
+class _SafeTorch:
+    """The ``torch`` of one upstream module, for one call: a path's ``load`` / ``save`` go through checkpoint_io.
+
+    Everything else is torch's.
+    """
+
+    def __init__(self, unsafe_load: bool) -> None:
+        self._unsafe_load = unsafe_load
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(torch, name)
+
+    def load(self, f: Any, map_location: Any = None, weights_only: Any = None, **kwargs: Any) -> Any:
+        """``torch.load`` with ``weights_only=True`` unless the runner's load was asked for ``unsafe_load``."""
+        del weights_only  # the caller's choice (rsl_rl and mjlab pass False) is replaced by the safe one
+        if isinstance(f, (str, os.PathLike)):
+            return _load(f, map_location, self._unsafe_load, **kwargs)
+        return torch.load(f, map_location=map_location, weights_only=not self._unsafe_load, **kwargs)
+
+    def save(self, obj: Any, f: Any, **kwargs: Any) -> None:
+        """``torch.save``, written atomically when ``f`` is a path."""
+        if isinstance(f, (str, os.PathLike)):
+            _save(obj, f, **kwargs)
+        else:
+            torch.save(obj, f, **kwargs)
+
+
+@contextlib.contextmanager
+def safe_torch_in(modules: Sequence[ModuleType], unsafe_load: bool = False) -> Iterator[None]:
+    """Within the block, the name ``torch`` in each of ``modules`` loads safely and saves atomically.
+
+    For an upstream runner that calls ``torch.load`` / ``torch.save`` itself (mjlab's ``load`` migrates legacy
+    keys and restores its env state around ``torch.load(path, weights_only=False)``): only those modules' own
+    reference is replaced, only for the block; ``torch.load`` / ``torch.save`` stay torch's everywhere else. A
+    module that does not hold ``torch`` under that name is left alone. Not thread-safe (runners save and load
+    from one thread).
+    """
+    patched = [m for m in modules if vars(m).get("torch") is torch]
+    stand_in = _SafeTorch(unsafe_load)
+    for module in patched:
+        module.torch = stand_in
     try:
         yield
     finally:
-        torch.load, torch.save = real_load, real_save
+        for module in patched:
+            module.torch = torch

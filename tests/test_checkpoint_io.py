@@ -140,3 +140,67 @@ def test_checkpoints_hold_the_model_config(tmp_path, teacher_path, runner):
     cfg = make_train_cfg(student="gru")
     section = "policy" if _compat.STUDENT_TEACHER_POLICY else "student"
     assert model[section] == cfg[section] and model["obs_groups"] == cfg["obs_groups"]
+
+
+UPSTREAM_RUNNER = '''
+import sys
+
+import torch
+from rsl_rl.runners import OnPolicyRunner
+
+
+class UpstreamRunner(OnPolicyRunner):
+    """Stands for mjlab's runner: its load calls torch.load itself; its save adds to infos and calls rsl_rl's."""
+
+    def load(self, path, load_cfg=None, strict=True, map_location=None):
+        self.seen_torch_load, self.seen_global_load = torch.load, sys.modules["torch"].load
+        loaded = torch.load(path, map_location=map_location, weights_only=False)
+        if self.alg.load(loaded, load_cfg, strict):
+            self.current_learning_iteration = loaded["iter"]
+        return loaded["infos"]
+
+    def save(self, path, infos=None):
+        super().save(path, {**(infos or {}), "env_state": {"common_step_counter": 7}})
+'''
+
+
+@pytest.mark.skipif(_compat.STUDENT_TEACHER_POLICY, reason="rsl-rl 3.x runners save and load through dagmix only")
+def test_an_upstream_runner_that_calls_torch_itself_is_patched_in_its_module_for_the_call(
+    tmp_path, teacher_path, monkeypatch
+):
+    import sys
+    import types
+
+    from helpers import make_env, make_train_cfg
+
+    from dagmix.algorithms import MixingDistillationRunner
+
+    upstream = types.ModuleType("upstream_runner")  # a runner package outside rsl_rl, as mjlab.rl.runner
+    monkeypatch.setitem(sys.modules, upstream.__name__, upstream)
+    exec(UPSTREAM_RUNNER, vars(upstream))
+
+    class Runner(MixingDistillationRunner, upstream.UpstreamRunner):
+        pass
+
+    real_load, real_save = torch.load, torch.save
+    r = Runner(make_env(), make_train_cfg(), None, "cpu")
+    marker = tmp_path / "pwned"
+    evil = write_malicious_checkpoint(tmp_path / "evil.pt", marker, torch.load(teacher_path, weights_only=True))
+    with pytest.raises(CheckpointError, match="unsafe_load=True"):
+        r.load(evil)
+    assert not marker.exists() and not r.alg.teacher_loaded
+    assert r.seen_torch_load is not real_load and r.seen_global_load is real_load  # its module's name, not torch's
+    assert upstream.torch is torch  # and only for the call
+    r.load(teacher_path)
+    assert r.alg.teacher_loaded
+
+    r.current_learning_iteration = 3
+    r.save(str(tmp_path / "model_3.pt"))  # the upstream save's infos kept, written by save_checkpoint
+    assert load_checkpoint(tmp_path / "model_3.pt")["infos"] == {"env_state": {"common_step_counter": 7}}
+    _interrupt_torch_save(monkeypatch)
+    r.current_learning_iteration = 4
+    with pytest.raises(KeyboardInterrupt):
+        r.save(str(tmp_path / "model_3.pt"))
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "model_3.pt")["iter"] == 3  # atomic: the previous file survives
+    assert torch.load is real_load and torch.save is real_save
