@@ -125,7 +125,7 @@ def _base_cfg() -> dict[str, Any]:
 
 def _apply_config_overrides(cfg: dict[str, Any], overrides: dict[str, Any], variant: str) -> None:
     """Set dotted train-config keys in ``cfg`` (each must exist, as for the CLI's key=value); errors name it."""
-    from dagmix.envs.task_configs import apply_overrides
+    from dagmix.cli.overrides import apply_overrides
 
     items = [f"{key}={value if isinstance(value, str) else repr(value)}" for key, value in overrides.items()]
     try:

@@ -1,16 +1,15 @@
-"""Default rsl_rl train configs per built-in task, the shipped teacher, and ``key=value`` overrides."""
+"""Default rsl_rl train configs per built-in task, the shipped teacher, and a ``key=value`` override's value.
+
+``parse_value`` and ``check_override`` turn and check the text of one value (``dagmix.envs.make`` checks env keys
+with it); the CLI's walk of the train config is :mod:`dagmix.cli.overrides`.
+"""
 
 from __future__ import annotations
 
 import ast
 import copy
 import os
-from dataclasses import fields
 from typing import Any
-
-from dagmix.mixing.dagger_ppo_schema import DAggerPPOSchema
-from dagmix.mixing.names import check_keys, did_you_mean
-from dagmix.mixing.schema import AlgorithmSchema, lookup
 
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 
@@ -178,10 +177,6 @@ def dagger_ppo_train_cfg(task: str) -> dict[str, Any]:
     return cfg
 
 
-NUMBER_OR_SCHEDULE_KEYS = tuple(f"algorithm.{f.name}" for f in fields(DAggerPPOSchema) if "dict" in str(f.type))
-"""MixingDAggerPPO's coefficients: a number or a schedule dict (validated when the algorithm is built)."""
-
-
 def parse_value(text: str) -> Any:
     """Parse an override value: Python literals (numbers, True/False/None, lists), else the plain string."""
     lowered = {"true": True, "false": False, "none": None, "null": None}
@@ -219,65 +214,3 @@ def check_override(key: str, value: Any, default: Any, text: str | None = None) 
     if not ok:
         raise ValueError(f"{key}={shown} is not {kind} (the default is {default!r}).")
     return value
-
-
-def algorithm_schema(cfg: dict[str, Any]) -> type:
-    """Return the schema class of the train config's algorithm (DAggerPPOSchema or MixingDistillation's)."""
-    class_name = cfg.get("algorithm", {}).get("class_name", "")
-    return DAggerPPOSchema if str(class_name).endswith(":MixingDAggerPPO") else AlgorithmSchema
-
-
-def _schema_default(parts: list[str], root: type = AlgorithmSchema) -> tuple[bool, Any]:
-    """Return (True, default) if ``parts`` names a dagmix algorithm key of the schema (``algorithm.mixing.decay``)."""
-    if len(parts) < 2 or parts[0] != "algorithm":
-        return False, None
-    return lookup(".".join(parts[1:]), root)
-
-
-def apply_overrides(cfg: dict[str, Any], env_cfg: dict[str, Any], overrides: list[str]) -> None:
-    """Apply ``key=value`` overrides in place: ``env.X`` to ``env_cfg``, anything else to the train ``cfg``.
-
-    Train-config keys must exist in the config or, under ``algorithm``, in dagmix's schema
-    (:mod:`dagmix.mixing.schema`: every dagmix key, validated when the algorithm is built); env keys are validated
-    by ``dagmix.envs.make``. Values must have the type of the default they replace. Raises ValueError naming the key.
-    """
-    root = algorithm_schema(cfg)
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"Override {item!r} is not of the form key=value (e.g. algorithm.learning_rate=5e-4).")
-        key, text = item.split("=", 1)
-        value = parse_value(text)
-        if key.startswith("env."):
-            env_cfg[key[4:]] = value  # checked against the env's config by dagmix.envs.make
-            continue
-        node: Any = cfg
-        parts = key.split(".")
-        for depth, part in enumerate(parts[:-1]):
-            if (
-                isinstance(node, dict)
-                and part not in node
-                and isinstance(_schema_default(parts[: depth + 1], root)[1], dict)
-            ):
-                node[part] = {}  # a dagmix config section the default config leaves out (e.g. loss_weighting)
-            if not isinstance(node, dict) or part not in node or not isinstance(node[part], dict):
-                section = ".".join(parts[: depth + 1])
-                raise ValueError(f"Unknown config key {key!r}: {section!r} is not a config section.")
-            node = node[part]
-        leaf = parts[-1]
-        default = node.get(leaf)
-        if leaf not in node:
-            known, default = _schema_default(parts, root)
-            section_known, section = _schema_default(parts[:-1], root)
-            if not known and section_known and isinstance(section, dict):  # a dagmix section: name its keys
-                check_keys(".".join(parts[:-1]), [leaf], list(section))
-            if not known:
-                raise ValueError(
-                    f"Unknown config key {key!r}; keys here: {', '.join(node)}." + did_you_mean(leaf, node)
-                )
-        if key in NUMBER_OR_SCHEDULE_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool):
-            node[leaf] = float(value)  # a constant coefficient instead of the default schedule dict
-            continue
-        if key in NUMBER_OR_SCHEDULE_KEYS and isinstance(value, dict):
-            node[leaf] = value  # a schedule dict instead of a number (validated when the algorithm is built)
-            continue
-        node[leaf] = check_override(key, value, default, text)

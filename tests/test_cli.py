@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from dagmix import cli
+from dagmix.algorithms.checkpoint_io import load_checkpoint
+from dagmix.cli.models import load_models
 
 TINY = ["--num_envs", "32", "--seed", "3"]
 SHORT = "env.episode_length_s=1.0"  # 50-step episodes keep every evaluation short
@@ -145,7 +147,8 @@ def test_export_gives_the_students_actions_with_the_hidden_state_carried(tmp_pat
     from dagmix.envs import make
 
     env = make("quadcopter", num_envs=1, seed=5, episode_length_s=1.0)
-    student = cli._load_models("quadcopter", ckpt, "cpu", env, False)[0]["student"].eval()
+    loaded = load_checkpoint(ckpt)
+    student = load_models("quadcopter", ckpt, loaded, "cpu", env)[0]["student"].eval()
     jit = torch.jit.load(str(tmp_path / "exp" / "policy.pt"))
     session = ort.InferenceSession(str(tmp_path / "exp" / "policy.onnx"))
     assert [i.name for i in session.get_inputs()] == ["obs", "h_in"]

@@ -86,8 +86,8 @@ def test_help_names_the_algorithm_flags(capsys):
 
 
 def test_default_config_builds(tmp_path):
-    from dagmix.envs.task_configs import dagger_ppo_train_cfg
+    from dagmix.envs.task_configs import dagger_ppo_train_cfg, shipped_teacher
 
     cfg = dagger_ppo_train_cfg("quadcopter")
     assert cfg["algorithm"]["class_name"] == "dagmix.algorithms:MixingDAggerPPO" and "teacher" in cfg
-    assert torch.load(cli.shipped_teacher("quadcopter"), weights_only=False)["actor_state_dict"]
+    assert torch.load(shipped_teacher("quadcopter"), weights_only=False)["actor_state_dict"]

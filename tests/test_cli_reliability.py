@@ -10,6 +10,7 @@ import torch
 from test_checkpoint_io import write_malicious_checkpoint
 
 from dagmix import cli
+from dagmix.cli import runs as cli_runs
 from dagmix.envs.task_configs import shipped_teacher
 
 TINY = ["--num_envs", "16", "--seed", "3"]
@@ -245,14 +246,14 @@ def test_the_two_stage_patch_keys_work_on_the_command_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("algorithm", ["distillation", "dagger_ppo"])
 def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch, algorithm):
-    frozen = cli.datetime(2030, 1, 2, 3, 4, 5)  # both runs see the same timestamp
+    frozen = cli_runs.datetime(2030, 1, 2, 3, 4, 5)  # both runs see the same timestamp
 
-    class Frozen(cli.datetime):
+    class Frozen(cli_runs.datetime):
         @classmethod
         def now(cls, tz=None):
             return frozen
 
-    monkeypatch.setattr(cli, "datetime", Frozen)
+    monkeypatch.setattr(cli_runs, "datetime", Frozen)
     for seed in ("1", "2"):
         argv = _distill_argv(tmp_path, "--algorithm", algorithm, "--max_iterations", "1", "--seed", seed)
         assert cli.main(argv) == 0

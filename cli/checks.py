@@ -8,55 +8,8 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
-import re
-from typing import Any
 
 import torch
-
-from dagmix.algorithms.checkpoint_io import CheckpointError, UnsafeCheckpointError
-from dagmix.algorithms.checkpoint_io import load_checkpoint as load_checkpoint_file
-
-
-def find_checkpoint(
-    root: str, experiment: str, load_run: str, load_checkpoint: str, device: str = "cpu", unsafe_load: bool = False
-) -> tuple[str, dict[str, Any]]:
-    """Return the newest loadable checkpoint (and its contents) matching ``--load_run`` / ``--load_checkpoint``.
-
-    Runs are tried newest first (by folder name, a timestamp), and in each run ``model_<N>.pt`` by decreasing N,
-    then other matches. Broken files (empty, truncated, corrupt) are skipped with a one-line notice; runs without a
-    loadable checkpoint (e.g. left by a failed start) are skipped. A file that needs full unpickling is refused.
-    """
-    base = os.path.join(root, "rsl_rl", experiment)
-    try:
-        runs = sorted((d for d in os.listdir(base) if re.fullmatch(load_run, d)), reverse=True)
-    except OSError:
-        runs = []
-    if not runs:
-        raise SystemExit(f"dagmix: no run matching --load_run {load_run!r} in {base}.")
-    for name in runs:
-        run = os.path.join(base, name)
-        if not os.path.isdir(run):
-            continue
-        files = [f for f in os.listdir(run) if re.fullmatch(load_checkpoint, f)]
-        numbered = sorted(
-            ((int(m.group(1)), f) for f in files if (m := re.fullmatch(r"model_(\d+)\.pt", f))), reverse=True
-        )
-        ordered = [f for _, f in numbered] + sorted(
-            (f for f in files if f not in dict(numbered).values()), reverse=True
-        )
-        for f in ordered:
-            path = os.path.join(run, f)
-            try:
-                return path, load_checkpoint_file(path, map_location=device, unsafe_load=unsafe_load)
-            except UnsafeCheckpointError as e:
-                raise SystemExit(f"dagmix: {e}") from None
-            except CheckpointError as e:
-                print(f"[dagmix] skipping a broken checkpoint: {e}")
-    raise SystemExit(
-        f"dagmix: no loadable checkpoint matching --load_checkpoint {load_checkpoint!r} in the runs matching "
-        f"--load_run {load_run!r} in {base}."
-    )
-
 
 _POSITIVE_INTS = ("num_steps_per_env", "max_iterations", "save_interval")
 _POSITIVE_ALGORITHM_INTS = ("num_learning_epochs", "gradient_length", "num_mini_batches")
@@ -108,6 +61,7 @@ def check_model_cfg(section: str, model_cfg: dict) -> None:
 
 
 def check_device(device: str) -> None:
+    """Exit unless ``device`` can hold a tensor on this machine."""
     try:
         torch.empty(0, device=device)
     except (RuntimeError, AssertionError, ValueError) as e:
@@ -127,6 +81,7 @@ def check_writable_dir(path: str, flag: str) -> None:
 
 
 def check_eval_flags(args: argparse.Namespace) -> None:
+    """Exit if an evaluation size or interval is negative."""
     for flag in ("eval_interval", "eval_episodes", "final_eval_episodes"):
         if getattr(args, flag, 0) < 0:
             raise SystemExit(f"dagmix: --{flag}={getattr(args, flag)} must be >= 0 (0 turns it off).")

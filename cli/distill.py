@@ -1,0 +1,220 @@
+"""``dagmix distill``: one pipeline for both algorithms (MixingDistillation, MixingDAggerPPO).
+
+The student is evaluated alone as it trains (the best is saved as ``model_best.pt``) and at the end, beside the
+teacher, on fresh episodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from dagmix.algorithms import checkpoint_io
+from dagmix.algorithms.finite_guard import NonFiniteError
+from dagmix.cli.checkpoints import checkpoint_kind, find_checkpoint, load_file
+from dagmix.cli.models import format_table, load_models, make_env
+from dagmix.cli.runs import apply_run_flags, num_envs, release_if_unused, reserve_log_dir, write_params
+from dagmix.envs.task_configs import dagger_ppo_train_cfg, distill_train_cfg, shipped_teacher
+
+
+def _describe_distillation(alg: Any) -> str:
+    return f"mixing: {alg.schedule.describe()}, granularity={alg.mixing_cfg.granularity}"
+
+
+def _describe_dagger_ppo(alg: Any) -> str:
+    return (
+        f"MixingDAggerPPO: mixing {alg.beta_schedule.describe()}, granularity={alg.mixing_cfg.granularity}; "
+        f"imitation_coef {alg.imitation_coef.describe()}; ppo_coef {alg.ppo_coef.describe()}; "
+        f"imitation_loss {alg.imitation_loss}"
+    )
+
+
+def _distillation_runner(args: argparse.Namespace) -> type:
+    if args.runner == "stock":  # rsl_rl's own runner, as Isaac Lab's `isaaclab train` uses it
+        from rsl_rl.runners import DistillationRunner
+
+        return DistillationRunner
+    from dagmix.algorithms import MixingDistillationRunner
+
+    return MixingDistillationRunner
+
+
+def _on_policy_runner(args: argparse.Namespace) -> type:
+    from rsl_rl.runners import OnPolicyRunner
+
+    return OnPolicyRunner
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """What ``dagmix distill --algorithm`` changes in the pipeline."""
+
+    label: str
+    """Its name in console lines and errors."""
+    kind: str
+    """The :func:`~dagmix.cli.checkpoints.checkpoint_kind` of the checkpoints it writes."""
+    holds: str
+    """What such a checkpoint holds (named when ``--resume`` finds another kind)."""
+    train_cfg: Callable[[str], dict[str, Any]]
+    """The task's default train config."""
+    runner: Callable[[argparse.Namespace], type]
+    """The rsl_rl runner class that runs it."""
+    describe: Callable[[Any], str]
+    """The console line of the built algorithm's settings."""
+
+
+ALGORITHMS = {
+    "distillation": Algorithm(
+        "distillation",
+        "distillation",
+        "no student_state_dict; a PPO checkpoint?",
+        distill_train_cfg,
+        _distillation_runner,
+        _describe_distillation,
+    ),
+    "dagger_ppo": Algorithm(
+        "MixingDAggerPPO",
+        "dagger_ppo",
+        "it needs both actor_state_dict and teacher_state_dict",
+        dagger_ppo_train_cfg,
+        _on_policy_runner,
+        _describe_dagger_ppo,
+    ),
+}
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    """Train the student with the chosen algorithm; evaluate it alone as it trains; print the final table."""
+    algo = ALGORITHMS[args.algorithm]
+    cfg, env_over = algo.train_cfg(args.task), {}
+    if args.init_student is not None:
+        if algo.kind != "dagger_ppo":
+            raise SystemExit("dagmix: --init_student initialises the actor of --algorithm dagger_ppo; add that flag.")
+        cfg["algorithm"]["init_student"] = os.path.abspath(args.init_student)
+    if args.schedule is not None:
+        cfg["algorithm"]["mixing"] = {"schedule": args.schedule}
+    if args.phase1_iterations is not None:
+        cfg["algorithm"]["mixing"]["phase1_iterations"] = args.phase1_iterations
+    apply_run_flags(args, cfg, env_over)
+    mixing_given = args.schedule is not None or args.phase1_iterations is not None
+    mixing_given |= any(o.startswith("algorithm.mixing.") for o in args.overrides)
+    if cfg["algorithm"].get("use_two_stage_training") is True and not mixing_given:
+        del cfg["algorithm"]["mixing"]  # the two-stage patch's keys replace the default mixing schedule
+    env = make_env(args.task, num_envs(args), args.device, cfg["seed"], env_over)
+    checkpoint, loaded = _checkpoint(args, cfg, algo)
+    log_dir = reserve_log_dir(args.log_root, cfg["experiment_name"], cfg["run_name"])
+    with release_if_unused(log_dir):
+        params = copy.deepcopy(cfg)  # as given: rsl-rl 5.4 pops keys (class_name) of the config it is built from
+        torch.manual_seed(cfg["seed"])
+        try:
+            runner = algo.runner(args)(env, cfg, log_dir, args.device)
+            print(f"[dagmix] loading {'run' if args.resume else 'teacher'} checkpoint {checkpoint}")
+            checkpoint_io.restore_runner(runner, loaded)  # read with weights_only=True (the stock runner would not)
+        except ValueError as e:
+            raise SystemExit(f"dagmix: {e}") from e
+        write_params(log_dir, params, env_over, args.task)  # the run folder appears only once the run can start
+        print(f"[dagmix] {algo.describe(runner.alg)}")
+        if args.eval_episodes > 0 and args.eval_interval > 0:
+            eval_env = make_env(args.task, args.eval_episodes, args.device, cfg["seed"] + 10_000, env_over)
+            last_it = runner.current_learning_iteration + cfg["max_iterations"] - 1
+            evaluate = periodic_eval(runner.alg, eval_env, args.eval_episodes, args.eval_interval, last_it, log_dir)
+            runner.alg.iteration_callbacks.append(evaluate)
+        t0 = time.time()
+        try:
+            runner.learn(cfg["max_iterations"])
+        except NonFiniteError as e:  # a bad teacher or env: one line, no traceback; nothing non-finite was saved
+            raise SystemExit(f"dagmix: {e}") from None
+        print(f"[dagmix] {algo.label} took {time.time() - t0:.0f} s; checkpoints in {log_dir}")
+        if args.final_eval_episodes > 0:
+            _final_table(args, runner.alg, log_dir, cfg["seed"], env_over)
+        return 0
+
+
+def _checkpoint(args: argparse.Namespace, cfg: dict, algo: Algorithm) -> tuple[str, dict[str, Any]]:
+    """Return the path and contents of the run to resume (``--resume``) or of the teacher (PPO) checkpoint."""
+    if args.resume:
+        path, loaded = find_checkpoint(
+            args.log_root, cfg["experiment_name"], args.load_run, args.load_checkpoint, args.device, args.unsafe_load
+        )
+        if checkpoint_kind(loaded) != algo.kind:
+            raise SystemExit(
+                f"dagmix: --resume found {path}, which is not a {algo.label} checkpoint ({algo.holds}). Pass the "
+                "teacher with --checkpoint instead, or pick the run with --load_run."
+            )
+        return path, loaded
+    try:
+        path = args.checkpoint or shipped_teacher(args.task)
+    except ValueError as e:
+        raise SystemExit(f"dagmix: {e}") from None
+    loaded = load_file(path, args.device, args.unsafe_load)
+    kind = checkpoint_kind(loaded)
+    if kind in ALGORITHMS:  # a run of `dagmix distill`, not a teacher
+        resume = "To continue that run use --resume (with --load_run to pick it); to distill, pass"
+        raise SystemExit(
+            f"dagmix: --checkpoint {path} is a {ALGORITHMS[kind].label} checkpoint, not a teacher (PPO) checkpoint. "
+            f"{resume if kind == algo.kind else 'Pass'} the teacher's PPO checkpoint."
+        )
+    if "actor_state_dict" not in loaded:
+        raise SystemExit(f"dagmix: --checkpoint {path} is not an rsl_rl PPO checkpoint (no actor_state_dict).")
+    return path, loaded
+
+
+def periodic_eval(alg: Any, eval_env: Any, episodes: int, interval: int, last_it: int, log_dir: str) -> Any:
+    """Return the iteration callback that evaluates ``alg``'s student alone every ``interval`` iterations.
+
+    A new best return writes ``model_best.pt`` atomically (with its evaluation under ``infos``); the callback
+    prints one line and returns the ``Eval/student_*`` scalars to log.
+    """
+    from dagmix.envs.evaluation import evaluate_policy
+
+    best = -float("inf")
+
+    def evaluate(it: int, metrics: dict[str, float]) -> dict[str, float] | None:
+        nonlocal best
+        if it % interval != 0 and it != last_it:
+            return None
+        res = evaluate_policy(eval_env, alg.get_policy(), episodes)
+        if res.return_mean > best:
+            best = res.return_mean
+            saved = alg.save()
+            saved.update(iter=it, infos={"eval": res.to_dict()})
+            checkpoint_io.save_checkpoint(saved, os.path.join(log_dir, "model_best.pt"))
+        print(
+            f"[dagmix] iteration {it}: student alone over {res.num_episodes} episodes: return "
+            f"{res.return_mean:.2f} ± {res.return_ci95:.2f}, success {res.success_rate:.3f}, "
+            f"final distance {res.final_distance:.3f} m"
+        )
+        return {
+            "Eval/student_return": res.return_mean,
+            "Eval/student_success_rate": res.success_rate,
+            "Eval/student_final_distance": res.final_distance,
+        }
+
+    return evaluate
+
+
+def _final_table(args: argparse.Namespace, alg: Any, log_dir: str, seed: int, env_over: dict) -> None:
+    """Print the last student, the best (``model_best.pt``) and the teacher, each alone, on fresh episodes."""
+    from dagmix.envs.evaluation import evaluate_policy
+
+    n = args.final_eval_episodes
+    final_env = make_env(args.task, n, args.device, seed + 20_000, env_over)
+    rows = {"student": evaluate_policy(final_env, alg.get_policy(), n)}
+    best_path = os.path.join(log_dir, "model_best.pt")
+    if os.path.isfile(best_path):
+        loaded = load_file(best_path, args.device, False)
+        best = load_models(args.task, best_path, loaded, args.device, final_env)[0]["student"]
+        rows[f"best@{loaded['iter']}"] = evaluate_policy(final_env, best, n)
+    rows["teacher"] = evaluate_policy(final_env, alg.teacher, n)
+    print("[dagmix] final evaluation on fresh episodes: the last student, the best by periodic eval, the teacher")
+    print(format_table(rows))
+    for name, res in rows.items():
+        if name != "teacher":
+            print(f"[dagmix] {name} / teacher return: {res.return_mean / rows['teacher'].return_mean:.3f}")
