@@ -55,6 +55,8 @@ def test_dagger_ppo_trains_evaluates_saves_best_and_the_checkpoint_evals_and_exp
     assert set(json.load(open(table))) == {"student", "teacher"}
     assert cli.main(["export", "--checkpoint", os.path.join(run, "model_2.pt"), "--out", str(tmp_path / "x")]) == 0
     assert os.path.isfile(tmp_path / "x" / "policy.onnx") and os.path.isfile(tmp_path / "x" / "policy.pt")
+    with pytest.raises(SystemExit, match=r"model_2\.pt is a MixingDAggerPPO checkpoint, not a teacher.*--resume"):
+        _run(tmp_path, "--checkpoint", os.path.join(run, "model_2.pt"))  # a run of its own, not a teacher
 
     capsys.readouterr()  # resume: the checkpoint holds the teacher, the schedules and the masks
     argv = ["distill", "--algorithm", "dagger_ppo", *TINY, "--resume", "--max_iterations", "2", "--log_root"]
