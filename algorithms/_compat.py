@@ -199,7 +199,8 @@ if STUDENT_TEACHER_POLICY:
             unsafe_load: bool = False,
         ) -> dict | None:
             """Load through ``alg.load`` (``weights_only=True`` unless ``unsafe_load``); resume a distillation run."""
-            return checkpoint_io.load_runner(self, path, {"optimizer": load_optimizer}, True, map_location, unsafe_load)
+            loaded = checkpoint_io.load_checkpoint(path, map_location, unsafe_load)
+            return checkpoint_io.restore_runner(self, loaded, {"optimizer": load_optimizer}, True)
 
 else:
     DistillationBase = _Distillation
@@ -214,9 +215,9 @@ else:
                 checkpoint_io.save_runner(self, path, infos)
                 _upload(self, path)
                 return
-            # a runner subclass outside rsl_rl (mjlab's adds its env state to infos) keeps its save; it ends in
-            # rsl_rl's OnPolicyRunner.save, which calls torch.save itself: the name `torch` in those modules
-            # (not torch.save) is replaced for this call only
+            # a runner subclass outside rsl_rl keeps its save, which calls torch.save itself (mjlab 1.6's, in
+            # mjlab.rl.runner, adds its env state and gates the upload; another may end in rsl_rl's
+            # OnPolicyRunner.save): the name `torch` in those modules (not torch.save) is replaced for this call
             with checkpoint_io.safe_torch_in(upstream):
                 super().save(path, infos)  # type: ignore[misc]
 
@@ -231,7 +232,8 @@ else:
             """Load as rsl_rl's runner does, with ``weights_only=True`` unless ``unsafe_load``."""
             upstream = _upstream_modules(self, "load")
             if not upstream:
-                return checkpoint_io.load_runner(self, path, load_cfg, strict, map_location, unsafe_load)
+                loaded = checkpoint_io.load_checkpoint(path, map_location, unsafe_load)
+                return checkpoint_io.restore_runner(self, loaded, load_cfg, strict)
             # mjlab's runner loads with its own torch.load(path, weights_only=False) (then migrates legacy keys and
             # restores its env state): the name `torch` in its module is replaced for this call only
             with checkpoint_io.safe_torch_in(upstream, unsafe_load):

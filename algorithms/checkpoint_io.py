@@ -2,7 +2,7 @@
 
 rsl_rl's runners load with ``weights_only=False`` (full unpickling: a checkpoint can run arbitrary code) and write
 in place (a kill during a write leaves a half file). dagmix loads and saves through :func:`load_checkpoint` and
-:func:`save_checkpoint` instead, and saves and restores a runner with :func:`save_runner`, :func:`load_runner` and
+:func:`save_checkpoint` instead, and saves and restores a runner with :func:`save_runner` and
 :func:`restore_runner` (:class:`~dagmix.algorithms.MixingDistillationRunner` and the ``dagmix`` command use them).
 Nothing here reassigns ``torch.load`` / ``torch.save``: an upstream runner that calls them itself gets a stand-in
 in its own module for one call (:func:`safe_torch_in`).
@@ -181,18 +181,6 @@ def restore_runner(runner: Any, loaded: dict[str, Any], load_cfg: dict | None = 
     if runner.alg.load(loaded, load_cfg, strict):
         runner.current_learning_iteration = loaded["iter"]
     return loaded.get("infos")
-
-
-def load_runner(
-    runner: Any,
-    path: str | os.PathLike,
-    load_cfg: dict | None = None,
-    strict: bool = True,
-    map_location: Any = None,
-    unsafe_load: bool = False,
-) -> Any:
-    """Read ``path`` with :func:`load_checkpoint` and :func:`restore_runner` it; return its ``infos``."""
-    return restore_runner(runner, load_checkpoint(path, map_location, unsafe_load), load_cfg, strict)
 
 
 class _SafeTorch:

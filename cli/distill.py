@@ -36,38 +36,25 @@ def _describe_dagger_ppo(alg: Any) -> str:
     )
 
 
-def _distillation_runner(args: argparse.Namespace) -> type:
-    if args.runner == "stock":  # rsl_rl's own runner, as Isaac Lab's `isaaclab train` uses it
-        from rsl_rl.runners import DistillationRunner
+def _runner_class(args: argparse.Namespace, kind: str) -> type:
+    from rsl_rl.runners import DistillationRunner, OnPolicyRunner
 
-        return DistillationRunner
     from dagmix.algorithms import MixingDistillationRunner
 
-    return MixingDistillationRunner
-
-
-def _on_policy_runner(args: argparse.Namespace) -> type:
-    from rsl_rl.runners import OnPolicyRunner
-
-    return OnPolicyRunner
+    if kind == "dagger_ppo":  # MixingDAggerPPO runs under rsl_rl's OnPolicyRunner
+        return OnPolicyRunner
+    return DistillationRunner if args.runner == "stock" else MixingDistillationRunner  # stock: as `isaaclab train`
 
 
 @dataclass(frozen=True)
 class Algorithm:
     """What ``dagmix distill --algorithm`` changes in the pipeline."""
 
-    label: str
-    """Its name in console lines and errors."""
-    kind: str
-    """The :func:`~dagmix.cli.checkpoints.checkpoint_kind` of the checkpoints it writes."""
-    holds: str
-    """What such a checkpoint holds (named when ``--resume`` finds another kind)."""
-    train_cfg: Callable[[str], dict[str, Any]]
-    """The task's default train config."""
-    runner: Callable[[argparse.Namespace], type]
-    """The rsl_rl runner class that runs it."""
-    describe: Callable[[Any], str]
-    """The console line of the built algorithm's settings."""
+    label: str  # its name in console lines and errors
+    kind: str  # the checkpoint_kind of the checkpoints it writes
+    holds: str  # what such a checkpoint holds (named when --resume finds another kind)
+    train_cfg: Callable[[str], dict[str, Any]]  # the task's default train config
+    describe: Callable[[Any], str]  # the console line of the built algorithm's settings
 
 
 ALGORITHMS = {
@@ -76,7 +63,6 @@ ALGORITHMS = {
         "distillation",
         "no student_state_dict; a PPO checkpoint?",
         distill_train_cfg,
-        _distillation_runner,
         _describe_distillation,
     ),
     "dagger_ppo": Algorithm(
@@ -84,7 +70,6 @@ ALGORITHMS = {
         "dagger_ppo",
         "it needs both actor_state_dict and teacher_state_dict",
         dagger_ppo_train_cfg,
-        _on_policy_runner,
         _describe_dagger_ppo,
     ),
 }
@@ -114,7 +99,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         params = copy.deepcopy(cfg)  # as given: rsl-rl 5.4 pops keys (class_name) of the config it is built from
         torch.manual_seed(cfg["seed"])
         try:
-            runner = algo.runner(args)(env, cfg, log_dir, args.device)
+            runner = _runner_class(args, algo.kind)(env, cfg, log_dir, args.device)
             print(f"[dagmix] loading {'run' if args.resume else 'teacher'} checkpoint {checkpoint}")
             checkpoint_io.restore_runner(runner, loaded)  # read with weights_only=True (the stock runner would not)
         except ValueError as e:
