@@ -195,3 +195,24 @@ def test_ppo_and_distillation_run_on_the_env(tmp_path):
     r.load(shipped_teacher("cue_doors"))
     r.learn(2)
     assert r.current_learning_iteration == 1
+
+
+def test_compare_schedules_runs_on_cue_doors_and_quadcopter_blind_keeps_the_plain_ratio(tmp_path):
+    import json
+
+    from dagmix.benchmarks import compare_schedules
+    from dagmix.benchmarks.tasks import get_task
+
+    argv = [
+        *("--task", "cue_doors", "--schedules", "two_stage_third", "--seeds", "1", "--iterations", "2"),
+        *("--num-envs", "8", "--steps-per-env", "12", "--eval-interval", "1", "--eval-episodes", "4"),
+        *("--final-eval-episodes", "6", "--workers", "1", "--out-dir", str(tmp_path)),
+    ]
+    compare_schedules.main(argv)
+    run = json.loads((tmp_path / "runs" / "two_stage_third" / "seed0.json").read_text())
+    assert run["task"] == "cue_doors" and run["final"]["num_episodes"] == 6
+    assert run["teacher_final"]["success_rate"] == 1.0 and "random_final" in run
+    args = compare_schedules.parse_args(["--task", "cue_doors"])
+    assert (args.iterations, args.num_envs, args.eval_interval) == (100, 1024, 10)
+    blind = get_task("quadcopter_blind")
+    assert blind.random_action_scale is None and blind.train_cfg("gru")["student"]["rnn_hidden_dim"] == 128
