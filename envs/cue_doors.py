@@ -72,16 +72,19 @@ class CueDoorsEnvCfg:
 class CueDoorsEnv(VecEnv):
     """A point agent must enter the one of two doors that is the goal; only the teacher sees which one.
 
-    The agent starts near (0, 0) and moves with velocity control: actions (num_envs, 2), clamped to [-1, 1], move
-    it by ``action * max_speed * dt`` (0.1 per step at the defaults). Two doors (discs of radius 0.2) stand at
-    (-1, 1) and (+1, 1); each episode one of them is the goal, side ``g`` in {-1, +1} drawn uniformly at reset. A
-    cue spot (disc of radius 0.2) lies at (0, -0.6), behind the start.
+    The agent starts near (0, 0) (uniform within 0.1 per axis) and moves with velocity control: actions
+    (num_envs, 2), clamped to [-1, 1], move it by ``action * max_speed * dt`` (0.2 per axis per step at the
+    defaults). Two doors (discs of radius 0.2) stand at (-0.6, 0.6) and (+0.6, 0.6); each episode one of them is the
+    goal, side ``g`` in {-1, +1} drawn uniformly at reset. A cue spot (disc of radius 0.2) lies at (0, -0.4), behind
+    the start. Going straight to the goal door takes about 3 steps; via the cue about 5.
 
-    Reward per step: -0.01; +1 on entering the goal door. Entering either door ends the episode (the wrong one with
-    reward 0: the return then reads as the success rate less the time spent, and a blind guess is worth 0.5, a cue
-    visit about 0.08 more steps than going straight, so the cue is clearly worth fetching). Leaving the box
-    |x|, |y| <= 2 ends it; 60 steps are a time-out (``extras["time_outs"]``, only for episodes that did not
-    end otherwise). Going straight to the goal door takes about 12 steps; via the cue about 19.
+    Rewards: -0.01 per step; +1 for entering the goal door, -1 for the other door (either ends the episode): a blind
+    guess is worth nothing, the cue about +0.95. With 0 for the wrong door a guess is worth 0.5, and PPO on the
+    student's observations settled on always taking one door (one seed here, and every try at a first layout twice
+    as large, with doors at (+-1, 1)); with -1, at these distances (both doors and the cue within reach of a random
+    walk), it learned to fetch the cue in 10-20 iterations (3 seeds, 1024 envs). Leaving the box
+    |x|, |y| <= 2 ends the episode with -1 (never a way out of the step cost); 60 steps are a time-out
+    (``extras["time_outs"]``, only for episodes that did not end otherwise).
 
     Observation groups (TensorDict, batch (num_envs,), float32 on ``device``):
         ``teacher`` (3): position (x, y), goal side g (privileged).
