@@ -3,14 +3,20 @@
 - ``quadcopter``: the built-in quadcopter and its shipped PPO teacher (the default; its results since the start).
 - ``quadcopter_thrown``: the built-in quadcopter started as if thrown (``dagmix.envs.registry.THROWN_QUADCOPTER``):
   an untrained student's episodes end within about 35 steps of 500; shipped PPO teacher.
+- ``quadcopter_blind``: the built-in quadcopter whose student has no velocity estimate (``velocity_noise=None``), an
+  imitation gap; the quadcopter's shipped teacher.
+- ``cue_doors``: the built-in information-gathering task (``dagmix.envs.cue_doors``): only a visit to the cue shows
+  the student which door is the goal, so imitating the teacher fails; shipped PPO teacher, an MLP student (the
+  ``--student gru`` default means the task's own student here).
 - ``pendulum``: gymnasium's Pendulum-v1 swing-up through the gymnasium adapter, the student without the angular
   velocity, the scripted swing-up controller as the teacher (``dagmix.integrations.gymnasium_pendulum``).
 - ``mjlab_cartpole_swingup``: mjlab's Cartpole swing-up (``Mjlab-Cartpole-Swingup-Dagmix``), the student without
   velocities, a PPO teacher trained by mjlab's own ``train`` (``dagmix.integrations.mjlab_bench``).
 
 Returns are reported as a normalised return, (student - random) / (teacher - random), where ``random`` is uniformly
-random actions on the same episodes; for ``quadcopter`` random is taken as 0 (plain student / teacher return, as
-its committed results always were).
+random actions on the same episodes; for ``quadcopter`` and ``quadcopter_blind`` random is taken as 0 (plain student /
+teacher return, as their committed results always were: the blind rows were made as ``quadcopter`` with
+``velocity_noise=None``).
 """
 
 from __future__ import annotations
@@ -64,7 +70,19 @@ class RandomPolicy(torch.nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------ built-in
-def _builtin(task: str) -> BenchTask:
+_BUILTIN_DEFAULTS = {
+    "iterations": 200,
+    "num_envs": 1024,
+    "steps_per_env": 24,
+    "eval_interval": 20,
+    "eval_episodes": 256,
+    "final_eval_episodes": 1000,
+}
+_CUE_DOORS_DEFAULTS = {**_BUILTIN_DEFAULTS, "iterations": 100, "eval_interval": 10}
+"""cue_doors: distill_train_cfg's 100 iterations; its episodes last a few steps, so an evaluation is cheap."""
+
+
+def _builtin(task: str, defaults: dict[str, Any] | None = None) -> BenchTask:
     def make_env(num_envs: int, device: str, seed: int, **kwargs: Any) -> Any:
         from dagmix.envs import make
 
@@ -74,7 +92,7 @@ def _builtin(task: str) -> BenchTask:
         from dagmix.envs.task_configs import distill_train_cfg, student_model
 
         cfg = distill_train_cfg(task)
-        if student != "gru":  # the GRU is distill_train_cfg's own (student_rnn_hidden_dim(task) units)
+        if student != "gru":  # "gru": distill_train_cfg's own student (cue_doors: an MLP)
             cfg["student"] = student_model(student)
         return cfg
 
@@ -83,16 +101,9 @@ def _builtin(task: str) -> BenchTask:
 
         runner.load(shipped_teacher(task), map_location=device)
 
-    defaults = {
-        "iterations": 200,
-        "num_envs": 1024,
-        "steps_per_env": 24,
-        "eval_interval": 20,
-        "eval_episodes": 256,
-        "final_eval_episodes": 1000,
-    }
-    scale = None if task == "quadcopter" else 1.0
-    return BenchTask(task, make_env, train_cfg, load_teacher, defaults, random_action_scale=scale)
+    scale = None if task in ("quadcopter", "quadcopter_blind") else 1.0  # the blind rows were made as quadcopter
+    sizes = dict(defaults or _BUILTIN_DEFAULTS)
+    return BenchTask(task, make_env, train_cfg, load_teacher, sizes, random_action_scale=scale)
 
 
 # ------------------------------------------------------------------------------------------------ gymnasium
@@ -171,6 +182,8 @@ def _mjlab_cartpole() -> BenchTask:
 TASKS: dict[str, Callable[[], BenchTask]] = {
     "quadcopter": lambda: _builtin("quadcopter"),
     "quadcopter_thrown": lambda: _builtin("quadcopter_thrown"),
+    "quadcopter_blind": lambda: _builtin("quadcopter_blind"),
+    "cue_doors": lambda: _builtin("cue_doors", _CUE_DOORS_DEFAULTS),
     "pendulum": _pendulum,
     "mjlab_cartpole_swingup": _mjlab_cartpole,
 }

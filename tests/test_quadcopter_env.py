@@ -270,3 +270,25 @@ def test_thrown_start_ends_untrained_episodes_at_once_and_level_start_is_unchang
     assert (env.state[3:6] == 0).all() and (env.state[10:13] == 0).all() and (env.state[6] == 1).all()
     with pytest.raises(ValueError, match="spawn_tilt=-0.1 must be >= 0"):
         make("quadcopter", num_envs=1, spawn_tilt=-0.1)
+
+
+def test_the_blind_quadcopter_is_the_quadcopter_without_the_velocity_estimate():
+    from dagmix.envs.task_configs import distill_train_cfg, shipped_teacher, task_student_model
+
+    blind = make("quadcopter_blind", num_envs=64, seed=5)
+    plain = make("quadcopter", num_envs=64, seed=5, velocity_noise=None)
+    assert blind.cfg == plain.cfg and blind.cfg.velocity_noise is None
+    g = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        a = torch.rand(64, 4, generator=g) * 2 - 1
+        ob, rb, db, eb = blind.step(a)
+        op, rp, dp, ep = plain.step(a)
+        assert torch.equal(ob["policy"], op["policy"]) and torch.equal(ob["teacher"], op["teacher"])
+        assert torch.equal(rb, rp) and torch.equal(db, dp)
+    assert ob["policy"].shape == (64, 13)
+    assert make("quadcopter_blind", num_envs=2, velocity_noise=0.05).get_observations()["policy"].shape == (2, 16)
+    # the quadcopter's teacher (same teacher observations); the student of the blind results: GRU 128, EMA 0.9
+    assert shipped_teacher("quadcopter_blind") == shipped_teacher("quadcopter")
+    cfg = distill_train_cfg("quadcopter_blind")
+    assert cfg["student"]["rnn_hidden_dim"] == 128 and cfg["algorithm"]["ema_decay"] == 0.9
+    assert cfg["student"] == task_student_model("quadcopter_blind")
