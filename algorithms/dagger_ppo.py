@@ -18,7 +18,6 @@ from dagmix.algorithms.mixing_core import CHECKPOINT_KEY, MixingCore, MixingSurf
 from dagmix.algorithms.phase_log import SCALAR_BETA, SCALAR_TEACHER_FRACTION
 from dagmix.mixing.config import MixingConfig
 from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, validate_dagger_ppo
-from dagmix.mixing.schedules import BetaSchedule
 
 SCALAR_IMITATION_COEF = "Distillation/imitation_coef"
 SCALAR_PPO_COEF = "Distillation/ppo_coef"
@@ -194,10 +193,6 @@ class MixingDAggerPPO(MixingSurface, PPO):
         self.teacher.eval()
 
     # ------------------------------------------------------------------ schedules
-    @property
-    def beta_schedule(self) -> BetaSchedule:
-        """The beta schedule (``schedule`` is rsl_rl's learning-rate schedule)."""
-        return self.mixing_core.schedule
 
     def coefficients_at(self, iteration: int) -> dict[str, float]:
         """Return ``{"beta", "imitation_coef", "ppo_coef"}`` at the runner's ``iteration``."""

@@ -271,10 +271,18 @@ class MixingCore:
         algorithm: str | None = None,
         configured: Mapping[str, str] | None = None,
     ) -> None:
-        """Resume at the checkpoint's ``iteration`` from its mixing ``state`` (see :meth:`load_state_dict`).
+        """Resume at a checkpoint's ``iteration`` from its :meth:`state_dict` output ``state``.
 
+        A different schedule or mask configuration is used as configured, with a warning naming what changed.
         Without a state (a checkpoint of stock rsl_rl), the generator is re-seeded from (seed, iteration), with a
         warning.
+
+        Args:
+            state: The checkpoint's ``checkpoint["dagmix"]``, or None.
+            iteration: The iteration the run resumes at.
+            algorithm: The ``algorithm`` entry the state must have (None: none, as MixingDistillation writes).
+            configured: Descriptions of the algorithm's other schedules (``{"ppo_coef": "0.5", ...}``), compared
+                with the checkpoint's.
         """
         self._runner_iteration = self.iteration = int(iteration)
         self.pending = True
@@ -285,27 +293,7 @@ class MixingCore:
                 stacklevel=3,
             )
             self.policy.reseed(iteration)
-        else:
-            self.load_state_dict(state, iteration, algorithm, configured)
-
-    def load_state_dict(
-        self,
-        state: Mapping[str, Any],
-        iteration: int,
-        algorithm: str | None = None,
-        configured: Mapping[str, str] | None = None,
-    ) -> None:
-        """Restore :meth:`state_dict` output for a run resuming at ``iteration``.
-
-        Args:
-            state: The checkpoint's ``checkpoint["dagmix"]``.
-            iteration: The iteration the run resumes at.
-            algorithm: The ``algorithm`` entry the state must have (None: none, as MixingDistillation writes).
-            configured: Descriptions of the algorithm's other schedules (``{"ppo_coef": "0.5", ...}``), compared
-                with the checkpoint's.
-
-        A different schedule or mask configuration is used as configured, with a warning naming what changed.
-        """
+            return
         if state.get("algorithm") != algorithm:
             raise ValueError(
                 f"checkpoint['{CHECKPOINT_KEY}'] was not written by {algorithm or 'MixingDistillation'} (algorithm="
@@ -322,7 +310,7 @@ class MixingCore:
                 warnings.warn(
                     f"The checkpoint was trained with {key} {state.get(key)}; this run uses {now}. Continuing with "
                     "the configured one.",
-                    stacklevel=4,
+                    stacklevel=3,
                 )
         if state.get("schedule") == self.schedule.describe():
             self.schedule.load_state_dict(state.get("schedule_state", {}))
@@ -342,7 +330,7 @@ class MixingCore:
                 + "; this run uses "
                 + ", ".join(f"{k}={new!r}" for k, (_, new) in changed.items())
                 + ". Continuing with the configured values (the masks differ from an uninterrupted run).",
-                stacklevel=4,
+                stacklevel=3,
             )
         self.policy.load_state_dict(saved)
         if "seed" in changed:  # the configured seed, re-seeded deterministically from (seed, iteration)
@@ -350,40 +338,23 @@ class MixingCore:
             self.policy.reseed(iteration)
 
 
+def _forward(name: str) -> property:
+    """Return a read-only property that reads ``mixing_core.<name>``."""
+    return property(lambda self: getattr(self.mixing_core, name), doc=f"``mixing_core.{name}``.")
+
+
 class MixingSurface:
     """The public surface both algorithms give their :class:`MixingCore` (``mixing_core``), forwarded to it."""
 
     mixing_core: MixingCore
-
-    @property
-    def mixing_cfg(self) -> MixingConfig:
-        """The mixing configuration."""
-        return self.mixing_core.cfg
-
-    @property
-    def mixing_policy(self) -> MixingPolicy:
-        """The per-env mask (``teacher_mask``: bool, shape (num_envs,), on the env's device)."""
-        return self.mixing_core.policy
-
-    @property
-    def iteration(self) -> int:
-        """The runner iteration of the current (or next) rollout."""
-        return self.mixing_core.iteration
-
-    @property
-    def iteration_callbacks(self) -> list[IterationCallback]:
-        """See :attr:`MixingCore.callbacks`."""
-        return self.mixing_core.callbacks
-
-    @property
-    def last_metrics(self) -> dict[str, float]:
-        """The scalars logged for the latest iteration."""
-        return self.mixing_core.last_metrics
-
-    @property
-    def extras_log(self) -> ExtrasLog:
-        """Writes the scalars into the env's extras."""
-        return self.mixing_core.extras_log
+    mixing_cfg = _forward("cfg")
+    mixing_policy = _forward("policy")
+    beta_schedule = _forward("schedule")
+    iteration = _forward("iteration")
+    iteration_callbacks = _forward("callbacks")
+    last_metrics = _forward("last_metrics")
+    last_losses = _forward("last_losses")
+    extras_log = _forward("extras_log")
 
     def configure_run(self, max_iterations: int | None = None, seed: int | None = None) -> None:
         """See :meth:`MixingCore.configure_run`."""

@@ -35,7 +35,6 @@ from dagmix.algorithms.replay import AggregationReplay, attach_replay, replay_st
 from dagmix.algorithms.schedule_signals import add_label_moments, compute_signal
 from dagmix.mixing.config import MixingConfig
 from dagmix.mixing.options import LossWeighting, ReplayConfig
-from dagmix.mixing.schedules import BetaSchedule
 from dagmix.mixing.schema import ALGORITHM_KEYS, validate
 
 _compat.check_rsl_rl_version()
@@ -60,6 +59,8 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
         executed_actions: Tensor, shape (num_steps_per_env, num_envs, num_actions): actions sent to the env.
         teacher_masks: Bool tensor, shape (num_steps_per_env, num_envs): True where the teacher drove.
     """
+
+    schedule = MixingSurface.beta_schedule  # the two-stage patch's name
 
     def __init__(
         self,
@@ -136,11 +137,6 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
             WhoDroveWeights(self.loss_weighting, steps, num_envs, self.device) if self.loss_weighting.active else None
         )
         self.replay: AggregationReplay | None = attach_replay(self, self.replay_cfg, num_actions)
-
-    @property
-    def schedule(self) -> BetaSchedule:
-        """The beta schedule."""
-        return self.mixing_core.schedule
 
     # ------------------------------------------------------------------ construction
     @staticmethod
