@@ -200,7 +200,7 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
 
     def update(self) -> dict[str, float]:
         """Train the student on all visited states; compute, log and print this iteration's mixing metrics."""
-        self._finite_guard.check(self)  # raises on non-finite labels / actions, before any gradient step
+        self._finite_guard.check(_compat.raw_teacher(self))  # non-finite labels / actions raise, before any step
         filled = max(1, min(self.storage.step, self.teacher_masks.shape[0]))
         masks = self.teacher_masks[:filled]
         stats = IterationStats(self.device)
@@ -218,7 +218,7 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
             loss_dict = super().update()
         finally:
             self.loss_fn.end()
-        check_loss(loss_dict, self)
+        check_loss(loss_dict, _compat.raw_teacher(self))
         stats.add("behavior_loss", self.loss_fn.sums)
         if self.replay is not None:
             stats.add("replay_loss", replay_step(self, self.replay, filled))
