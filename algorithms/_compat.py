@@ -265,6 +265,16 @@ def raw_student(alg: Any) -> Any:
     return getattr(alg, "_raw_student", getattr(alg, "student", None))
 
 
+def raw_teacher(alg: Any) -> Any:
+    """Return the uncompiled teacher module: ``_raw_teacher`` (5.4+), ``teacher`` (4.x), ``policy.teacher`` (3.x)."""
+    teacher = getattr(alg, "_raw_teacher", None)
+    if teacher is None:
+        teacher = getattr(alg, "teacher", None)
+    if teacher is None and hasattr(alg, "policy"):  # rsl-rl 3.x: one StudentTeacher module
+        teacher = getattr(alg.policy, "teacher", None)
+    return teacher
+
+
 def mark_teacher_loaded(alg: Any) -> None:
     """Mark the algorithm's teacher as loaded (for a teacher that is not loaded from a checkpoint)."""
     alg.teacher_loaded = True

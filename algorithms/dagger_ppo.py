@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import copy
-import difflib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.nn as nn
 from rsl_rl.algorithms import PPO
+from rsl_rl.utils import unpad_trajectories
 from tensordict import TensorDict
 
 from dagmix.algorithms import _compat
-from dagmix.algorithms._dagger_ppo_checkpoint import DAGGER_PPO_STATE_FORMAT_VERSION, load_dagmix_state, load_student
-from dagmix.algorithms._dagger_ppo_update import ppo_imitation_update
-from dagmix.algorithms.mixing_distillation import CHECKPOINT_KEY
-from dagmix.algorithms.mixing_iterations import MixingRun
-from dagmix.algorithms.phase_log import SCALAR_BETA, SCALAR_TEACHER_FRACTION, ExtrasLog, phase_lines
+from dagmix.algorithms.mixing_core import CHECKPOINT_KEY, MixingCore, MixingSurface, check_algorithm_keys
+from dagmix.algorithms.phase_log import SCALAR_BETA, SCALAR_TEACHER_FRACTION
 from dagmix.mixing.config import MixingConfig
 from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, validate_dagger_ppo
-from dagmix.mixing.policy import MixingPolicy, reseed_value
 
 SCALAR_IMITATION_COEF = "Distillation/imitation_coef"
 SCALAR_PPO_COEF = "Distillation/ppo_coef"
@@ -28,13 +25,16 @@ LABEL_KEY = "dagmix_teacher_action"
 """Key of the teacher's action (the imitation label) in the rollout storage's observations."""
 DRIVEN_KEY = "dagmix_teacher_driven"
 """Key of the who-drove flag (1.0: the teacher's action was executed) in the rollout storage's observations."""
-
-
-_OWN_KEYS = DAGGER_PPO_KEYS
 _PARENT_KEYS = set(inspect.signature(PPO.__init__).parameters) - {"self", "actor", "critic", "storage"}
 
 
-class MixingDAggerPPO(MixingRun, PPO):
+def _sample_field(batch: Any, key: str) -> torch.Tensor:
+    """Return a per-sample field stored in the observations, shaped like the batch's actions."""
+    value = batch.observations[key]
+    return unpad_trajectories(value, batch.masks) if batch.masks is not None else value
+
+
+class MixingDAggerPPO(MixingSurface, PPO):
     """PPO on the student (the actor) with a scheduled imitation loss toward a teacher, and beta mixing.
 
     Per iteration ``it`` (the runner's), the actor's loss is
@@ -51,7 +51,8 @@ class MixingDAggerPPO(MixingRun, PPO):
 
     Attributes:
         teacher: The teacher model (loaded by ``runner.load`` from a PPO checkpoint); never trained.
-        mixing_policy: The per-env mask (``teacher_mask``: bool, shape (num_envs,), on the env's device).
+        mixing_core: The mixing state (:class:`~dagmix.algorithms.mixing_core.MixingCore`): mask, schedule,
+            iteration, callbacks; its public surface is forwarded (``mixing_policy``, ``iteration``, ...).
         beta_schedule: The beta schedule (``schedule`` stays rsl_rl's learning-rate schedule).
         imitation_coef: The imitation coefficient schedule.
         ppo_coef: The PPO (policy-gradient) coefficient schedule.
@@ -94,14 +95,7 @@ class MixingDAggerPPO(MixingRun, PPO):
             **kwargs: rsl_rl PPO keys.
         """
         _compat.require_ppo_with_models("MixingDAggerPPO")
-        for key in kwargs:
-            if key not in _PARENT_KEYS:
-                close = difflib.get_close_matches(key, [*_OWN_KEYS, *sorted(_PARENT_KEYS)], n=1, cutoff=0.7)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ValueError(
-                    f"Unknown algorithm key {key!r} for MixingDAggerPPO; its keys are {', '.join(_OWN_KEYS)} and "
-                    f"rsl_rl's PPO keys.{hint}"
-                )
+        check_algorithm_keys("MixingDAggerPPO", kwargs, DAGGER_PPO_KEYS, PPO, _PARENT_KEYS)
         if kwargs.get("symmetry_cfg") is not None:
             raise ValueError(
                 "symmetry_cfg is not supported by MixingDAggerPPO (the imitation labels would need mirroring too); "
@@ -121,12 +115,9 @@ class MixingDAggerPPO(MixingRun, PPO):
         self.imitation_coef = options.imitation_coef
         self.ppo_coef = options.ppo_coef
         self.imitation_loss = options.imitation_loss
-        self.mixing_cfg = options.mixing
-        self.beta_schedule = self.mixing_cfg.build_schedule()
         super().__init__(actor, critic, storage, **kwargs)
         self._mixed_precision = bool(getattr(self, "use_mixed_precision", False))  # rsl-rl-lib >= 5.5 only
         self.teacher_action_clip = options.teacher_action_clip
-        self.phase_console_output = options.phase_console_output
         self.teacher: Any = None
         if teacher is not None:
             self.set_teacher(teacher)
@@ -137,30 +128,18 @@ class MixingDAggerPPO(MixingRun, PPO):
         # generators (shuffled, or padded trajectories for recurrent models) hand them out aligned with each sample
         storage.observations.set(LABEL_KEY, torch.zeros(steps, num_envs, num_actions, device=self.device))
         storage.observations.set(DRIVEN_KEY, torch.zeros(steps, num_envs, 1, device=self.device))
-        self.mixing_policy = MixingPolicy(
+        self.mixing_core = MixingCore(
+            options.mixing,
             num_envs,
             self.device,
-            granularity=self.mixing_cfg.granularity,
-            assignment=self.mixing_cfg.assignment,
-            seed=self._rank_seed(self.mixing_cfg.seed) if self.mixing_cfg.seed is not None else reseed_value(0, 0),
+            console=options.phase_console_output,
+            rank=self.gpu_global_rank,
+            world_size=self.gpu_world_size,
         )
         self.init_student = init_student
         if init_student is not None:
-            load_student(self, init_student)
-
-        self.max_iterations: int | None = None
-        self._iteration = 0  # iteration of the current / next rollout (the runner's `it`)
-        self._runner_iteration = 0  # mirrors the runner's current_learning_iteration
-        self._pending = True  # the next act() starts an iteration
-        self._beta = 0.0
+            self._load_init_student(init_student)
         self._coefs = (1.0, 0.0)  # (ppo, imitation) of the current iteration
-        self._seen_positive_beta = False
-        self._banner_printed = False
-        self._extras_log = ExtrasLog()
-        self.last_metrics: dict[str, float] = {}
-        self.iteration_callbacks: list[Callable[[int, dict[str, float]], Mapping[str, float] | None]] = []
-        """Called as ``fn(iteration, metrics)`` at the end of each update; a returned mapping of scalars is logged
-        with the iteration's metrics (e.g. ``Eval/student_return``)."""
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -193,6 +172,20 @@ class MixingDAggerPPO(MixingRun, PPO):
         alg.configure_run(max_iterations=cfg.get("max_iterations"), seed=cfg.get("seed"))
         return alg
 
+    def _load_init_student(self, path: str) -> None:
+        """Initialise the actor from the ``student_state_dict`` of the distillation checkpoint at ``path``."""
+        try:
+            loaded = torch.load(path, map_location=self.device, weights_only=True)
+        except FileNotFoundError as e:
+            raise ValueError(f"init_student={path!r}: no such file (a distillation checkpoint).") from e
+        if not isinstance(loaded, Mapping) or "student_state_dict" not in loaded:
+            keys = sorted(loaded) if isinstance(loaded, Mapping) else type(loaded).__name__
+            raise ValueError(
+                f"init_student={path!r} is not a distillation checkpoint: it has no 'student_state_dict' (keys: "
+                f"{keys}). Pass a checkpoint written by MixingDistillation or rsl_rl's Distillation."
+            )
+        self._raw_actor.load_state_dict(loaded["student_state_dict"])
+
     def set_teacher(self, teacher: Any) -> None:
         """Use ``teacher`` (a model with this env's actions as output) as the teacher; it is never trained."""
         self.teacher = teacher.to(self.device)
@@ -200,28 +193,14 @@ class MixingDAggerPPO(MixingRun, PPO):
         self.teacher.eval()
 
     # ------------------------------------------------------------------ schedules
+
     def coefficients_at(self, iteration: int) -> dict[str, float]:
         """Return ``{"beta", "imitation_coef", "ppo_coef"}`` at the runner's ``iteration``."""
         return {
-            "beta": self.beta_schedule.beta(iteration),
+            "beta": self.beta_at(iteration),
             "imitation_coef": self.imitation_coef.value(iteration),
             "ppo_coef": self.ppo_coef.value(iteration),
         }
-
-    @property
-    def iteration(self) -> int:
-        """The runner iteration of the current (or next) rollout."""
-        return self._iteration
-
-    def _begin_iteration(self) -> None:
-        it = self._iteration
-        values = self.coefficients_at(it)
-        beta = values["beta"]
-        self.mixing_policy.begin_iteration(beta, it)
-        self._beta = beta
-        self._coefs = (values["ppo_coef"], values["imitation_coef"])
-        self._pending = False
-        self._note_beta(beta, it)
 
     # ------------------------------------------------------------------ rsl_rl hooks
     def train_mode(self) -> None:
@@ -233,8 +212,7 @@ class MixingDAggerPPO(MixingRun, PPO):
                 "checkpoint) before learn()."
             )
         self.teacher.eval()
-        self._iteration = self._runner_iteration
-        self._pending = True
+        self.mixing_core.start_learning()
 
     def eval_mode(self) -> None:
         """Set evaluation mode for every model."""
@@ -244,21 +222,23 @@ class MixingDAggerPPO(MixingRun, PPO):
 
     def act(self, obs: TensorDict) -> torch.Tensor:
         """Run student and teacher for every env; return the mixed action (the teacher's where the mask is set)."""
-        if self._pending:
-            self._begin_iteration()
+        core = self.mixing_core
+        if core.pending:
+            core.begin_iteration()
+            self._coefs = (self.ppo_coef.value(core.iteration), self.imitation_coef.value(core.iteration))
         student_actions = super().act(obs)
         teacher_actions = self.teacher(obs).detach()
         label = teacher_actions
         if self.teacher_action_clip is not None:
             label = teacher_actions.clamp(-self.teacher_action_clip, self.teacher_action_clip)
-        mask = self.mixing_policy.step()
+        mask = core.policy.step()
         stored = obs.copy()  # shallow: the env's TensorDict is left as it is
         stored.set(LABEL_KEY, label)
         stored.set(DRIVEN_KEY, mask.unsqueeze(-1).to(label.dtype))
         self.transition.observations = stored
-        if self._beta == 0.0:  # exactly stock PPO's transition
+        if core.beta == 0.0:  # exactly stock PPO's transition
             return student_actions
-        executed = self.mixing_policy.select(student_actions, teacher_actions)
+        executed = core.policy.select(student_actions, teacher_actions)
         # off-policy where the teacher drove: store the executed action and the student's log-prob of it
         self.transition.actions = executed
         self.transition.actions_log_prob = self.actor.get_output_log_prob(executed).detach()
@@ -268,62 +248,200 @@ class MixingDAggerPPO(MixingRun, PPO):
         self, obs: TensorDict, rewards: torch.Tensor, dones: torch.Tensor, extras: dict[str, Any]
     ) -> None:
         """Record the step; renew episode-level draws of finished envs; reset a recurrent teacher."""
-        self.mixing_policy.on_dones(dones)
-        self._extras_log.note(extras)
+        self.mixing_core.on_env_step(dones, extras)
         super().process_env_step(obs, rewards, dones, extras)
         self.teacher.reset(dones)
 
     def update(self) -> dict[str, float]:
         """PPO with the imitation term; log and print the iteration's coefficients, beta and teacher fraction."""
-        it = self._iteration
+        core = self.mixing_core
         ppo_coef, imitation_coef = self._coefs
-        loss_dict, stats = ppo_imitation_update(self, ppo_coef, imitation_coef, mixed=self._beta > 0.0)
+        loss_dict, stats = self._ppo_imitation_update(ppo_coef, imitation_coef, mixed=core.beta > 0.0)
         dist = torch.distributed
         if self.is_multi_gpu and dist.is_available() and dist.is_initialized():
             dist.all_reduce(stats)  # every rank logs the same sums
         imitation_sum, imitation_count, driven_sum, driven_count = stats.tolist()  # the one extra host read
         loss_dict["imitation"] = imitation_sum / max(imitation_count, 1.0)
         metrics = {
-            SCALAR_BETA: self._beta,
+            SCALAR_BETA: core.beta,
             SCALAR_TEACHER_FRACTION: driven_sum / max(driven_count, 1.0),
             SCALAR_IMITATION_COEF: imitation_coef,
             SCALAR_PPO_COEF: ppo_coef,
         }
-        for callback in self.iteration_callbacks:
-            extra = callback(it, dict(metrics))
-            if extra:
-                metrics.update(extra)
-        self.last_metrics = metrics
-        self._extras_log.write(metrics)
-        if self._console:
-            lines = phase_lines(self.beta_schedule, it, self._beta)
-            print("\n".join([*lines, f"Imitation coef: {imitation_coef:.4g}, PPO coef: {ppo_coef:.4g}"]))
-        self._runner_iteration = it
-        self._iteration = it + 1
-        self._pending = True
+        core.end_iteration(metrics, loss_dict, f"Imitation coef: {imitation_coef:.4g}, PPO coef: {ppo_coef:.4g}")
         return loss_dict
 
-    # ------------------------------------------------------------------ checkpoints
-    def mixing_state_dict(self) -> dict[str, Any]:
-        """Return the state stored under ``checkpoint["dagmix"]``."""
-        from dagmix import __version__
+    def _imitation_loss(self, labels: torch.Tensor) -> torch.Tensor:
+        """Return the imitation loss of the actor's current output distribution against the teacher's ``labels``."""
+        if self.imitation_loss == "gaussian_nll":
+            return -self.actor.get_output_log_prob(labels).mean()
+        mean = self.actor.output_mean
+        if self.imitation_loss == "huber":
+            return nn.functional.huber_loss(mean, labels)
+        return nn.functional.mse_loss(mean, labels)
 
-        return {
-            "format_version": DAGGER_PPO_STATE_FORMAT_VERSION,
-            "dagmix_version": __version__,
-            "algorithm": "MixingDAggerPPO",
-            "mixing": self.mixing_cfg.to_dict(),
-            "schedule": self.beta_schedule.describe(),
-            "imitation_coef": self.imitation_coef.describe(),
-            "ppo_coef": self.ppo_coef.describe(),
-            "policy": self.mixing_policy.state_dict(),
+    def _ppo_imitation_update(
+        self, ppo_coef: float, imitation_coef: float, mixed: bool
+    ) -> tuple[dict[str, float], torch.Tensor]:
+        """rsl_rl's ``PPO.update`` (5.4.2 / 5.5.x) with the imitation term and the who-drove masking.
+
+        It follows ``rsl_rl.algorithms.PPO.update`` line for line; the differences are the ``ppo_coef`` factor on the
+        actor's terms, the masked surrogate where the teacher drove, and the imitation term. With ``ppo_coef`` 1,
+        ``imitation_coef`` 0 and no teacher-driven sample it performs exactly the same floating-point operations as
+        rsl_rl's PPO (tests/test_dagger_ppo.py compares the weights bit for bit). Symmetry is refused in ``__init__``.
+
+        Args:
+            ppo_coef: Factor of the actor's PPO terms (surrogate and entropy bonus) this iteration; 0 drops them.
+            imitation_coef: Factor of the imitation loss this iteration; 0 drops it from the gradient.
+            mixed: Whether the teacher may have driven this rollout (beta > 0); then teacher-driven samples are
+                masked out of the surrogate.
+
+        Returns:
+            The loss dict (``value``, ``surrogate``, ``entropy``, ``rnd`` if used) and a tensor on the device:
+            (imitation loss sum over mini-batches, mini-batches, teacher-driven samples, samples).
+        """
+        mean_value_loss = 0.0
+        mean_surrogate_loss = 0.0
+        mean_entropy = 0.0
+        mean_rnd_loss = 0.0 if self.rnd else None
+        imitation_sum = torch.zeros((), device=self.device)
+        if self.actor.is_recurrent or self.critic.is_recurrent:
+            generator = self.storage.recurrent_mini_batch_generator(self.num_mini_batches, self.num_learning_epochs)
+        else:
+            generator = self.storage.mini_batch_generator(self.num_mini_batches, self.num_learning_epochs)
+
+        for batch in generator:
+            original_batch_size = batch.observations.batch_size[0]
+            if self.normalize_advantage_per_mini_batch:
+                with torch.no_grad():
+                    batch.advantages = (batch.advantages - batch.advantages.mean()) / (batch.advantages.std() + 1e-8)
+            with torch.amp.autocast(
+                device_type=torch.device(self.device).type, enabled=self._mixed_precision, dtype=torch.bfloat16
+            ):
+                self.actor(
+                    batch.observations, masks=batch.masks, hidden_state=batch.hidden_states[0], stochastic_output=True
+                )
+                actions_log_prob = self.actor.get_output_log_prob(batch.actions)
+                values = self.critic(batch.observations, masks=batch.masks, hidden_state=batch.hidden_states[1])
+                distribution_params = tuple(p[:original_batch_size] for p in self.actor.output_distribution_params)
+                entropy = self.actor.output_entropy[:original_batch_size]
+
+                if self.desired_kl is not None and self.schedule == "adaptive":  # rsl_rl's KL-adaptive rate
+                    with torch.inference_mode():
+                        kl = self.actor.get_kl_divergence(batch.old_distribution_params, distribution_params)
+                        kl_mean = torch.mean(kl)
+                        if self.is_multi_gpu:
+                            torch.distributed.all_reduce(kl_mean, op=torch.distributed.ReduceOp.SUM)
+                            kl_mean /= self.gpu_world_size
+                        if self.gpu_global_rank == 0:
+                            if kl_mean > self.desired_kl * 2.0:
+                                self.learning_rate = max(1e-5, self.learning_rate / 1.5)
+                            elif kl_mean < self.desired_kl / 2.0 and kl_mean > 0.0:
+                                self.learning_rate = min(1e-2, self.learning_rate * 1.5)
+                        if self.is_multi_gpu:
+                            lr_tensor = torch.tensor(self.learning_rate, device=self.device)
+                            torch.distributed.broadcast(lr_tensor, src=0)
+                            self.learning_rate = lr_tensor.item()
+                        for param_group in self.optimizer.param_groups:
+                            param_group["lr"] = self.learning_rate
+
+                log_ratio = actions_log_prob - torch.squeeze(batch.old_actions_log_prob)
+                if mixed:  # teacher-driven samples leave the surrogate (ratio 1 there, so no overflow, zero gradient)
+                    student_driven = _sample_field(batch, DRIVEN_KEY).squeeze(-1) < 0.5
+                    log_ratio = torch.where(student_driven, log_ratio, torch.zeros_like(log_ratio))
+                ratio = torch.exp(log_ratio)
+                surrogate = -torch.squeeze(batch.advantages) * ratio
+                surrogate_clipped = -torch.squeeze(batch.advantages) * torch.clamp(
+                    ratio, 1.0 - self.clip_param, 1.0 + self.clip_param
+                )
+                per_sample = torch.max(surrogate, surrogate_clipped)
+                if mixed:
+                    kept = student_driven.to(per_sample.dtype)
+                    surrogate_loss = (per_sample * kept).sum() / kept.sum().clamp_min(1.0)
+                else:
+                    surrogate_loss = per_sample.mean()
+
+                if self.use_clipped_value_loss:
+                    value_clipped = batch.values + (values - batch.values).clamp(-self.clip_param, self.clip_param)
+                    value_losses = (values - batch.returns).pow(2)
+                    value_losses_clipped = (value_clipped - batch.returns).pow(2)
+                    value_loss = torch.max(value_losses, value_losses_clipped).mean()
+                else:
+                    value_loss = (batch.returns - values).pow(2).mean()
+
+                if ppo_coef > 0.0:
+                    loss = (
+                        ppo_coef * surrogate_loss
+                        + self.value_loss_coef * value_loss
+                        - ppo_coef * self.entropy_coef * entropy.mean()
+                    )
+                else:
+                    loss = self.value_loss_coef * value_loss
+                labels = _sample_field(batch, LABEL_KEY)
+                if imitation_coef > 0.0:
+                    imitation = self._imitation_loss(labels)
+                    loss = loss + imitation_coef * imitation
+                else:
+                    with torch.no_grad():
+                        imitation = self._imitation_loss(labels)
+                imitation_sum += imitation.detach().float()
+
+                rnd_loss = self.rnd.compute_loss(batch.observations[:original_batch_size]) if self.rnd else None
+
+            self.optimizer.zero_grad()
+            loss.backward()
+            if self.rnd:
+                self.rnd.optimizer.zero_grad()
+                rnd_loss.backward()
+            if self.is_multi_gpu:
+                self.reduce_parameters()
+            nn.utils.clip_grad_norm_(self.actor.parameters(), self.max_grad_norm)
+            nn.utils.clip_grad_norm_(self.critic.parameters(), self.max_grad_norm)
+            self.optimizer.step()
+            if self.rnd:
+                self.rnd.optimizer.step()
+
+            mean_value_loss += value_loss.item()
+            mean_surrogate_loss += surrogate_loss.item()
+            mean_entropy += entropy.mean().item()
+            if mean_rnd_loss is not None:
+                mean_rnd_loss += rnd_loss.item()
+
+        if _compat.NORMALIZER_UPDATED_IN_UPDATE:  # 5.5: once per update; 5.4: on every process_env_step
+            obs = self.storage.observations.flatten(0, 1)
+            self.actor.update_normalization(obs)
+            self.critic.update_normalization(obs)
+            if self.rnd:
+                self.rnd.update_normalization(obs)
+
+        num_updates = self.num_learning_epochs * self.num_mini_batches
+        loss_dict = {
+            "value": mean_value_loss / num_updates,
+            "surrogate": mean_surrogate_loss / num_updates,
+            "entropy": mean_entropy / num_updates,
         }
+        if mean_rnd_loss is not None:
+            loss_dict["rnd"] = mean_rnd_loss / num_updates
+        driven = self.storage.observations[DRIVEN_KEY]
+        stats = torch.stack(
+            [
+                imitation_sum,
+                torch.tensor(float(num_updates), device=self.device),
+                driven.sum().float(),
+                torch.tensor(float(driven.numel()), device=self.device),
+            ]
+        )
+        self.storage.clear()
+        return loss_dict, stats
 
+    # ------------------------------------------------------------------ checkpoints
     def save(self) -> dict:
         """Return rsl_rl's PPO checkpoint dict plus ``teacher_state_dict`` and the state under ``"dagmix"``."""
         saved = super().save()
         saved["teacher_state_dict"] = self.teacher.state_dict()
-        saved[CHECKPOINT_KEY] = self.mixing_state_dict()
+        saved[CHECKPOINT_KEY] = self.mixing_core.state_dict(
+            algorithm="MixingDAggerPPO", **self._coefficient_schedules()
+        )
         return saved
 
     def load(self, loaded_dict: dict, load_cfg: dict | None, strict: bool) -> bool:
@@ -357,12 +475,10 @@ class MixingDAggerPPO(MixingRun, PPO):
             self.teacher.load_state_dict(state, strict=strict)
             self.teacher_loaded = True
         if resumed:
-            it = int(loaded_dict["iter"])
-            self._runner_iteration = self._iteration = it
-            self._pending = True
-            state = loaded_dict.get(CHECKPOINT_KEY)
-            if state is None:
-                self.mixing_policy.reseed(it)
-            else:
-                load_dagmix_state(self, state)
+            state, it = loaded_dict.get(CHECKPOINT_KEY), int(loaded_dict["iter"])
+            self.mixing_core.resume(state, it, "MixingDAggerPPO", self._coefficient_schedules())
         return bool(resumed)
+
+    def _coefficient_schedules(self) -> dict[str, str]:
+        """Return the descriptions of the coefficient schedules, as stored in ``checkpoint["dagmix"]``."""
+        return {"imitation_coef": self.imitation_coef.describe(), "ppo_coef": self.ppo_coef.describe()}

@@ -17,13 +17,8 @@ class NonFiniteError(FloatingPointError):
     """Non-finite teacher labels, executed actions, behaviour loss or student weights."""
 
 
-def teacher_name(alg: Any) -> str:
-    """Return a readable name of the algorithm's teacher: the function of a callable teacher, else the class."""
-    teacher = getattr(alg, "_raw_teacher", None)
-    if teacher is None:
-        teacher = getattr(alg, "teacher", None)
-    if teacher is None and hasattr(alg, "policy"):  # rsl-rl 3.x: one StudentTeacher module
-        teacher = getattr(alg.policy, "teacher", None)
+def teacher_name(teacher: Any) -> str:
+    """Return a readable name of ``teacher``: the function of a callable teacher, else the class."""
     fn = getattr(teacher, "fn", None)
     if fn is not None:
         return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
@@ -46,7 +41,7 @@ class FiniteGuard:
         self.bad[0] += (~torch.isfinite(labels)).sum(-1)
         self.bad[1] += (~torch.isfinite(executed)).sum(-1)
 
-    def check(self, alg: Any) -> None:
+    def check(self, teacher: Any) -> None:
         """Read the counts once (one host read), reset them, and raise if any entry was non-finite.
 
         Raises:
@@ -58,21 +53,21 @@ class FiniteGuard:
         self.bad.zero_()
         if labels or executed:
             raise NonFiniteError(
-                f"The teacher {teacher_name(alg)} produced {labels} non-finite (NaN or Inf) action values this "
+                f"The teacher {teacher_name(teacher)} produced {labels} non-finite (NaN or Inf) action values this "
                 f"iteration, and {executed} executed action values were non-finite (e.g. env {env}); stopped before "
                 "the update so that the student is not trained on them. Check the teacher and that env's "
                 "observations (rsl_rl's check_for_nan sees NaN only, not Inf)."
             )
 
 
-def check_loss(loss_dict: dict[str, float], alg: Any) -> None:
+def check_loss(loss_dict: dict[str, float], teacher: Any) -> None:
     """Raise if a loss of the update is non-finite (e.g. labels so large that their square overflows)."""
     bad = {k: v for k, v in loss_dict.items() if isinstance(v, float) and not math.isfinite(v)}
     if bad:
         raise NonFiniteError(
             f"The update's loss is non-finite ({', '.join(f'{k}={v}' for k, v in bad.items())}) with the teacher "
-            f"{teacher_name(alg)}: its labels are finite but too large (e.g. 1e30), so the student's weights are now "
-            "non-finite. Scale the teacher's actions or set teacher_action_clip; no checkpoint is saved."
+            f"{teacher_name(teacher)}: its labels are finite but too large (e.g. 1e30), so the student's weights are "
+            "now non-finite. Scale the teacher's actions or set teacher_action_clip; no checkpoint is saved."
         )
 
 

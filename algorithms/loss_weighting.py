@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from dagmix.algorithms.training_options import LossWeighting
+from dagmix.mixing.options import LossWeighting
 
 
 class SplitLoss:

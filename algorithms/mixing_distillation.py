@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import inspect
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from rsl_rl.algorithms import Distillation
 from tensordict import TensorDict
 
-from dagmix.algorithms import _compat, checkpoint_io, mixing_checkpoint
+from dagmix.algorithms import _compat, checkpoint_io
 from dagmix.algorithms.ema import WeightAverage, loads_student, restore_student
 from dagmix.algorithms.episode_returns import EpisodeReturns
 from dagmix.algorithms.finite_guard import FiniteGuard, check_loss, check_student_weights
 from dagmix.algorithms.iteration_stats import IterationStats
 from dagmix.algorithms.loss_weighting import SplitLoss, WhoDroveWeights
-from dagmix.algorithms.mixing_checkpoint import CHECKPOINT_KEY, MIXING_STATE_FORMAT_VERSION
-from dagmix.algorithms.mixing_iterations import MixingIterations
+from dagmix.algorithms.mixing_core import (
+    CHECKPOINT_KEY,
+    MIXING_STATE_FORMAT_VERSION,
+    MixingCore,
+    MixingSurface,
+    check_algorithm_keys,
+)
 from dagmix.algorithms.phase_log import (
     SCALAR_BETA,
     SCALAR_CURRENT_ITERATION,
@@ -26,16 +30,11 @@ from dagmix.algorithms.phase_log import (
     SCALAR_LOSS_TEACHER_DRIVEN,
     SCALAR_TEACHER_FRACTION,
     SCALAR_TRAINING_PHASE,
-    ExtrasLog,
-    phase_lines,
 )
 from dagmix.algorithms.replay import AggregationReplay, attach_replay, replay_step
 from dagmix.algorithms.schedule_signals import add_label_moments, compute_signal
-from dagmix.algorithms.training_options import LossWeighting, ReplayConfig
-from dagmix.mixing.config import MixingConfig, resolve_mixing
-from dagmix.mixing.names import closest
-from dagmix.mixing.policy import MixingPolicy, reseed_value
-from dagmix.mixing.schedules import BetaSchedule
+from dagmix.mixing.config import MixingConfig
+from dagmix.mixing.options import LossWeighting, ReplayConfig
 from dagmix.mixing.schema import ALGORITHM_KEYS, validate
 
 _compat.check_rsl_rl_version()
@@ -44,35 +43,24 @@ __all__ = ["CHECKPOINT_KEY", "MIXING_STATE_FORMAT_VERSION", "MixingDistillation"
 
 SCALAR_REPLAY_LOSS = "Distillation/replay_loss"
 SCALAR_LEARNING_RATE = "Distillation/learning_rate"
-_PARENT_KEYS = set(inspect.signature(Distillation.__init__).parameters) | {"rnd_cfg", "symmetry_cfg"}
-
-_resolve_mixing = resolve_mixing  # the name other modules import
-
-IterationCallback = Callable[..., Mapping[str, float] | None]
-"""``fn(iteration, metrics)`` or ``fn(iteration, metrics, losses)``; may return scalars to log."""
+_PARENT_KEYS = set(inspect.signature(Distillation.__init__).parameters) - {"self"} | {"rnd_cfg", "symmetry_cfg"}
 
 
-def _call(callback: IterationCallback, iteration: int, metrics: dict[str, float], losses: dict[str, float]) -> Any:
-    """Call an iteration callback with the loss dict if it takes a third positional argument."""
-    try:
-        inspect.signature(callback).bind(iteration, metrics, losses)
-    except (TypeError, ValueError):
-        return callback(iteration, metrics)
-    return callback(iteration, metrics, losses)
-
-
-class MixingDistillation(MixingIterations, _compat.DistillationBase):
+class MixingDistillation(MixingSurface, _compat.DistillationBase):
     """Distillation where, per env and step, the teacher's action is executed with probability beta.
 
     The student and the teacher run on every step; the student is trained on the teacher's action for every
     visited state. Beta comes from a :class:`~dagmix.mixing.BetaSchedule` of the runner's 0-based iteration.
 
     Attributes:
-        mixing_policy: The per-env mask (``teacher_mask``: bool, shape (num_envs,), on the env's device).
+        mixing_core: The mixing state (:class:`~dagmix.algorithms.mixing_core.MixingCore`): mask, schedule,
+            iteration, callbacks; its public surface is forwarded (``mixing_policy``, ``iteration``, ...).
         schedule: The beta schedule.
         executed_actions: Tensor, shape (num_steps_per_env, num_envs, num_actions): actions sent to the env.
         teacher_masks: Bool tensor, shape (num_steps_per_env, num_envs): True where the teacher drove.
     """
+
+    schedule = MixingSurface.beta_schedule  # the two-stage patch's name
 
     def __init__(
         self,
@@ -113,37 +101,30 @@ class MixingDistillation(MixingIterations, _compat.DistillationBase):
 
         Every dagmix key is declared and documented once in :mod:`dagmix.mixing.schema` (``docs/config.md``).
         """
-        for key in kwargs:
-            if key not in _PARENT_KEYS:
-                close = closest(key, ALGORITHM_KEYS, cutoff=0.75)
-                if close:
-                    raise ValueError(f"Unknown algorithm key {key!r}; did you mean {close!r}?")
-                warnings.warn(f"MixingDistillation ignores unknown algorithm key {key!r}.", stacklevel=2)
+        check_algorithm_keys("MixingDistillation", kwargs, ALGORITHM_KEYS, Distillation, _PARENT_KEYS)
         for key in ("num_learning_epochs", "gradient_length"):  # rsl_rl divides by them (mid-run for the epochs)
             value = kwargs.get(key, 1)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key}={value!r} must be an integer >= 1.")
         options = validate({k: v for k, v in locals().items() if k in ALGORITHM_KEYS})  # the dagmix keys above
-        self.mixing_cfg, self.teacher_action_clip = options.mixing, options.teacher_action_clip
+        self.teacher_action_clip = options.teacher_action_clip
         self.loss_weighting, self.replay_cfg = options.loss_weighting, options.replay
         self.lr_schedule, self.ema_cfg = options.lr_schedule, options.ema
-        schedule = self.mixing_cfg.build_schedule()
         super().__init__(*models, **kwargs)
         storage = self.storage
         self._base_learning_rate = self.lr_schedule.check_base(self.optimizer.param_groups[0]["lr"])
         self._lr_end: int | None = None  # iteration at which a decaying schedule reaches min_learning_rate
         self.ema = WeightAverage.attach(self.ema_cfg, _compat.raw_student(self), self.optimizer)
-        self.schedule: BetaSchedule = schedule
-        self.phase_console_output = options.phase_console_output
 
         num_envs, steps = storage.num_envs, storage.num_transitions_per_env
         num_actions = storage.privileged_actions.shape[-1]
-        self.mixing_policy = MixingPolicy(
+        self.mixing_core = MixingCore(
+            options.mixing,
             num_envs,
             self.device,
-            granularity=self.mixing_cfg.granularity,
-            assignment=self.mixing_cfg.assignment,
-            seed=self._rank_seed(self.mixing_cfg.seed) if self.mixing_cfg.seed is not None else reseed_value(0, 0),
+            console=options.phase_console_output,
+            rank=self.gpu_global_rank,
+            world_size=self.gpu_world_size,
         )
         self.teacher_masks = torch.zeros(steps, num_envs, dtype=torch.bool, device=self.device)
         self.executed_actions = torch.zeros(steps, num_envs, num_actions, device=self.device)
@@ -151,28 +132,11 @@ class MixingDistillation(MixingIterations, _compat.DistillationBase):
         self.loss_fn = SplitLoss(self.loss_fn, self.device)
         self._step_mask = self.mixing_policy.teacher_mask
         # optional extensions, built only when configured (no cost otherwise)
-        self.episode_returns = EpisodeReturns(num_envs, self.device) if schedule.signal == "return_ratio" else None
+        self.episode_returns = EpisodeReturns(num_envs, self.device) if self.schedule.signal == "return_ratio" else None
         self.loss_weights = (
             WhoDroveWeights(self.loss_weighting, steps, num_envs, self.device) if self.loss_weighting.active else None
         )
         self.replay: AggregationReplay | None = attach_replay(self, self.replay_cfg, num_actions)
-
-        self.max_iterations: int | None = None
-        self._run_length: int | None = None
-        self._iteration = 0  # iteration of the current / next rollout (the runner's `it`)
-        self._runner_iteration = 0  # mirrors the runner's current_learning_iteration
-        self._pending = True  # the next act() starts an iteration
-        self._beta, self._phase = 0.0, 2
-        self._forced_phase2_from: int | None = None
-        self._seen_positive_beta = False
-        self._banner_printed = False
-        self.extras_log = ExtrasLog()
-        self.last_losses: dict[str, float] = {}
-        self.last_metrics: dict[str, float] = {}
-        self.iteration_callbacks: list[IterationCallback] = []
-        """Called as ``fn(iteration, metrics)``, or ``fn(iteration, metrics, losses)`` with rsl_rl's loss dict of the
-        update, at the end of each update (after the student's gradient steps); a returned mapping of scalars is
-        logged with the iteration's metrics (e.g. ``Eval/student_return``)."""
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -194,16 +158,18 @@ class MixingDistillation(MixingIterations, _compat.DistillationBase):
         in ``learn``; this algorithm checks it again before the first rollout, see :meth:`act`).
         """
         super().train_mode()
-        self._iteration = self._runner_iteration
-        self._pending = True
-        self._warn_if_switch_beyond_end()
-        self._lr_end = self.lr_schedule.end_iteration(self._iteration, self._run_length or self.max_iterations)
-        self._run_length = None
+        length = self.mixing_core.start_learning()
+        self._lr_end = self.lr_schedule.end_iteration(self.mixing_core.iteration, length)
 
     def act(self, obs: TensorDict) -> torch.Tensor:
         """Run student and teacher for every env; return the mixed action (teacher where the mask is set)."""
-        if self._pending:
-            self._begin_iteration()
+        core = self.mixing_core
+        if core.pending:
+            if not self.teacher_loaded:  # once per iteration, a Python flag: before any rollout of an unloaded teacher
+                raise ValueError(
+                    "Teacher model parameters not loaded. Load a teacher checkpoint (runner.load(path)) before learn()."
+                )
+            core.begin_iteration()
         if self.replay is not None and self.replay.recurrent:  # the hidden state this step starts from
             self.replay.record_hidden(self.storage.step, self.student.get_hidden_state())
         student_actions = super().act(obs)
@@ -211,9 +177,9 @@ class MixingDistillation(MixingIterations, _compat.DistillationBase):
         if self.teacher_action_clip is not None:
             clip = self.teacher_action_clip
             self.transition.privileged_actions = teacher_actions.clamp(-clip, clip)
-        mask = self.mixing_policy.step()
+        mask = core.policy.step()
         self._step_mask = mask
-        executed = self.mixing_policy.select(student_actions, teacher_actions)
+        executed = core.policy.select(student_actions, teacher_actions)
         self._finite_guard.record(teacher_actions, executed)  # the raw label: clipping must not hide an Inf
         step = self.storage.step
         if step < self.teacher_masks.shape[0]:
@@ -229,13 +195,12 @@ class MixingDistillation(MixingIterations, _compat.DistillationBase):
             self.episode_returns.record(self._step_mask, rewards, dones)
         if self.loss_weights is not None:
             self.loss_weights.record(self.storage.step, extras)
-        self.mixing_policy.on_dones(dones)
-        self.extras_log.note(extras)
+        self.mixing_core.on_env_step(dones, extras)
         super().process_env_step(obs, rewards, dones, extras)
 
     def update(self) -> dict[str, float]:
         """Train the student on all visited states; compute, log and print this iteration's mixing metrics."""
-        self._finite_guard.check(self)  # raises on non-finite labels / actions, before any gradient step
+        self._finite_guard.check(_compat.raw_teacher(self))  # non-finite labels / actions raise, before any step
         filled = max(1, min(self.storage.step, self.teacher_masks.shape[0]))
         masks = self.teacher_masks[:filled]
         stats = IterationStats(self.device)
@@ -246,46 +211,36 @@ class MixingDistillation(MixingIterations, _compat.DistillationBase):
             add_label_moments(stats, self.storage.privileged_actions[:filled], masks)
         weights = None
         if self.loss_weights is not None:
-            weights = self.loss_weights.weights(self.teacher_masks, self.storage.dones, self._iteration, filled)
+            weights = self.loss_weights.weights(self.teacher_masks, self.storage.dones, self.iteration, filled)
         self._set_learning_rate()
         self.loss_fn.begin(self.teacher_masks, weights)
         try:
             loss_dict = super().update()
         finally:
             self.loss_fn.end()
-        check_loss(loss_dict, self)
+        check_loss(loss_dict, _compat.raw_teacher(self))
         stats.add("behavior_loss", self.loss_fn.sums)
         if self.replay is not None:
             stats.add("replay_loss", replay_step(self, self.replay, filled))
         if self.episode_returns is not None:
             stats.add("episode_returns", self.episode_returns.take())
         values = stats.read(all_reduce=getattr(self, "is_multi_gpu", False))  # every rank takes the same decisions
-        it, beta = self._iteration, self._beta
         metrics = self._metrics(values)
         if signal is not None:
-            self.schedule.observe(it, compute_signal(signal, values))
+            self.schedule.observe(self.iteration, compute_signal(signal, values))
         metrics.update(self.schedule.log_scalars())
-        for callback in self.iteration_callbacks:
-            extra = _call(callback, it, dict(metrics), loss_dict)
-            if extra:
-                metrics.update(extra)
-        self.last_metrics, self.last_losses = metrics, loss_dict
-        self.extras_log.write(metrics)
-        if self._console:
-            print("\n".join(phase_lines(self.schedule, it, beta)))
-        self._runner_iteration = it
-        self._iteration = it + 1
-        self._pending = True
+        self.mixing_core.end_iteration(metrics, loss_dict)
         return loss_dict
 
     def _metrics(self, values: dict[str, list[float]]) -> dict[str, float]:
         """Return the iteration's logged scalars from the read-back statistics."""
         (teacher_steps,), (steps,) = values["teacher_steps"], values["steps"]
         loss_t, cnt_t, loss_s, cnt_s = values["behavior_loss"]
+        core = self.mixing_core
         metrics = {
-            SCALAR_TRAINING_PHASE: float(self._phase),
-            SCALAR_CURRENT_ITERATION: float(self._iteration),
-            SCALAR_BETA: self._beta,
+            SCALAR_TRAINING_PHASE: float(core.phase),
+            SCALAR_CURRENT_ITERATION: float(core.iteration),
+            SCALAR_BETA: core.beta,
             SCALAR_TEACHER_FRACTION: teacher_steps / steps,
             SCALAR_LEARNING_RATE: float(self.optimizer.param_groups[0]["lr"]),
         }
@@ -303,8 +258,8 @@ class MixingDistillation(MixingIterations, _compat.DistillationBase):
         """Set the optimizer's learning rate for this iteration's update (untouched for a constant schedule)."""
         if self.lr_schedule.active:
             if self.lr_schedule.decays and self._lr_end is None:  # update() without learn(): resolve as learn() does
-                self._lr_end = self.lr_schedule.end_iteration(self._iteration, self.max_iterations)
-            lr = self.lr_schedule.apply(self.optimizer, self._base_learning_rate, self._iteration, self._lr_end)
+                self._lr_end = self.lr_schedule.end_iteration(self.iteration, self.mixing_core.max_iterations)
+            lr = self.lr_schedule.apply(self.optimizer, self._base_learning_rate, self.iteration, self._lr_end)
             self.learning_rate = lr  # rsl_rl's logger reads it (Loss/learning_rate)
 
     def get_policy(self) -> Any:
@@ -322,14 +277,6 @@ class MixingDistillation(MixingIterations, _compat.DistillationBase):
                 torch.distributed.broadcast(tensor, src=0)
 
     # ------------------------------------------------------------------ checkpoints
-    def mixing_state_dict(self) -> dict[str, Any]:
-        """Return the mixing state stored under ``checkpoint["dagmix"]``."""
-        return mixing_checkpoint.mixing_state_dict(self)
-
-    def load_mixing_state(self, state: Mapping[str, Any], iteration: int) -> None:
-        """Restore :meth:`mixing_state_dict` output for a run resuming at ``iteration``."""
-        mixing_checkpoint.load_mixing_state(self, state, iteration)
-
     def save(self) -> dict:
         """Return rsl_rl's checkpoint dict plus the mixing state under ``"dagmix"``.
 
@@ -338,7 +285,7 @@ class MixingDistillation(MixingIterations, _compat.DistillationBase):
         """
         check_student_weights(_compat.raw_student(self) or self.get_policy())
         saved = super().save()
-        saved[CHECKPOINT_KEY] = self.mixing_state_dict()
+        saved[CHECKPOINT_KEY] = self.mixing_core.state_dict(model=getattr(self, "model_cfg", None))
         if self.ema is not None:
             self.ema.save_into(saved, CHECKPOINT_KEY)
         return saved
@@ -351,7 +298,5 @@ class MixingDistillation(MixingIterations, _compat.DistillationBase):
                 self.ema, _compat.raw_student(self), loaded_dict.get(CHECKPOINT_KEY), bool(load_iteration), strict
             )
         if load_iteration:
-            self._runner_iteration = self._iteration = int(loaded_dict["iter"])
-            self._pending = True
-            mixing_checkpoint.resume(self, loaded_dict.get(CHECKPOINT_KEY), self._iteration)
+            self.mixing_core.resume(loaded_dict.get(CHECKPOINT_KEY), int(loaded_dict["iter"]))
         return load_iteration

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from tensordict import TensorDict
 
-from dagmix.algorithms.training_options import ReplayConfig
+from dagmix.mixing.options import ReplayConfig
 
 
 def free_memory_bytes(device: torch.device) -> int:

@@ -106,7 +106,7 @@ def resolve_variant(name: str, iterations: int, base_cfg: dict[str, Any] | None 
     MixingConfig.from_dict(_mixing_only(mixing))  # validate it now
     base = copy.deepcopy(base_cfg) if base_cfg is not None else _base_cfg()
     _apply_config_overrides(base, mixing.get(OVERRIDES_KEY, {}), name)
-    from dagmix.algorithms.training_options import LossWeighting, ReplayConfig
+    from dagmix.mixing.options import LossWeighting, ReplayConfig
 
     LossWeighting.from_dict(mixing.get("loss_weighting"))
     ReplayConfig.from_dict(mixing.get("replay"))

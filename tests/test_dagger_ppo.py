@@ -314,8 +314,11 @@ def test_coefficients_follow_the_runner_iteration(tmp_path, ppo_teacher):
     }
     r = runner(tmp_path, ppo_teacher, algo)
     seen = {}
+    losses = {}
     r.alg.iteration_callbacks.append(lambda it, m: seen.setdefault(it, m) and None)
+    r.alg.iteration_callbacks.append(lambda it, m, loss: losses.setdefault(it, loss) and None)  # as in distillation
     r.learn(5)
+    assert sorted(losses) == list(range(5)) and {"value", "surrogate", "imitation"} <= set(losses[4])
     assert [seen[i]["Distillation/imitation_coef"] for i in range(5)] == [8.0, 4.0, 2.0, 0.0, 0.0]
     assert [seen[i]["Distillation/ppo_coef"] for i in range(5)] == [3.0, 3.0, 0.0, 0.0, 0.0]
     assert [seen[i]["Distillation/beta"] for i in range(5)] == [1.0, 0.75, 0.5, 0.25, 0.0]

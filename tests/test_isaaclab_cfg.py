@@ -83,10 +83,10 @@ def test_drop_unset_reads_the_configclass_dict_form():
     with pytest.raises(ValueError, match=r"mixing sets iterations=300 but mixing.schedule is None"):
         drop_unset({**UNSET_MIXING, "iterations": 300})
     # unknown keys are still errors, also when None
-    from dagmix.algorithms.mixing_distillation import _resolve_mixing
+    from dagmix.mixing.config import resolve_mixing
 
     with pytest.raises(ValueError, match="iteratons"):
-        _resolve_mixing({**linear, "iteratons": None}, False, 500)
+        resolve_mixing({**linear, "iteratons": None}, False, 500)
     assert set(schedule_parameter_names()) == set(UNSET_MIXING) - {"schedule", "granularity", "assignment", "seed"}
 
 
@@ -145,7 +145,7 @@ def test_section_configclasses_mirror_the_algorithm_options(isaaclab):
 
     from isaaclab.utils import to_dict
 
-    from dagmix.algorithms.training_options import LossWeighting, ReplayConfig
+    from dagmix.mixing.options import LossWeighting, ReplayConfig
 
     assert to_dict(isaaclab.LossWeightingCfg()) == asdict(LossWeighting())  # same fields, same defaults
     assert to_dict(isaaclab.ReplayCfg()) == asdict(ReplayConfig())
@@ -253,7 +253,7 @@ def test_algorithm_configclass_mirrors_the_learning_rate_and_averaging_keys(isaa
     from isaaclab.utils import to_dict
 
     from dagmix.algorithms.ema import WeightAveragingConfig
-    from dagmix.algorithms.lr_schedule import LearningRateScheduleConfig
+    from dagmix.mixing.options import LearningRateScheduleConfig
 
     d = to_dict(isaaclab.RslRlMixingDistillationAlgorithmCfg())
     for schema in (LearningRateScheduleConfig(), WeightAveragingConfig()):

@@ -11,7 +11,7 @@ import torch
 from helpers import make_runner, rollout
 
 from dagmix.algorithms import CHECKPOINT_KEY, _compat
-from dagmix.algorithms.lr_schedule import LearningRateScheduleConfig
+from dagmix.mixing.options import LearningRateScheduleConfig
 
 NEEDS_MODELS = pytest.mark.skipif(
     _compat.STUDENT_TEACHER_POLICY, reason="rsl-rl-lib 3.x: one StudentTeacher module, no weight averaging"
@@ -94,11 +94,11 @@ def test_explicit_learning_rate_iterations_and_resume_continue_the_schedule_exac
         ({"min_learning_rate": -1.0}, r"min_learning_rate=-1.0 must be a finite number >= 0"),
         ({"warmup_iterations": 1.5}, r"warmup_iterations=1.5 must be an int >= 0"),
         ({"warmup_iterations": 5, "learning_rate_iterations": 5}, r"learning_rate_iterations=5 must be an int >"),
-        ({"learning_rate_schedul": "cosine"}, r"did you mean 'learning_rate_schedule'"),
+        ({"learning_rate_schedul": "cosine"}, r"Did you mean 'learning_rate_schedule'"),
         ({"ema_decay": 1.0}, r"ema_decay=1.0 must be a number in \(0, 1\)"),
         ({"ema_decay": 0}, r"ema_decay=0 must be a number in \(0, 1\)"),
         ({"ema_decay": True}, r"ema_decay=True"),
-        ({"ema_decy": 0.9}, r"did you mean 'ema_decay'"),
+        ({"ema_decy": 0.9}, r"Did you mean 'ema_decay'"),
     ],
 )
 def test_bad_keys_fail_before_training(tmp_path, algo, match):

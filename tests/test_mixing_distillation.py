@@ -293,7 +293,8 @@ def test_switch_to_phase2_forces_beta_zero_from_next_iteration(tmp_path, teacher
             },
             r"Both a non-empty 'mixing' and use_two_stage_training=True",
         ),
-        ({"use_two_stage_trainng": True}, r"did you mean 'use_two_stage_training'"),
+        ({"use_two_stage_trainng": True}, r"Did you mean 'use_two_stage_training'"),
+        ({"frobnicate": 1}, r"Unknown algorithm key 'frobnicate' for MixingDistillation; its keys are use_two_stage"),
     ],
 )
 def test_bad_config_fails_before_training(tmp_path, algo, match):

@@ -114,8 +114,8 @@ def test_mixing_cfg_passes_only_the_chosen_schedules_parameters():
 
 def test_algorithm_cfg_mirrors_the_learning_rate_and_averaging_keys():
     from dagmix.algorithms.ema import WeightAveragingConfig
-    from dagmix.algorithms.lr_schedule import LearningRateScheduleConfig
     from dagmix.integrations.mjlab_tasks import DagmixDistillationAlgorithmCfg
+    from dagmix.mixing.options import LearningRateScheduleConfig
 
     mine = dataclasses.asdict(DagmixDistillationAlgorithmCfg())
     for schema in (LearningRateScheduleConfig(), WeightAveragingConfig()):

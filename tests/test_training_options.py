@@ -8,7 +8,7 @@ from helpers import make_runner, rollout
 
 from dagmix.algorithms import _compat
 from dagmix.algorithms.loss_weighting import SplitLoss
-from dagmix.algorithms.training_options import LossWeighting, ReplayConfig
+from dagmix.mixing.options import LossWeighting, ReplayConfig
 
 
 def _params(model):
