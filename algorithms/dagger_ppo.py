@@ -14,6 +14,7 @@ from rsl_rl.utils import unpad_trajectories
 from tensordict import TensorDict
 
 from dagmix.algorithms import _compat
+from dagmix.algorithms.guidance import TeacherGuidance, set_action_std
 from dagmix.algorithms.mixing_core import CHECKPOINT_KEY, MixingCore, MixingSurface, check_algorithm_keys
 from dagmix.algorithms.phase_log import SCALAR_BETA, SCALAR_TEACHER_FRACTION
 from dagmix.mixing.config import MixingConfig
@@ -25,6 +26,8 @@ LABEL_KEY = "dagmix_teacher_action"
 """Key of the teacher's action (the imitation label) in the rollout storage's observations."""
 DRIVEN_KEY = "dagmix_teacher_driven"
 """Key of the who-drove flag (1.0: the teacher's action was executed) in the rollout storage's observations."""
+WEIGHT_KEY = "dagmix_imitation_weight"
+"""Key of the per-sample advisor weight ``w(s)`` in the rollout storage's observations."""
 _PARENT_KEYS = set(inspect.signature(PPO.__init__).parameters) - {"self", "actor", "critic", "storage"}
 
 
@@ -95,6 +98,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
             **kwargs: rsl_rl PPO keys.
         """
         _compat.require_ppo_with_models("MixingDAggerPPO")
+        recipe = {k: kwargs.pop(k) for k in list(kwargs) if k in DAGGER_PPO_KEYS}  # the recipe's keys (schema)
         check_algorithm_keys("MixingDAggerPPO", kwargs, DAGGER_PPO_KEYS, PPO, _PARENT_KEYS)
         if kwargs.get("symmetry_cfg") is not None:
             raise ValueError(
@@ -110,6 +114,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
                 "init_student": init_student,
                 "teacher_action_clip": teacher_action_clip,
                 "phase_console_output": phase_console_output,
+                **recipe,
             }
         )
         self.imitation_coef = options.imitation_coef
@@ -128,6 +133,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
         # generators (shuffled, or padded trajectories for recurrent models) hand them out aligned with each sample
         storage.observations.set(LABEL_KEY, torch.zeros(steps, num_envs, num_actions, device=self.device))
         storage.observations.set(DRIVEN_KEY, torch.zeros(steps, num_envs, 1, device=self.device))
+        storage.observations.set(WEIGHT_KEY, torch.ones(steps, num_envs, 1, device=self.device))
         self.mixing_core = MixingCore(
             options.mixing,
             num_envs,
@@ -139,6 +145,12 @@ class MixingDAggerPPO(MixingSurface, PPO):
         self.init_student = init_student
         if init_student is not None:
             self._load_init_student(init_student)
+            if options.init_student_std is not None:
+                set_action_std(self._raw_actor, options.init_student_std)
+        # the recipe (built after init_student: the advisor head copies the distilled actor); imitation_coef 0 at
+        # every iteration leaves it off, and the algorithm is stock PPO
+        active = not options.imitation_coef.always_zero()
+        self.guidance = TeacherGuidance(options, self._raw_actor, float(self.learning_rate), active)
         self._coefs = (1.0, 0.0)  # (ppo, imitation) of the current iteration
 
     # ------------------------------------------------------------------ construction
@@ -256,10 +268,20 @@ class MixingDAggerPPO(MixingSurface, PPO):
         """PPO with the imitation term; log and print the iteration's coefficients, beta and teacher fraction."""
         core = self.mixing_core
         ppo_coef, imitation_coef = self._coefs
-        loss_dict, stats = self._ppo_imitation_update(ppo_coef, imitation_coef, mixed=core.beta > 0.0)
         dist = torch.distributed
-        if self.is_multi_gpu and dist.is_available() and dist.is_initialized():
-            dist.all_reduce(stats)  # every rank logs the same sums
+        all_reduce = dist.all_reduce if self.is_multi_gpu and dist.is_available() and dist.is_initialized() else None
+        observations = self.storage.observations
+        weights, recipe = self.guidance.before_update(
+            self.storage, observations[LABEL_KEY], core.iteration, all_reduce, self.max_grad_norm
+        )
+        if weights is not None:
+            observations[WEIGHT_KEY].copy_(weights)
+        warmup = recipe.get("ppo_warmup", 1.0)
+        loss_dict, stats = self._ppo_imitation_update(
+            ppo_coef * warmup, imitation_coef, mixed=core.beta > 0.0, advised=weights is not None
+        )
+        if all_reduce is not None:
+            all_reduce(stats)  # every rank logs the same sums
         imitation_sum, imitation_count, driven_sum, driven_count = stats.tolist()  # the one extra host read
         loss_dict["imitation"] = imitation_sum / max(imitation_count, 1.0)
         metrics = {
@@ -267,21 +289,32 @@ class MixingDAggerPPO(MixingSurface, PPO):
             SCALAR_TEACHER_FRACTION: driven_sum / max(driven_count, 1.0),
             SCALAR_IMITATION_COEF: imitation_coef,
             SCALAR_PPO_COEF: ppo_coef,
+            **{f"Distillation/{name}": value for name, value in recipe.items()},
         }
         core.end_iteration(metrics, loss_dict, f"Imitation coef: {imitation_coef:.4g}, PPO coef: {ppo_coef:.4g}")
         return loss_dict
 
-    def _imitation_loss(self, labels: torch.Tensor) -> torch.Tensor:
-        """Return the imitation loss of the actor's current output distribution against the teacher's ``labels``."""
+    def _imitation_loss(self, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the imitation loss of the actor's current output distribution against the teacher's ``labels``.
+
+        ``weights`` (one per sample) weigh each sample's loss (its mean over action dimensions) in the mean.
+        """
         if self.imitation_loss == "gaussian_nll":
-            return -self.actor.get_output_log_prob(labels).mean()
+            log_prob = self.actor.get_output_log_prob(labels)
+            return -(log_prob if weights is None else log_prob * weights).mean()
         mean = self.actor.output_mean
+        if weights is None:
+            if self.imitation_loss == "huber":
+                return nn.functional.huber_loss(mean, labels)
+            return nn.functional.mse_loss(mean, labels)
         if self.imitation_loss == "huber":
-            return nn.functional.huber_loss(mean, labels)
-        return nn.functional.mse_loss(mean, labels)
+            per_sample = nn.functional.huber_loss(mean, labels, reduction="none").mean(-1)
+        else:
+            per_sample = (mean - labels).pow(2).mean(-1)
+        return (per_sample * weights).mean()
 
     def _ppo_imitation_update(
-        self, ppo_coef: float, imitation_coef: float, mixed: bool
+        self, ppo_coef: float, imitation_coef: float, mixed: bool, advised: bool = False
     ) -> tuple[dict[str, float], torch.Tensor]:
         """rsl_rl's ``PPO.update`` (5.4.2 / 5.5.x) with the imitation term and the who-drove masking.
 
@@ -295,6 +328,8 @@ class MixingDAggerPPO(MixingSurface, PPO):
             imitation_coef: Factor of the imitation loss this iteration; 0 drops it from the gradient.
             mixed: Whether the teacher may have driven this rollout (beta > 0); then teacher-driven samples are
                 masked out of the surrogate.
+            advised: Whether the storage holds advisor weights ``w``: each sample's surrogate is then weighed by
+                ``1 - w`` and its imitation loss by ``max(imitation_floor, w)``.
 
         Returns:
             The loss dict (``value``, ``surrogate``, ``entropy``, ``rnd`` if used) and a tensor on the device:
@@ -335,7 +370,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
                             kl_mean /= self.gpu_world_size
                         if self.gpu_global_rank == 0:
                             if kl_mean > self.desired_kl * 2.0:
-                                self.learning_rate = max(1e-5, self.learning_rate / 1.5)
+                                self.learning_rate = max(self.guidance.lr_floor, self.learning_rate / 1.5)
                             elif kl_mean < self.desired_kl / 2.0 and kl_mean > 0.0:
                                 self.learning_rate = min(1e-2, self.learning_rate * 1.5)
                         if self.is_multi_gpu:
@@ -355,6 +390,9 @@ class MixingDAggerPPO(MixingSurface, PPO):
                     ratio, 1.0 - self.clip_param, 1.0 + self.clip_param
                 )
                 per_sample = torch.max(surrogate, surrogate_clipped)
+                if advised:  # per state: PPO where the teacher cannot be copied, imitation where it can
+                    advice = _sample_field(batch, WEIGHT_KEY).squeeze(-1)
+                    per_sample = per_sample * (1.0 - advice)
                 if mixed:
                     kept = student_driven.to(per_sample.dtype)
                     surrogate_loss = (per_sample * kept).sum() / kept.sum().clamp_min(1.0)
@@ -380,7 +418,11 @@ class MixingDAggerPPO(MixingSurface, PPO):
                 labels = _sample_field(batch, LABEL_KEY)
                 if imitation_coef > 0.0:
                     imitation = self._imitation_loss(labels)
-                    loss = loss + imitation_coef * imitation
+                    if advised:  # the gradient from the weighted loss; the plain loss is logged
+                        floor = self.guidance.imitation_floor
+                        loss = loss + imitation_coef * self._imitation_loss(labels, advice.clamp_min(floor))
+                    else:
+                        loss = loss + imitation_coef * imitation
                 else:
                     with torch.no_grad():
                         imitation = self._imitation_loss(labels)
@@ -440,7 +482,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
         saved = super().save()
         saved["teacher_state_dict"] = self.teacher.state_dict()
         saved[CHECKPOINT_KEY] = self.mixing_core.state_dict(
-            algorithm="MixingDAggerPPO", **self._coefficient_schedules()
+            algorithm="MixingDAggerPPO", guidance=self.guidance.state_dict(), **self._coefficient_schedules()
         )
         return saved
 
@@ -474,9 +516,14 @@ class MixingDAggerPPO(MixingSurface, PPO):
             state = loaded_dict["teacher_state_dict"] if has_teacher else loaded_dict["actor_state_dict"]
             self.teacher.load_state_dict(state, strict=strict)
             self.teacher_loaded = True
+            critic = None if has_teacher else loaded_dict.get("critic_state_dict")  # a PPO checkpoint's critic
+            if not has_teacher and self.guidance.load_teacher_critic(self._raw_critic, critic):
+                if self.mixing_core.console:
+                    print("[dagmix] critic initialised from the teacher's PPO checkpoint")
         if resumed:
             state, it = loaded_dict.get(CHECKPOINT_KEY), int(loaded_dict["iter"])
             self.mixing_core.resume(state, it, "MixingDAggerPPO", self._coefficient_schedules())
+            self.guidance.load_state_dict((state or {}).get("guidance", {}))
         return bool(resumed)
 
     def _coefficient_schedules(self) -> dict[str, str]:

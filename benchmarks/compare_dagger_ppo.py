@@ -1,14 +1,10 @@
-"""Distillation vs teacher-guided RL (MixingDAggerPPO) on the quadcopter: multi-seed, equal env-step budget, 95% CIs.
+"""Distillation vs teacher-guided RL (MixingDAggerPPO): multi-seed, equal env-step budget, 95% CIs, per task.
 
-Variants (each a function of the run length):
-
-- ``distillation_student_only``: MixingDistillation with beta 0, i.e. what stock rsl_rl ``Distillation`` does;
-- ``distillation_dagger_exp_0.9``: the best distillation schedule of compare_schedules (benchmarks/RESULTS.md);
-- ``dagger_ppo_fixed``: PPO plus a fixed-weight (1.0) MSE imitation loss, the student always driving, with the
-  KL-adaptive learning rate from 1e-3 (rsl_rl's ``DaggerPPO`` defaults);
-- ``dagger_ppo_recommended``: the default of ``dagmix distill --algorithm dagger_ppo`` scaled to the run: the
-  teacher drives the first 10% (pure DAgger), PPO ramps in until 1/3 while imitation stays at 1, then imitation
-  anneals to 0 at 5/6 of the run; fixed learning rate 1e-3.
+Variants: ``distillation_student_only`` (MixingDistillation with beta 0, i.e. what stock rsl_rl ``Distillation``
+does), ``distillation_<v>`` for any compare_schedules variant ``v`` (e.g. ``distillation_two_stage:phase1_iterations=
+30``), and the MixingDAggerPPO variants of :data:`DAGGER_PPO` (``ppo_no_teacher``, ``dagger_ppo_fixed``,
+``dagger_then_ppo``, ``dagger_ppo_recommended``, ``advisor``), each optionally with algorithm keys after a colon.
+Tasks: ``--task quadcopter`` (default), ``quadcopter_blind``, ``cue_doors``.
 
 Same machinery, flags, resumable output layout and reports as ``compare_schedules`` (``runs/<variant>/seed<k>.json``,
 ``per_iteration.csv``, ``summary.csv``, ``summary.md``, figures); ``loss`` is the behaviour loss for distillation
@@ -19,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -36,28 +33,69 @@ def _recommended(n: int) -> dict[str, Any]:
         "mixing": {"schedule": "two_stage", "phase1_iterations": a},
         "ppo_coef": {"schedule": "piecewise_linear", "points": [[0, 0.0], [a, 0.0], [max(b, a + 1), 1.0]]},
         "imitation_coef": {"schedule": "piecewise_linear", "points": [[0, 1.0], [b, 1.0], [max(c, b + 1), 0.0]]},
+        **FIXED_WEIGHTS,
     }
 
+
+def _dagger_then_ppo(n: int) -> dict[str, Any]:
+    a = max(2, round(n / 3))
+    return {
+        "mixing": {"schedule": "two_stage", "phase1_iterations": max(1, round(n / 10))},
+        "imitation_coef": {"schedule": "two_stage", "phase1_iterations": a},
+        "ppo_coef": {"schedule": "piecewise_linear", "points": [[0, 0.0], [a - 1, 0.0], [a, 1.0]]},
+        "schedule": "fixed",
+        "teacher_action_clip": 1.0,
+        **FIXED_WEIGHTS,
+        "init_critic_from_teacher": None,
+    }
+
+
+FIXED_WEIGHTS: dict[str, Any] = {"imitation_balance": "fixed", "critic_warmup": None}
+"""The recipe's per-state balance and critic warm-up off: the loss of the variants measured before the recipe."""
 
 DISTILLATION: dict[str, str] = {
     "distillation_student_only": "student_only",
     "distillation_dagger_exp_0.9": "dagger_exp_0.9",
 }
-"""Distillation variants: the compare_schedules variant each one runs."""
+"""Distillation variants: the compare_schedules variant each one runs (``distillation_<variant>`` for any other)."""
 
 DAGGER_PPO: dict[str, Callable[[int], dict[str, Any]]] = {
+    "ppo_no_teacher": lambda n: {"imitation_coef": 0.0, "mixing": {"schedule": "student_only"}},
     "dagger_ppo_fixed": lambda n: {  # rsl_rl DaggerPPO's defaults: dagger_loss_coef 1, KL-adaptive lr from 1e-3
         "imitation_coef": 1.0,
         "ppo_coef": 1.0,
         "mixing": {"schedule": "student_only"},
         "schedule": "adaptive",
         "learning_rate": 1e-3,
+        **FIXED_WEIGHTS,
     },
+    "dagger_then_ppo": _dagger_then_ppo,
     "dagger_ppo_recommended": _recommended,
+    "advisor": lambda n: {},
 }
-"""MixingDAggerPPO variants: algorithm keys over ``dagger_ppo_train_cfg`` as a function of the run length."""
+"""MixingDAggerPPO variants: algorithm keys over ``dagger_ppo_train_cfg`` as a function of the run length.
+
+- ``ppo_no_teacher``: PPO on the student's observations, no imitation (``imitation_coef`` 0: stock PPO);
+- ``dagger_ppo_fixed``: rsl_rl ``DaggerPPO``'s loss: PPO plus imitation at weight 1 on every state, the student
+  always driving, the KL-adaptive learning rate from 1e-3;
+- ``dagger_then_ppo``: rl_games PR #378's preset: pure DAgger (the teacher drives the first 10%) until 1/3 of the
+  run, then PPO without imitation, a fixed learning rate, clipped teacher means, the critic from the teacher's
+  checkpoint where it fits;
+- ``dagger_ppo_recommended``: MixingDAggerPPO's default before the recipe (teacher drives 10%, PPO ramps in until
+  1/3, imitation anneals to 0 at 5/6, fixed weights on every state);
+- ``advisor``: the recipe, MixingDAggerPPO's defaults (``imitation_balance="advisor"``, floor 0.1, critic warm-up).
+
+Any of them takes algorithm keys after a colon, e.g. ``advisor:imitation_floor=0.0,critic_warmup=None``.
+"""
 
 BASELINE = "distillation_student_only"
+RECIPE_SCALARS = (
+    "Distillation/imitation_weight",
+    "Distillation/advisor_distance",
+    "Distillation/explained_variance",
+    "Distillation/ppo_warmup",
+)
+"""The recipe's scalars, recorded per iteration as ``imitation_weight``, ... where they are logged."""
 
 
 @dataclass
@@ -76,19 +114,53 @@ def parse_args(argv: list[str] | None = None) -> Args:
 
     parser = dataclass_parser(Args, "python -m dagmix.benchmarks.compare_dagger_ppo", __doc__)
     args = Args(**vars(parser.parse_args(argv)))
-    if args.task != "quadcopter":
-        parser.error(f"--task={args.task!r}: this benchmark runs the quadcopter only (its DAgger+PPO config)")
+    if args.task not in TASKS:
+        parser.error(f"--task={args.task!r}: this benchmark runs {', '.join(TASKS)} (tasks with a DAgger+PPO config)")
     compare_schedules.check_sizes(parser, args)
-    unknown = [v for v in args.schedules if v not in DISTILLATION and v not in DAGGER_PPO]
-    if unknown:
-        parser.error(f"unknown variant(s) {unknown}; choose from {', '.join([*DISTILLATION, *DAGGER_PPO])}")
+    for variant in args.schedules:
+        try:
+            resolve_dagger_ppo(variant, args.iterations) if not _is_distillation(variant) else None
+        except ValueError as e:
+            parser.error(str(e))
     return args
+
+
+TASKS = ("quadcopter", "quadcopter_blind", "cue_doors")
+"""The tasks this benchmark runs: built-in ones with a shipped teacher and a ``dagger_ppo_train_cfg``."""
+
+
+def _is_distillation(variant: str) -> bool:
+    return variant in DISTILLATION or variant.startswith("distillation_")
+
+
+def _distillation_variant(variant: str) -> str:
+    return DISTILLATION.get(variant) or variant[len("distillation_") :]
+
+
+def resolve_dagger_ppo(variant: str, iterations: int) -> dict[str, Any]:
+    """Return the algorithm keys of a MixingDAggerPPO variant ``name[:key=value,...]``; raise naming the choices."""
+    from dagmix.envs.task_configs import parse_value
+    from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS
+
+    name, _, params = variant.partition(":")
+    if name not in DAGGER_PPO:
+        raise ValueError(
+            f"unknown variant {variant!r}; choose from {', '.join([*DISTILLATION, *DAGGER_PPO])} (or "
+            "distillation_<compare_schedules variant>), with MixingDAggerPPO keys after a colon"
+        )
+    algo = DAGGER_PPO[name](iterations)
+    for item in filter(None, re.split(r",(?![^\[\]]*\])", params)):
+        key, eq, value = item.partition("=")
+        if not eq or key not in (*DAGGER_PPO_KEYS, "learning_rate", "schedule", "entropy_coef"):
+            raise ValueError(f"variant {variant!r}: {item!r} is not <MixingDAggerPPO key>=value")
+        algo[key] = parse_value(value)
+    return algo
 
 
 def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> dict[str, float]:
     """Run one (variant, seed): distillation through compare_schedules.run_one, MixingDAggerPPO here."""
-    if variant in DISTILLATION:
-        return compare_schedules.run_one(args_dict, DISTILLATION[variant], seed, path, label=variant)
+    if _is_distillation(variant):
+        return compare_schedules.run_one(args_dict, _distillation_variant(variant), seed, path, label=variant)
     return _run_dagger_ppo(Args(**args_dict), variant, seed, path)
 
 
@@ -101,11 +173,11 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
     from dagmix.envs.task_configs import dagger_ppo_train_cfg, shipped_teacher, student_model
 
     torch.set_num_threads(args.threads)
-    algo = DAGGER_PPO[variant](args.iterations)
-    cfg = dagger_ppo_train_cfg("quadcopter")
+    algo = resolve_dagger_ppo(variant, args.iterations)
+    cfg = dagger_ppo_train_cfg(args.task)
     cfg.update(num_steps_per_env=args.steps_per_env, max_iterations=args.iterations, seed=seed, logger="tensorboard")
     cfg["algorithm"].update(algo, phase_console_output=False)
-    if args.student != "gru":  # the GRU is dagger_ppo_train_cfg's own (the distillation student's size)
+    if args.student != "gru" and args.task != "cue_doors":  # the GRU: the task's distillation student's size
         cfg["actor"] = student_model(args.student)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     t0 = time.time()
@@ -113,10 +185,10 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
     with open(path[: -len(".json")] + ".log", "w") as log, contextlib.redirect_stdout(log):
         torch.manual_seed(seed)
         kw = args.env_kwargs()
-        env = make("quadcopter", num_envs=args.num_envs, device=args.device, seed=seed, **kw)
-        eval_env = make("quadcopter", num_envs=args.eval_episodes, device=args.device, seed=10_000 + seed, **kw)
+        env = make(args.task, num_envs=args.num_envs, device=args.device, seed=seed, **kw)
+        eval_env = make(args.task, num_envs=args.eval_episodes, device=args.device, seed=10_000 + seed, **kw)
         runner = OnPolicyRunner(env, cfg, None, args.device)
-        runner.load(shipped_teacher("quadcopter"), map_location=args.device)
+        runner.load(shipped_teacher(args.task), map_location=args.device)
         alg = runner.alg
         clip = alg.teacher_action_clip
         zero = alg.beta_schedule.first_zero_iteration()
@@ -132,6 +204,7 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
                 "teacher_fraction": metrics["Distillation/teacher_fraction"],
                 "imitation_coef": metrics["Distillation/imitation_coef"],
                 "ppo_coef": metrics["Distillation/ppo_coef"],
+                **{k.split("/")[-1]: v for k, v in metrics.items() if k in RECIPE_SCALARS},
             }
             if it % args.eval_interval == 0 or it == args.iterations - 1 or it in handover:
                 compare_schedules.evaluate_periodically(row, eval_env, alg, args, console, variant, seed, t0)
@@ -150,7 +223,7 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
         runner.learn(args.iterations)
         train_s = time.time() - t0
         teacher_eval = evaluate_policy(eval_env, alg.teacher, args.eval_episodes)
-        final_env = make("quadcopter", num_envs=args.final_eval_episodes, device=args.device, seed=20_000 + seed, **kw)
+        final_env = make(args.task, num_envs=args.final_eval_episodes, device=args.device, seed=20_000 + seed, **kw)
         final = evaluate_policy(final_env, alg.get_policy(), args.final_eval_episodes, alg.teacher, clip)
         teacher_final = evaluate_policy(final_env, alg.teacher, args.final_eval_episodes)
     result = {

@@ -72,6 +72,8 @@ CUE_DOORS_TEACHER_ITERATIONS = 50
 """PPO iterations of the ``cue_doors`` teacher (``teacher_train_cfg``)."""
 CUE_DOORS_DISTILL_ITERATIONS = 100
 """Distillation iterations of ``cue_doors`` (``distill_train_cfg``); the teacher drives the first fifth."""
+CUE_DOORS_DAGGER_PPO_ITERATIONS = 100
+"""MixingDAggerPPO iterations of ``cue_doors`` (``dagger_ppo_train_cfg``)."""
 
 MLP_STUDENT_TASKS = ("cue_doors",)
 """Tasks whose student is an MLP: ``cue_doors`` latches the cue in the student's observation, so it needs no memory."""
@@ -169,22 +171,14 @@ def distill_train_cfg(task: str) -> dict[str, Any]:
     return cfg
 
 
-DAGGER_PPO_MIXING: dict[str, Any] = {"schedule": "two_stage", "phase1_iterations": 30, "granularity": "step"}
-"""Default ``mixing`` of ``dagmix distill --algorithm dagger_ppo``: the teacher drives the first 30 iterations."""
-DAGGER_PPO_IMITATION_COEF: dict[str, Any] = {
-    "schedule": "piecewise_linear",
-    "points": [[0, 1.0], [100, 1.0], [250, 0.0]],
-}
-"""Default ``imitation_coef``: full imitation for 100 iterations, then annealed to 0 at iteration 250."""
-DAGGER_PPO_PPO_COEF: dict[str, Any] = {"schedule": "piecewise_linear", "points": [[0, 0.0], [30, 0.0], [100, 1.0]]}
-"""Default ``ppo_coef``: pure DAgger while the teacher drives, then PPO ramps in over 70 iterations."""
-
-
 def dagger_ppo_train_cfg(task: str) -> dict[str, Any]:
-    """Return the rsl_rl OnPolicyRunner config with MixingDAggerPPO (distil, then anneal imitation into PPO).
+    """Return the rsl_rl OnPolicyRunner config with MixingDAggerPPO at its defaults: the teacher-guided recipe.
 
-    The actor is the distillation student (GRU on the ``policy`` group), the critic reads the privileged
-    ``teacher`` group, and the teacher section matches the shipped PPO teacher. PPO keys as for the teacher.
+    The actor is the distillation student (so a distilled student initialises it: ``--init_student``), the critic
+    reads the privileged ``teacher`` group (``critic`` on ``cue_doors``, which adds the latched cue), and the teacher
+    section matches the shipped PPO teacher. The algorithm keys beyond rsl_rl's PPO are MixingDAggerPPO's defaults
+    (docs/dagger_ppo.md): imitation and PPO weighed per state by the advisor head, the critic warm-up, the student
+    driving; a fixed learning rate.
     """
     cfg = teacher_train_cfg(task)
     cfg.update(experiment_name=f"{task}_dagger_ppo", max_iterations=300)
@@ -196,17 +190,18 @@ def dagger_ppo_train_cfg(task: str) -> dict[str, Any]:
             # low-std student's mean (measured: 0.65 vs 0.93 of the teacher's return, one seed, 200 iterations)
             "schedule": "fixed",
             "learning_rate": 1e-3,
-            "imitation_coef": copy.deepcopy(DAGGER_PPO_IMITATION_COEF),
-            "ppo_coef": copy.deepcopy(DAGGER_PPO_PPO_COEF),
-            "imitation_loss": "mse",
             "teacher_action_clip": 1.0,
-            "mixing": copy.deepcopy(DAGGER_PPO_MIXING),
+            "mixing": {"schedule": "student_only"},  # MixingDAggerPPO's default, listed for --phase1_iterations
         }
     )
     cfg["actor"] = task_student_model(task)  # the distillation student: a distilled student initialises it
     cfg["teacher"] = copy.deepcopy(TEACHER_MODEL)
-    if task == "cue_doors":  # the student's value depends on whether it has seen the cue: the critic sees it too
-        cfg["obs_groups"]["critic"] = ["critic"]
+    if task == "cue_doors":
+        cfg["obs_groups"]["critic"] = ["critic"]  # the student's value depends on whether it has seen the cue
+        # PPO must explore to find the cue: a wide start and an entropy bonus (as PPO without a teacher learns it)
+        cfg["actor"]["distribution_cfg"]["init_std"] = 1.0
+        cfg["algorithm"]["entropy_coef"] = 0.01
+        cfg["max_iterations"] = CUE_DOORS_DAGGER_PPO_ITERATIONS
     return cfg
 
 

@@ -46,6 +46,10 @@ class CoefficientSchedule:
         """Return the coefficient at the runner's 0-based ``iteration``."""
         return self.scale * self.schedule.beta(iteration)
 
+    def always_zero(self) -> bool:
+        """Whether the coefficient is 0 at every iteration (a scale of 0, or a constant 0)."""
+        return self.scale == 0.0 or (isinstance(self.schedule, ConstantSchedule) and self.schedule.value == 0.0)
+
     def __call__(self, iteration: int) -> float:
         """Alias of :meth:`value`."""
         return self.value(iteration)

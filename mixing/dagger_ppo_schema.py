@@ -9,6 +9,7 @@ the CLI's ``algorithm.<key>=value`` overrides and ``docs/config.md`` are derived
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
@@ -16,9 +17,12 @@ from typing import Any, Literal
 from dagmix.mixing.adaptive import AdaptiveSchedule
 from dagmix.mixing.coefficients import CoefficientSchedule
 from dagmix.mixing.config import SCHEDULE_KINDS, MixingConfig, resolve_mixing
+from dagmix.mixing.names import did_you_mean
 from dagmix.mixing.schema import MixingSchema
 
 IMITATION_LOSSES: tuple[str, ...] = ("mse", "huber", "gaussian_nll")
+IMITATION_BALANCES: tuple[str, ...] = ("advisor", "fixed")
+"""The values of ``imitation_balance``."""
 """The values of ``imitation_loss`` (the ``Literal`` of its field; a test checks they agree)."""
 
 
@@ -53,6 +57,50 @@ class DAggerPPOSchema:
     phase_console_output: bool = True
     """Print the phase lines and the coefficients every iteration and the switch banner once (rank 0 only)."""
 
+    imitation_balance: Literal["advisor", "fixed"] = "advisor"
+    """How imitation and PPO share each visited state. ``advisor`` (the recipe): an auxiliary copy of the actor,
+    trained by imitation only, measures per state how well the student's observations let it copy the teacher,
+    ``w(s) = exp(-advisor_alpha * d(s))``; the actor imitates with weight ``max(imitation_floor, w)`` and follows PPO
+    with weight ``1 - w`` (ADVISOR, Weihs et al. 2021). ``fixed``: both terms at full weight on every state (rsl_rl's
+    ``DaggerPPO`` loss)."""
+
+    advisor_alpha: float = 10.0
+    """Sharpness of the ``advisor`` weight; ``d(s)`` is the squared distance between the auxiliary head's mean action
+    and the teacher's label, averaged over action dimensions (actions in [-1, 1]: d 0.01 gives w 0.90, d 0.25 gives
+    0.08)."""
+
+    advisor_learning_rate: float = 1e-3
+    """Adam learning rate of the ``advisor`` auxiliary head (trained once per update on the rollout, in time order,
+    with the algorithm's ``max_grad_norm`` and 12-step truncated backpropagation for a recurrent actor)."""
+
+    imitation_floor: float = 0.1
+    """The least imitation weight of any state under ``advisor`` (imitation never fades to 0): in [0, 1]."""
+
+    critic_warmup: float | None = 0.5
+    """The actor's PPO terms stay off until the critic explains this fraction of the rollout's return variance
+    (explained variance), then ramp in over ``ppo_ramp_iterations``; imitation and the critic train meanwhile. None:
+    no warm-up."""
+
+    critic_warmup_max_iterations: int = 50
+    """The runner iteration at which the warm-up ends even if ``critic_warmup`` was not reached."""
+
+    ppo_ramp_iterations: int = 10
+    """Iterations over which the PPO terms rise linearly from 0 to full weight after the warm-up."""
+
+    min_learning_rate: float | None = None
+    """The lowest learning rate rsl_rl's KL-adaptive schedule (``schedule="adaptive"``) may set, so that the
+    imitation term, which moves the mean and so the KL, cannot collapse it. None: the configured ``learning_rate``.
+    Without effect on ``schedule="fixed"``."""
+
+    init_student_std: float | None = None
+    """With ``init_student``: the action std the actor starts PPO with (distillation does not train it). None: the
+    std stored in the distilled checkpoint."""
+
+    init_critic_from_teacher: bool | None = None
+    """Initialise the critic from the teacher's PPO checkpoint (its ``critic_state_dict``) when the teacher is loaded.
+    None: when the checkpoint has one that fits the critic (same observations and sizes); True: required (an error
+    if it does not fit); False: never."""
+
 
 DAGGER_PPO_KEYS: tuple[str, ...] = tuple(f.name for f in fields(DAggerPPOSchema))
 """The algorithm config keys MixingDAggerPPO adds to rsl_rl's PPO keys."""
@@ -72,6 +120,16 @@ class DAggerPPOOptions:
     init_student: str | None
     teacher_action_clip: float | None
     phase_console_output: bool
+    imitation_balance: str = "advisor"
+    advisor_alpha: float = 10.0
+    advisor_learning_rate: float = 1e-3
+    imitation_floor: float = 0.1
+    critic_warmup: float | None = 0.5
+    critic_warmup_max_iterations: int = 50
+    ppo_ramp_iterations: int = 10
+    min_learning_rate: float | None = None
+    init_student_std: float | None = None
+    init_critic_from_teacher: bool | None = None
 
 
 def validate_dagger_ppo(cfg: Mapping[str, Any]) -> DAggerPPOOptions:
@@ -114,7 +172,9 @@ def validate_dagger_ppo(cfg: Mapping[str, Any]) -> DAggerPPOOptions:
             f"mixing.schedule={mixing.schedule!r} is adaptive; MixingDAggerPPO supports the fixed kinds "
             "and presets (e.g. 'linear', 'two_stage', 'dagger_exp'). Use MixingDistillation for adaptive ones."
         )
+    recipe = _validate_recipe(cfg)
     return DAggerPPOOptions(
+        **recipe,
         imitation_coef=imitation_coef,
         ppo_coef=ppo_coef,
         imitation_loss=str(loss),
@@ -123,3 +183,60 @@ def validate_dagger_ppo(cfg: Mapping[str, Any]) -> DAggerPPOOptions:
         teacher_action_clip=None if clip is None else float(clip),
         phase_console_output=console,
     )
+
+
+def _number(key: str, value: Any, low: float, high: float = math.inf, *, optional: bool = False) -> float | None:
+    """Return ``value`` as a float in [low, high] (or None where allowed); raise naming the key otherwise."""
+    if value is None and optional:
+        return None
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not ok or not low <= value <= high:
+        bound = f"in [{low}, {high}]" if math.isfinite(high) else f">= {low}"
+        raise ValueError(f"{key}={value!r} must be a finite number {bound}{' or None' if optional else ''}.")
+    return float(value)
+
+
+def _integer(key: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{key}={value!r} must be an integer >= {low}.")
+    return int(value)
+
+
+def _validate_recipe(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate the teacher-guided recipe's keys (imitation balance, warm-up, hand-off)."""
+    d = {f.name: f.default for f in fields(DAggerPPOSchema)}
+    balance = cfg.get("imitation_balance", d["imitation_balance"])
+    if balance not in IMITATION_BALANCES:
+        raise ValueError(
+            f"imitation_balance={balance!r} is not one of {', '.join(map(repr, IMITATION_BALANCES))}."
+            + did_you_mean(balance, IMITATION_BALANCES)
+        )
+    teacher_critic = cfg.get("init_critic_from_teacher", d["init_critic_from_teacher"])
+    if teacher_critic is not None and not isinstance(teacher_critic, bool):
+        raise ValueError(f"init_critic_from_teacher={teacher_critic!r} must be True, False or None.")
+    std = _number("init_student_std", cfg.get("init_student_std", d["init_student_std"]), 0.0, optional=True)
+    if std is not None and std <= 0.0:
+        raise ValueError(f"init_student_std={std!r} must be > 0 (or None: the distilled checkpoint's std).")
+    lr_min = _number("min_learning_rate", cfg.get("min_learning_rate", d["min_learning_rate"]), 0.0, optional=True)
+    return {
+        "imitation_balance": str(balance),
+        "advisor_alpha": _number("advisor_alpha", cfg.get("advisor_alpha", d["advisor_alpha"]), 0.0),
+        "advisor_learning_rate": _number(
+            "advisor_learning_rate", cfg.get("advisor_learning_rate", d["advisor_learning_rate"]), 0.0
+        ),
+        "imitation_floor": _number("imitation_floor", cfg.get("imitation_floor", d["imitation_floor"]), 0.0, 1.0),
+        "critic_warmup": _number(
+            "critic_warmup", cfg.get("critic_warmup", d["critic_warmup"]), -math.inf, 1.0, optional=True
+        ),
+        "critic_warmup_max_iterations": _integer(
+            "critic_warmup_max_iterations",
+            cfg.get("critic_warmup_max_iterations", d["critic_warmup_max_iterations"]),
+            0,
+        ),
+        "ppo_ramp_iterations": _integer(
+            "ppo_ramp_iterations", cfg.get("ppo_ramp_iterations", d["ppo_ramp_iterations"]), 1
+        ),
+        "min_learning_rate": lr_min,
+        "init_student_std": std,
+        "init_critic_from_teacher": teacher_critic,
+    }

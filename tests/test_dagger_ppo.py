@@ -192,6 +192,7 @@ def test_ppo_coef_0_and_beta_0_give_mixing_distillation_gradients(tmp_path, ppo_
     steps = 8
     algo = {"ppo_coef": 0.0, "imitation_coef": 1.0, "num_mini_batches": 1, "num_learning_epochs": 1}
     algo["max_grad_norm"] = 1e9
+    algo["imitation_balance"] = "fixed"  # every state at weight 1, as distillation (the advisor weighs per state)
     ours = runner(tmp_path / "o", ppo_teacher, algo, steps=steps)
     collect(ours.alg, ours.env, steps)
     distill = make_runner(tmp_path / "d", teacher_path, {"gradient_length": steps, "max_grad_norm": None})
