@@ -11,7 +11,7 @@ import typing
 
 import pytest
 
-from dagmix.mixing import schema
+from dagmix.mixing import reference, schema
 from dagmix.mixing.config import schedule_names, schedule_parameter_names
 from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, IMITATION_LOSSES, DAggerPPOSchema, validate_dagger_ppo
 from dagmix.mixing.schema import SECTIONS, AlgorithmSchema, MixingSchema, field_docs, schema_paths
@@ -206,7 +206,7 @@ def test_mjlab_dataclasses_hold_every_schema_field():
 
 def test_docs_config_reference_is_current():
     current = (ROOT / "docs" / "config.md").read_text()
-    assert current == schema.reference_markdown(), "regenerate: python -m dagmix.mixing.schema > docs/config.md"
+    assert current == reference.reference_markdown(), "regenerate: python -m dagmix.mixing.reference > docs/config.md"
 
 
 # ---------------------------------------------------------------------------------------------- MixingDAggerPPO
