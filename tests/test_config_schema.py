@@ -87,7 +87,7 @@ def test_dagger_ppo_python_dict_front_end_accepts_every_key():
 
 def _assert_cli_sets(cfg, path):
     """``algorithm.<path>=None`` on the command line sets that key of ``cfg`` (None: accepted for every key)."""
-    from dagmix.cli.overrides import apply_overrides
+    from dagmix.mixing.overrides import apply_overrides
 
     apply_overrides(cfg, {}, [f"algorithm.{path}=None"])
     node = cfg["algorithm"]
@@ -104,8 +104,8 @@ def test_cli_dagger_ppo_front_end_reaches_every_key(path):
 
 
 def test_cli_dagger_ppo_front_end_types_and_refuses_distillation_keys():
-    from dagmix.cli.overrides import apply_overrides
     from dagmix.envs.task_configs import dagger_ppo_train_cfg
+    from dagmix.mixing.overrides import apply_overrides
 
     cfg = dagger_ppo_train_cfg("quadcopter")
     overrides = ["algorithm.imitation_coef=0.5", "algorithm.ppo_coef={'schedule': 'step', 'phase1_iterations': 9}"]
@@ -129,8 +129,8 @@ def test_cli_front_end_reaches_every_key(path):
 
 
 def test_cli_front_end_checks_types_and_suggests():
-    from dagmix.cli.overrides import apply_overrides
     from dagmix.envs.task_configs import distill_train_cfg
+    from dagmix.mixing.overrides import apply_overrides
 
     cfg = distill_train_cfg("quadcopter")
     apply_overrides(cfg, {}, ["algorithm.loss_weighting.student_driven=2.0", "algorithm.mixing.decay=0.9"])
