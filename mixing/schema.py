@@ -119,8 +119,8 @@ class MixingSchema:
 class AlgorithmSchema(LearningRateKeys, WeightAveragingKeys):
     """The keys MixingDistillation adds to rsl_rl's ``Distillation`` config (rsl_rl's own keys pass through).
 
-    The learning-rate and weight-averaging keys are top-level keys too, in their own sections below (declared by
-    ``LearningRateKeys`` and ``WeightAveragingKeys`` in ``dagmix/mixing/options.py``, which this class inherits).
+    The learning-rate and weight-averaging keys are top-level keys too; their sections follow below (``AlgorithmSchema``
+    inherits them from ``LearningRateKeys`` and ``WeightAveragingKeys`` in ``dagmix/mixing/options.py``).
     """
 
     use_two_stage_training: bool | None = None
