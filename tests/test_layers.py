@@ -21,12 +21,6 @@ ALLOWED: dict[str, set[str]] = {
 }
 """The layers (``dagmix`` or its top-level folder) each layer's modules may import, besides their own."""
 
-KNOWN_CYCLES: list[set[str]] = [
-    {"dagmix.algorithms.dagger_ppo", "dagmix.algorithms._dagger_ppo_update"},  # removed by the mixing-core refactor
-]
-"""Import cycles tolerated until the change that removes them; any other cycle fails."""
-
-
 def modules(root: pathlib.Path) -> dict[str, pathlib.Path]:
     """Return every module of the package at ``root`` by dotted name: the .py files of its packages, tests aside."""
     out = {}
@@ -150,10 +144,7 @@ def test_no_import_goes_up_the_layers():
 
 
 def test_no_import_cycles():
-    found = cycles(EDGES)
-    for known in KNOWN_CYCLES:
-        assert known in found, f"the known cycle {sorted(known)} is gone: delete it from KNOWN_CYCLES"
-    new = [group for group in found if group not in KNOWN_CYCLES]
+    new = cycles(EDGES)
     lines = [
         f"{where}: {a} imports {b}" for group in new for a, b, where in EDGES if a in group and b in group
     ]  # the arrows that hold each cycle together
