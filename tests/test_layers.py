@@ -21,6 +21,7 @@ ALLOWED: dict[str, set[str]] = {
 }
 """The layers (``dagmix`` or its top-level folder) each layer's modules may import, besides their own."""
 
+
 def modules(root: pathlib.Path) -> dict[str, pathlib.Path]:
     """Return every module of the package at ``root`` by dotted name: the .py files of its packages, tests aside."""
     out = {}
