@@ -116,7 +116,7 @@ class Args:
 
     def env_kwargs(self) -> dict[str, Any]:
         """Return the env overrides as keyword arguments of ``dagmix.envs.make``."""
-        from dagmix.envs.task_configs import parse_value
+        from dagmix.mixing.overrides import parse_value
 
         kwargs = {}
         for item in self.env_overrides:

@@ -1,4 +1,4 @@
-"""Run bookkeeping of the comparison benchmarks: where a run's JSON lives, and what made its numbers.
+"""Run bookkeeping of the comparison benchmarks: where a run's JSON lives, what made its numbers, how they are read.
 
 Each finished run stores the hash of its settings, the library versions and the code version
 (:func:`code_version`), so that resuming next to runs made with other settings or code is refused.
@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import stats
 
 from dagmix.benchmarks.variants import variant_dir_name
 
@@ -94,3 +99,18 @@ def return_ratio(run: dict[str, Any], value: float, which: str = "eval") -> floa
     random = (run.get(f"random_{which}") or {}).get("return_mean", 0.0)
     teacher = run[f"teacher_{which}"]["return_mean"]
     return (value - random) / (teacher - random)
+
+
+THRESHOLDS = (0.90, 0.95)
+"""Fractions of the teacher's return for the steps-to-threshold metrics and figures."""
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float, int]:
+    """Return (mean, 95% Student-t half-width, n) of the finite values (nan half-width when n < 2)."""
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    n = int(x.size)
+    if n == 0:
+        return float("nan"), float("nan"), 0
+    if n == 1:
+        return float(x[0]), float("nan"), 1
+    return float(x.mean()), float(stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n)), n

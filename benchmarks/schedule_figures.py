@@ -1,7 +1,7 @@
 """Figures of the schedule comparison: learning curves, beta vs realized teacher fraction, steps to thresholds.
 
 Called by :func:`dagmix.benchmarks.schedule_report.write_reports`; statistics as there (mean and 95% Student-t
-half-width across seeds).
+half-width across seeds, :func:`~dagmix.benchmarks.run_records.mean_ci`).
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from dagmix.benchmarks.run_records import THRESHOLDS, mean_ci, return_ratio
+
 
 def _curve(runs: list[dict[str, Any]], key: str, ratio: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (env steps, mean, 95% half-width) over seeds at the iterations every seed has ``key`` at."""
-    from dagmix.benchmarks.run_records import return_ratio
-    from dagmix.benchmarks.schedule_report import mean_ci
-
     per_it: dict[int, list[float]] = {}
     steps: dict[int, int] = {}
     for run in runs:
@@ -34,12 +33,11 @@ def _curve(runs: list[dict[str, Any]], key: str, ratio: bool = False) -> tuple[n
     return np.array([steps[i] for i in its], dtype=float), mean, ci
 
 
-def _write_figures(
+def write_figures(
     runs: dict[str, list[dict[str, Any]]], metrics: dict[str, list[dict[str, Any]]], variants: Sequence[str], out: str
 ) -> list[str]:
+    """Write the three figures (PNG) of ``variants`` into ``out``; return their paths."""
     import matplotlib
-
-    from dagmix.benchmarks.schedule_report import THRESHOLDS, mean_ci
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

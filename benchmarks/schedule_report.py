@@ -18,11 +18,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-# The figures live in their own module; their names stay importable from here.
-from dagmix.benchmarks.schedule_figures import _curve, _save, _write_figures  # noqa: F401
-
-THRESHOLDS = (0.90, 0.95)
-"""Fractions of the teacher's return for the steps-to-threshold figures."""
+from dagmix.benchmarks.run_records import THRESHOLDS, mean_ci, return_ratio
+from dagmix.benchmarks.schedule_figures import write_figures
 
 PER_ITERATION_FIELDS = [
     "variant",
@@ -63,17 +60,6 @@ def load_runs(
     return runs
 
 
-def mean_ci(values: Sequence[float]) -> tuple[float, float, int]:
-    """Return (mean, 95% Student-t half-width, n) of the finite values (nan half-width when n < 2)."""
-    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    n = int(x.size)
-    if n == 0:
-        return float("nan"), float("nan"), 0
-    if n == 1:
-        return float(x[0]), float("nan"), 1
-    return float(x.mean()), float(stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n)), n
-
-
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Return Holm-Bonferroni adjusted p-values (same order as given; nan stays nan)."""
     idx = [i for i, p in enumerate(pvalues) if math.isfinite(p)]
@@ -102,8 +88,6 @@ def _eval_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
 
 def run_metrics(run: dict[str, Any]) -> dict[str, Any]:
     """Return one run's figures: final student-alone metrics, steps to thresholds, handover."""
-    from dagmix.benchmarks.run_records import return_ratio
-
     final = run["final"]
     m: dict[str, Any] = {
         "final_return": final["return_mean"],
@@ -154,13 +138,11 @@ def write_reports(runs: dict[str, list[dict[str, Any]]], out_dir: str, order: Se
     metrics = {v: [run_metrics(r) for r in runs[v]] for v in variants}
     written = [_write_per_iteration(runs, variants, out_dir), _write_summary_csv(metrics, variants, out_dir)]
     written.append(_write_markdown(runs, metrics, variants, baseline, out_dir))
-    written += _write_figures(runs, metrics, variants, out_dir)
+    written += write_figures(runs, metrics, variants, out_dir)
     return written
 
 
 def _write_per_iteration(runs: dict[str, list[dict[str, Any]]], variants: Sequence[str], out_dir: str) -> str:
-    from dagmix.benchmarks.run_records import return_ratio
-
     path = os.path.join(out_dir, "per_iteration.csv")
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, PER_ITERATION_FIELDS)

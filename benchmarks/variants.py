@@ -81,9 +81,9 @@ def resolve_variant(name: str, iterations: int, base_cfg: dict[str, Any] | None 
     Dotted train-config overrides are checked against ``base_cfg`` (default: the quadcopter's train config).
     Raises ValueError (naming the valid choices) for anything dagmix cannot build.
     """
-    from dagmix.envs.task_configs import parse_value
     from dagmix.mixing import MixingConfig
     from dagmix.mixing.config import schedule_names
+    from dagmix.mixing.overrides import parse_value
 
     if name in VARIANTS:
         mixing = VARIANTS[name](iterations)
@@ -125,7 +125,7 @@ def _base_cfg() -> dict[str, Any]:
 
 def _apply_config_overrides(cfg: dict[str, Any], overrides: dict[str, Any], variant: str) -> None:
     """Set dotted train-config keys in ``cfg`` (each must exist, as for the CLI's key=value); errors name it."""
-    from dagmix.cli.overrides import apply_overrides
+    from dagmix.mixing.overrides import apply_overrides
 
     items = [f"{key}={value if isinstance(value, str) else repr(value)}" for key, value in overrides.items()]
     try:

@@ -14,8 +14,8 @@ import torch
 
 from dagmix.cli.checkpoints import checkpoint_kind, load_file
 from dagmix.cli.checks import check_device, check_writable_dir
-from dagmix.cli.overrides import apply_overrides
 from dagmix.envs.task_configs import dagger_ppo_train_cfg, distill_train_cfg, teacher_train_cfg
+from dagmix.mixing.overrides import apply_overrides
 
 
 def make_env(task: str, num_envs: int, device: str, seed: int, env_overrides: dict[str, Any]) -> Any:

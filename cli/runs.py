@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from dagmix.cli.checks import check_device, check_eval_flags, check_train_cfg, check_writable_dir
-from dagmix.cli.overrides import apply_overrides
+from dagmix.mixing.overrides import apply_overrides
 
 
 def apply_run_flags(args: argparse.Namespace, cfg: dict, env_over: dict) -> None:

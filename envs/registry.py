@@ -8,8 +8,8 @@ from typing import Any
 
 from dagmix.envs.cue_doors import CueDoorsEnv, CueDoorsEnvCfg
 from dagmix.envs.quadcopter import QuadcopterEnv, QuadcopterEnvCfg
-from dagmix.envs.task_configs import check_override
 from dagmix.envs.toy import PointMassEnv
+from dagmix.mixing.overrides import check_override
 
 THROWN_QUADCOPTER = {
     "spawn_height": 1.0,

@@ -1,12 +1,7 @@
-"""Default rsl_rl train configs per built-in task, the shipped teacher, and a ``key=value`` override's value.
-
-``parse_value`` and ``check_override`` turn and check the text of one value (``dagmix.envs.make`` checks env keys
-with it); the CLI's walk of the train config is :mod:`dagmix.cli.overrides`.
-"""
+"""Default rsl_rl train configs per built-in task, and the shipped teacher."""
 
 from __future__ import annotations
 
-import ast
 import copy
 import os
 from typing import Any
@@ -203,42 +198,3 @@ def dagger_ppo_train_cfg(task: str) -> dict[str, Any]:
         cfg["algorithm"]["entropy_coef"] = 0.01
         cfg["max_iterations"] = CUE_DOORS_DAGGER_PPO_ITERATIONS
     return cfg
-
-
-def parse_value(text: str) -> Any:
-    """Parse an override value: Python literals (numbers, True/False/None, lists), else the plain string."""
-    lowered = {"true": True, "false": False, "none": None, "null": None}
-    if text.lower() in lowered:
-        return lowered[text.lower()]
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def check_override(key: str, value: Any, default: Any, text: str | None = None) -> Any:
-    """Return ``value`` checked against the type of the ``default`` it replaces; raise ValueError naming ``key``.
-
-    None is always accepted (optional settings); a string default takes the raw text (``run_name=2024``).
-    """
-    shown = text if text is not None else repr(value)
-    if value is None or default is None:
-        return value
-    if isinstance(default, str):
-        return text if text is not None else value
-    if isinstance(default, bool):
-        ok, kind = isinstance(value, bool), "True or False"
-    elif isinstance(default, int):
-        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
-    elif isinstance(default, float):
-        ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
-        value = float(value) if ok else value
-    elif isinstance(default, (list, tuple)):
-        ok, kind = isinstance(value, (list, tuple)), "a list such as [1, 2]"
-    elif isinstance(default, dict):
-        ok, kind = isinstance(value, dict), "a dict such as {'a': 1}"
-    else:
-        return value
-    if not ok:
-        raise ValueError(f"{key}={shown} is not {kind} (the default is {default!r}).")
-    return value

@@ -6,7 +6,7 @@ import inspect
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from dagmix.mixing.adaptive import DiscrepancyGatedSchedule, LossTriggeredSchedule, ReturnRatioSchedule
 from dagmix.mixing.names import closest, not_one_of
@@ -22,8 +22,8 @@ from dagmix.mixing.schedules import (
 
 Granularity = Literal["step", "episode", "iteration"]
 Assignment = Literal["random", "quota"]
-GRANULARITIES: tuple[str, ...] = ("step", "episode", "iteration")
-ASSIGNMENTS: tuple[str, ...] = ("random", "quota")
+GRANULARITIES: tuple[str, ...] = get_args(Granularity)
+ASSIGNMENTS: tuple[str, ...] = get_args(Assignment)
 
 SCHEDULE_KINDS: dict[str, type[BetaSchedule]] = {
     "constant": ConstantSchedule,
@@ -81,6 +81,31 @@ PRESETS: dict[str, Callable[..., BetaSchedule]] = {
 def schedule_names() -> list[str]:
     """Return every name ``mixing.schedule`` accepts: kinds first, then presets."""
     return [*SCHEDULE_KINDS, *PRESETS]
+
+
+ScheduleName = Literal[tuple(schedule_names())]  # type: ignore[valid-type]  # the names live in the registry only
+"""The values of ``mixing.schedule``: the schedule kinds, then the presets (the ``Literal`` of the schema's field)."""
+
+
+def check_drawing(granularity: Any, assignment: Any, section: str = "") -> None:
+    """Raise ValueError unless ``granularity`` and ``assignment`` are valid and may be combined.
+
+    Args:
+        granularity: When a draw is renewed (:data:`GRANULARITIES`).
+        assignment: How envs are drawn (:data:`ASSIGNMENTS`).
+        section: The config section named in errors (``mixing``), or ``""`` for plain argument names.
+    """
+    key = f"{section}." if section else ""
+    if granularity not in GRANULARITIES:
+        raise ValueError(not_one_of(f"{key}granularity", granularity, GRANULARITIES))
+    if assignment not in ASSIGNMENTS:
+        raise ValueError(not_one_of(f"{key}assignment", assignment, ASSIGNMENTS))
+    if assignment == "quota" and granularity == "episode":
+        raise ValueError(
+            f"{key}assignment='quota' cannot be combined with granularity='episode': envs end their episodes at "
+            "different times, so no exact quota holds. Use assignment='random' with granularity='episode', or "
+            "quota with granularity='step' or 'iteration'."
+        )
 
 
 def _params_of(builder: Callable[..., Any]) -> tuple[list[str], list[str]]:
@@ -174,8 +199,7 @@ class MixingConfig:
     """Validated form of the algorithm's ``mixing`` dict."""
 
     schedule: str = "student_only"
-    """Schedule kind (``constant``, ``step``, ``linear``, ``exponential``, ``cosine``, ``piecewise_linear``) or
-    preset (``two_stage``, ``student_only``, ``teacher_only``, ``dagger_first``, ``dagger_linear``, ``dagger_exp``)."""
+    """A schedule kind or preset (one of :func:`schedule_names`)."""
 
     schedule_params: dict[str, Any] = field(default_factory=dict)
     """The schedule's parameters (in the dict form they sit beside ``schedule``)."""
@@ -191,16 +215,7 @@ class MixingConfig:
 
     def __post_init__(self) -> None:
         """Validate every field; errors name the value and the valid options."""
-        if self.granularity not in GRANULARITIES:
-            raise ValueError(not_one_of("mixing.granularity", self.granularity, list(GRANULARITIES)))
-        if self.assignment not in ASSIGNMENTS:
-            raise ValueError(not_one_of("mixing.assignment", self.assignment, list(ASSIGNMENTS)))
-        if self.assignment == "quota" and self.granularity == "episode":
-            raise ValueError(
-                "mixing.assignment='quota' cannot be combined with granularity='episode': envs end their episodes "
-                "at different times, so no exact quota holds. Use assignment='random' with granularity='episode', "
-                "or quota with granularity='step' or 'iteration'."
-            )
+        check_drawing(self.granularity, self.assignment, "mixing")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"mixing.seed={self.seed!r} must be an int or None.")
         schedule = self.build_schedule()  # validates the schedule name and its parameters

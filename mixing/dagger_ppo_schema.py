@@ -8,7 +8,6 @@ the CLI's ``algorithm.<key>=value`` overrides and ``docs/config.md`` are derived
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -17,8 +16,8 @@ from typing import Any, Literal
 from dagmix.mixing.adaptive import AdaptiveSchedule
 from dagmix.mixing.coefficients import CoefficientSchedule
 from dagmix.mixing.config import SCHEDULE_KINDS, MixingConfig, resolve_mixing
-from dagmix.mixing.names import did_you_mean
-from dagmix.mixing.schema import MixingSchema
+from dagmix.mixing.names import did_you_mean, not_one_of
+from dagmix.mixing.schema import MixingSchema, check_console_and_clip
 
 IMITATION_LOSSES: tuple[str, ...] = ("mse", "huber", "gaussian_nll")
 IMITATION_BALANCES: tuple[str, ...] = ("advisor", "fixed")
@@ -144,22 +143,14 @@ def validate_dagger_ppo(cfg: Mapping[str, Any]) -> DAggerPPOOptions:
     """
     for key in cfg:
         if key not in DAGGER_PPO_KEYS:
-            close = difflib.get_close_matches(key, DAGGER_PPO_KEYS, n=1, cutoff=0.7)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(
-                f"Unknown algorithm key {key!r} for MixingDAggerPPO; its keys: {', '.join(DAGGER_PPO_KEYS)}.{hint}"
+                f"Unknown algorithm key {key!r} for MixingDAggerPPO; its keys: {', '.join(DAGGER_PPO_KEYS)}."
+                + did_you_mean(key, DAGGER_PPO_KEYS, cutoff=0.7)
             )
     loss = cfg.get("imitation_loss", "mse")
     if loss not in IMITATION_LOSSES:
-        close = difflib.get_close_matches(str(loss), IMITATION_LOSSES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"imitation_loss={loss!r} is not one of {', '.join(map(repr, IMITATION_LOSSES))}.{hint}")
-    clip = cfg.get("teacher_action_clip")
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
-        raise ValueError(f"teacher_action_clip={clip!r} must be a positive number or None.")
-    console = cfg.get("phase_console_output", True)
-    if not isinstance(console, bool):
-        raise ValueError(f"phase_console_output={console!r} must be True or False.")
+        raise ValueError(not_one_of("imitation_loss", loss, IMITATION_LOSSES))
+    console, clip = check_console_and_clip(cfg)
     init_student = cfg.get("init_student")
     if init_student is not None and not isinstance(init_student, str):
         raise ValueError(f"init_student={init_student!r} must be a checkpoint path (str) or None.")
@@ -180,7 +171,7 @@ def validate_dagger_ppo(cfg: Mapping[str, Any]) -> DAggerPPOOptions:
         imitation_loss=str(loss),
         mixing=mixing,
         init_student=init_student,
-        teacher_action_clip=None if clip is None else float(clip),
+        teacher_action_clip=clip,
         phase_console_output=console,
     )
 

@@ -2,8 +2,12 @@
 
 - ``loss_weighting``: who-drove-aware loss weights (:class:`LossWeighting`);
 - ``replay``: bounded aggregation of past rollouts (:class:`ReplayConfig`);
-- the flat learning-rate keys (:class:`LearningRateScheduleConfig`, applied by ``dagmix.algorithms.lr_schedule``);
-- ``ema_decay``: weight averaging of the student (:class:`WeightAveragingConfig`, ``dagmix.algorithms.ema``).
+- the flat learning-rate keys (:class:`LearningRateKeys`, validated by :class:`LearningRateScheduleConfig`);
+- ``ema_decay``: weight averaging of the student (:class:`WeightAveragingKeys`, validated by
+  :class:`WeightAveragingConfig`, applied by ``dagmix.algorithms.ema``).
+
+The schema (:class:`~dagmix.mixing.schema.AlgorithmSchema`) holds the sections as fields and the flat keys by
+inheriting :class:`LearningRateKeys` and :class:`WeightAveragingKeys`: each key is declared once, here.
 
 In the algorithm config::
 
@@ -19,9 +23,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from dagmix.mixing.names import check_keys
+from dagmix.mixing.names import check_keys, not_one_of
 
 
 def _parse(cls: type, section: str, cfg: Mapping[str, Any] | Any | None) -> Any:
@@ -91,7 +95,16 @@ class LossWeighting:
 
 @dataclass
 class ReplayConfig:
-    """Bounded DAgger-style aggregation: replay the last ``iterations`` rollouts' (observation, teacher action)."""
+    """Bounded DAgger-style aggregation: replay the last ``iterations`` rollouts' (observation, teacher action).
+
+    rsl-rl-lib >= 4. A non-recurrent student replays single transitions. A recurrent student (rsl_rl's ``RNNModel``,
+    GRU or LSTM) replays sequences: the buffer also keeps the dones and the hidden state the student had at every
+    rollout step, and each replay gradient step runs ``num_envs`` chunks of ``gradient_length`` consecutive steps
+    (random stored rollout, env and start step) from the hidden state recorded at the chunk's start (stale by the
+    updates since, but close), resetting it at dones as rsl_rl's update does. The buffer's size is printed when it is
+    created (``[dagmix] aggregation replay: ...``); the replay loss is logged as ``Distillation/replay_loss``. The
+    buffer is not saved in checkpoints: a resumed run starts with an empty one.
+    """
 
     iterations: int = 0
     """Rollouts kept (0: off). Memory: iterations x num_steps_per_env x num_envs x (student obs + actions) floats."""
@@ -123,15 +136,27 @@ class ReplayConfig:
         return _parse(cls, "replay", cfg)
 
 
-LR_SCHEDULES = ("constant", "linear", "cosine")
+LearningRateScheduleName = Literal["constant", "linear", "cosine"]
+LR_SCHEDULES: tuple[str, ...] = get_args(LearningRateScheduleName)
 """The values of ``learning_rate_schedule``."""
 
 
 @dataclass
-class LearningRateScheduleConfig:
-    """The learning-rate schedule keys of the algorithm config (flat keys, named as in the config)."""
+class LearningRateKeys:
+    """The learning-rate schedule of MixingDistillation's student: flat keys of the algorithm config.
 
-    learning_rate_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    The rate of the runner's iteration ``it`` (0-based; set on the optimizer at the start of each update and logged
+    as ``Distillation/learning_rate``), with ``W = warmup_iterations``, ``E`` the end iteration and ``min =
+    min_learning_rate``: ``learning_rate * (it + 1) / W`` while ``it < W``; then ``constant`` keeps
+    ``learning_rate``, and with ``p = clamp((it - W) / (E - W), 0, 1)`` ``linear`` is ``learning_rate + (min -
+    learning_rate) * p`` and ``cosine`` is ``min + (learning_rate - min) * (1 + cos(pi * p)) / 2``, so the rate is
+    ``min`` from ``E`` on. A decaying schedule whose end is not known (neither ``learning_rate_iterations`` nor the
+    run length) is an error when ``learn()`` starts (rsl-rl-lib 3.x's stock runner does not pass the run length: set
+    ``learning_rate_iterations`` there). The rate is a function of the iteration only, so a resumed run continues
+    the schedule exactly.
+    """
+
+    learning_rate_schedule: LearningRateScheduleName = "constant"
     """``constant`` (default: rsl_rl's fixed learning rate, bit-for-bit), ``linear`` or ``cosine`` decay from
     ``learning_rate`` to ``min_learning_rate`` over the run."""
     min_learning_rate: float = 0.0
@@ -145,11 +170,16 @@ class LearningRateScheduleConfig:
     its number of iterations (rsl_rl's ``max_iterations`` under the stock runner). To resume a run and continue its
     schedule exactly, resume with the remaining iterations (rsl_rl's convention) or set this key."""
 
+
+@dataclass
+class LearningRateScheduleConfig(LearningRateKeys):
+    """The validated learning-rate keys, and the rate they give each iteration (:meth:`apply`)."""
+
     def __post_init__(self) -> None:
         """Validate the values (errors name the key)."""
         kind = self.learning_rate_schedule
         if kind not in LR_SCHEDULES:
-            raise ValueError(f"learning_rate_schedule={kind!r} is not one of {', '.join(map(repr, LR_SCHEDULES))}.")
+            raise ValueError(not_one_of("learning_rate_schedule", kind, LR_SCHEDULES))
         m = self.min_learning_rate
         if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m) or m < 0:
             raise ValueError(f"min_learning_rate={m!r} must be a finite number >= 0.")
@@ -239,12 +269,29 @@ class LearningRateScheduleConfig:
 
 
 @dataclass
-class WeightAveragingConfig:
-    """The weight-averaging key of the algorithm config."""
+class WeightAveragingKeys:
+    """Weight averaging of MixingDistillation's student: a flat key of the algorithm config (rsl-rl-lib >= 4).
+
+    After every optimizer step of the student (rsl_rl's and replay's), ``avg <- ema_decay * avg + (1 - ema_decay) *
+    raw`` for every parameter and floating-point buffer (the observation normalizer's running mean and variance; its
+    count is copied), on the device. The average starts at the student's initial weights and spans about ``1 / (1 -
+    ema_decay)`` optimizer steps. Rollouts and gradient steps use the raw weights; ``alg.get_policy()`` and
+    ``runner.get_inference_policy()`` return the average (a separate module with its own recurrent hidden state), and
+    the checkpoint's ``student_state_dict`` holds it, so stock rsl_rl, ``dagmix eval`` and ``dagmix export`` load
+    the averaged student with no dagmix code. The raw weights are kept under
+    ``checkpoint["dagmix"]["raw_student_state_dict"]`` (``optimizer_state_dict`` belongs to them), so a resumed run
+    restores raw weights, optimizer and average exactly. Resuming such a checkpoint without ``ema_decay`` continues
+    from the raw weights (with a warning); resuming a plain checkpoint with ``ema_decay`` starts the average there.
+    """
 
     ema_decay: float | None = None
     """Decay of the exponential moving average of the student's weights and normalizer, in (0, 1), applied after each
     optimizer step; None (default): off. The averaged student is the one saved, evaluated and exported."""
+
+
+@dataclass
+class WeightAveragingConfig(WeightAveragingKeys):
+    """The validated weight-averaging key, as ``dagmix.algorithms.ema`` applies it."""
 
     def __post_init__(self) -> None:
         """Validate the value (errors name the key)."""

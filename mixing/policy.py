@@ -7,8 +7,7 @@ from typing import Any
 
 import torch
 
-from dagmix.mixing.config import ASSIGNMENTS, GRANULARITIES
-from dagmix.mixing.names import not_one_of
+from dagmix.mixing.config import check_drawing
 
 _SEED_MIX = 0x9E3779B97F4A7C15  # odd 64-bit constant: decorrelates (seed, iteration) re-seeds
 
@@ -46,15 +45,7 @@ class MixingPolicy:
         """
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs={num_envs!r} must be a positive int.")
-        if granularity not in GRANULARITIES:
-            raise ValueError(not_one_of("granularity", granularity, list(GRANULARITIES)))
-        if assignment not in ASSIGNMENTS:
-            raise ValueError(not_one_of("assignment", assignment, list(ASSIGNMENTS)))
-        if assignment == "quota" and granularity == "episode":
-            raise ValueError(
-                "assignment='quota' cannot be combined with granularity='episode'; use assignment='random' "
-                "with granularity='episode', or quota with 'step' or 'iteration'."
-            )
+        check_drawing(granularity, assignment)
         self.num_envs = num_envs
         self.device = torch.device(device)
         self.granularity = granularity

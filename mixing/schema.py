@@ -1,9 +1,10 @@
 """The one config schema of MixingDistillation: typed dataclasses, a docstring per field (no rsl_rl import).
 
-Every option dagmix adds to rsl_rl's algorithm config is declared here once. :meth:`AlgorithmSchema.from_dict`
-validates an algorithm config dict (rsl_rl's own keys pass through); the Isaac Lab configclasses, the mjlab
-dataclasses, the CLI's ``key=value`` overrides and ``docs/config.md`` are derived from these classes, and
-``tests/test_config_schema.py`` fails when a front end drifts.
+Every option dagmix adds to rsl_rl's algorithm config is declared once, here or in :mod:`.options` (the sections
+and flat keys of the training extensions). :func:`validate` checks an algorithm config dict (rsl_rl's own keys pass
+through); the Isaac Lab configclasses, the mjlab dataclasses, the CLI's ``key=value`` overrides and
+``docs/config.md`` (:mod:`.reference`) are derived from these classes, and ``tests/test_config_schema.py`` fails
+when a front end drifts.
 """
 
 from __future__ import annotations
@@ -14,30 +15,18 @@ import inspect
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any
 
-from dagmix.mixing.config import MixingConfig, resolve_mixing
+from dagmix.mixing.config import Assignment, Granularity, MixingConfig, ScheduleName, resolve_mixing
 from dagmix.mixing.names import closest
-from dagmix.mixing.options import LearningRateScheduleConfig, LossWeighting, ReplayConfig, WeightAveragingConfig
-
-ScheduleName = Literal[
-    "constant",
-    "step",
-    "linear",
-    "exponential",
-    "cosine",
-    "piecewise_linear",
-    "loss_triggered",
-    "discrepancy_gated",
-    "return_ratio",
-    "two_stage",
-    "student_only",
-    "teacher_only",
-    "dagger_first",
-    "dagger_linear",
-    "dagger_exp",
-]
-"""The values of ``mixing.schedule``: the schedule kinds, then the presets."""
+from dagmix.mixing.options import (
+    LearningRateKeys,
+    LearningRateScheduleConfig,
+    LossWeighting,
+    ReplayConfig,
+    WeightAveragingConfig,
+    WeightAveragingKeys,
+)
 
 
 @dataclass
@@ -45,14 +34,14 @@ class MixingSchema:
     """The ``mixing`` section: the beta schedule (kind and parameters), granularity, assignment, seed.
 
     A parameter left at None is not passed to the schedule (its default applies); a parameter the chosen schedule
-    does not take must be None.
+    does not take must be None. Whenever beta is exactly 0 or 1, every env follows it at once, whatever the
+    granularity. A switch beyond the run's end (``max_iterations``) is legal (runs are resumed in chunks) but warns
+    with both numbers.
     """
 
     schedule: ScheduleName | None = None
-    """Schedule kind (``constant``, ``step``, ``linear``, ``exponential``, ``cosine``, ``piecewise_linear``,
-    ``loss_triggered``, ``discrepancy_gated``, ``return_ratio``) or preset (``two_stage``, ``student_only``,
-    ``teacher_only``, ``dagger_first``, ``dagger_linear``, ``dagger_exp``). None: no schedule set here; the two-stage
-    keys decide (``two_stage`` if ``use_two_stage_training``, else ``student_only``, stock rsl_rl behaviour)."""
+    """A schedule kind or preset (the values listed in the type). None: no schedule set here; the two-stage keys
+    decide (``two_stage`` if ``use_two_stage_training``, else ``student_only``, stock rsl_rl behaviour)."""
 
     phase1_iterations: int | None = None
     """``step`` / ``two_stage``: teacher-driven iterations before the switch (beta 1 before, 0 from then on)."""
@@ -114,11 +103,11 @@ class MixingSchema:
     target: float | None = None
     """``return_ratio``: student-to-teacher return ratio at which beta reaches 0 (default 0.95)."""
 
-    granularity: Literal["step", "episode", "iteration"] = "step"
+    granularity: Granularity = "step"
     """When an env's teacher/student draw is renewed: every ``step``, at each ``episode`` end (trajectory-level
     mixing, as in the DAgger paper), or each ``iteration``."""
 
-    assignment: Literal["random", "quota"] = "random"
+    assignment: Assignment = "random"
     """``random``: independent Bernoulli(beta) per env; ``quota``: exactly floor(beta * num_envs + 0.5) teacher envs
     per redraw (not with ``granularity='episode'``)."""
 
@@ -127,8 +116,12 @@ class MixingSchema:
 
 
 @dataclass
-class AlgorithmSchema:
-    """The keys MixingDistillation adds to rsl_rl's ``Distillation`` config (rsl_rl's own keys pass through)."""
+class AlgorithmSchema(LearningRateKeys, WeightAveragingKeys):
+    """The keys MixingDistillation adds to rsl_rl's ``Distillation`` config (rsl_rl's own keys pass through).
+
+    The learning-rate and weight-averaging keys are top-level keys too; their sections follow below (``AlgorithmSchema``
+    inherits them from ``LearningRateKeys`` and ``WeightAveragingKeys`` in ``dagmix/mixing/options.py``).
+    """
 
     use_two_stage_training: bool | None = None
     """The two-stage patch's switch. True: the teacher's actions drive the envs for ``phase1_iterations``
@@ -154,24 +147,6 @@ class AlgorithmSchema:
 
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     """Bounded aggregation of past rollouts; ``iterations=0`` (default) is off."""
-
-    learning_rate_schedule: Literal["constant", "linear", "cosine"] = "constant"
-    """``constant`` (default: rsl_rl's fixed learning rate), ``linear`` or ``cosine`` decay from ``learning_rate`` to
-    ``min_learning_rate`` by ``learning_rate_iterations`` (default: the end of the run)."""
-
-    min_learning_rate: float = 0.0
-    """The learning rate a ``linear`` / ``cosine`` schedule decays to (<= learning_rate)."""
-
-    warmup_iterations: int = 0
-    """Iterations of linear learning-rate warmup (0: none), for every schedule."""
-
-    learning_rate_iterations: int | None = None
-    """Runner iteration at which the decay reaches ``min_learning_rate``; None: the end of the ``learn()`` call
-    (its start plus ``max_iterations``)."""
-
-    ema_decay: float | None = None
-    """Exponential moving average of the student's weights and normalizer, decay in (0, 1) per optimizer step; the
-    averaged student is saved as ``student_state_dict``, evaluated and exported. None (default): off."""
 
 
 SECTIONS: dict[str, type] = {
@@ -199,6 +174,17 @@ class AlgorithmOptions:
     ema: WeightAveragingConfig
 
 
+def check_console_and_clip(cfg: Mapping[str, Any]) -> tuple[bool, float | None]:
+    """Return ``cfg``'s ``phase_console_output`` and ``teacher_action_clip``, checked (keys of both algorithms)."""
+    console = cfg.get("phase_console_output", True)
+    if not isinstance(console, bool):
+        raise ValueError(f"phase_console_output={console!r} must be True or False.")
+    clip = cfg.get("teacher_action_clip")
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
+        raise ValueError(f"teacher_action_clip={clip!r} must be a positive number or None.")
+    return console, None if clip is None else float(clip)
+
+
 def validate(cfg: Mapping[str, Any]) -> AlgorithmOptions:
     """Validate dagmix's keys of an algorithm config dict and return them parsed (every rule is checked here).
 
@@ -214,16 +200,11 @@ def validate(cfg: Mapping[str, Any]) -> AlgorithmOptions:
             raise ValueError(f"Unknown algorithm key {key!r}" + (f"; did you mean {match!r}?" if match else "."))
     use_two_stage = cfg.get("use_two_stage_training")
     mixing = resolve_mixing(cfg.get("mixing"), use_two_stage, cfg.get("phase1_iterations"))
-    console = cfg.get("phase_console_output", True)
-    if not isinstance(console, bool):
-        raise ValueError(f"phase_console_output={console!r} must be True or False.")
-    clip = cfg.get("teacher_action_clip")
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
-        raise ValueError(f"teacher_action_clip={clip!r} must be a positive number or None.")
+    console, clip = check_console_and_clip(cfg)
     return AlgorithmOptions(
         mixing=mixing,
         phase_console_output=console,
-        teacher_action_clip=None if clip is None else float(clip),
+        teacher_action_clip=clip,
         loss_weighting=LossWeighting.from_dict(cfg.get("loss_weighting")),
         replay=ReplayConfig.from_dict(cfg.get("replay")),
         lr_schedule=LearningRateScheduleConfig.from_dict(cfg),
@@ -237,14 +218,20 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """Return the docstring under each field of a dataclass (read from its source), by field name."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
+    """Return the docstring under each field of a dataclass and of its dataclass bases (read from their source)."""
     docs: dict[str, str] = {}
-    for node, nxt in zip(body, body[1:], strict=False):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
-                docs[node.target.id] = " ".join(nxt.value.value.split())
+    for base in reversed(cls.__mro__):  # the order of dataclasses.fields(): the bases' fields first
+        if base is object or not dataclasses.is_dataclass(base):
+            continue
+        body = ast.parse(textwrap.dedent(inspect.getsource(base))).body[0].body  # type: ignore[attr-defined]
+        for node, nxt in zip(body, body[1:], strict=False):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                if (
+                    isinstance(nxt, ast.Expr)
+                    and isinstance(nxt.value, ast.Constant)
+                    and isinstance(nxt.value.value, str)
+                ):
+                    docs[node.target.id] = " ".join(nxt.value.value.split())
     return docs
 
 
@@ -279,60 +266,3 @@ def schema_paths(root: type | None = None) -> list[str]:
         section = SECTIONS.get(f.name)
         out += [f"{f.name}.{g.name}" for g in fields(section)] if section else [f.name]
     return out
-
-
-def reference_markdown() -> str:
-    """Return the config reference (``docs/config.md``), generated from the field docstrings of the schema."""
-    lines = [
-        "# Config reference",
-        "",
-        "<!-- generated from dagmix/mixing/schema.py by `python -m dagmix.mixing.schema > docs/config.md`; "
-        "tests/test_config_schema.py checks it is current -->",
-        "",
-        "The keys dagmix adds to rsl_rl's algorithm config. rsl_rl's own `Distillation` keys (`learning_rate`, "
-        "`num_learning_epochs`, `gradient_length`, `max_grad_norm`, `loss_type`, `optimizer`, ...) pass through "
-        "unchanged. The same keys are the fields of the Isaac Lab configclass (`agent.algorithm.<key>`), of the "
-        "mjlab dataclass (`--agent.algorithm.<key>`) and the CLI's `algorithm.<key>=value` overrides.",
-    ]
-    titles = {
-        "algorithm": "Top-level algorithm keys",
-        "mixing": "`mixing`",
-        "loss_weighting": "`loss_weighting`",
-        "replay": "`replay`",
-    }
-    for section, cls in SECTIONS.items():
-        lines += ["", f"## {titles[section]}", "", " ".join((cls.__doc__ or "").split()), ""]
-        lines += _table(cls)
-    from dagmix.mixing.dagger_ppo_schema import DAggerPPOSchema  # it imports this module
-
-    lines += [
-        "",
-        "## MixingDAggerPPO (`dagmix.algorithms:MixingDAggerPPO`)",
-        "",
-        " ".join((DAggerPPOSchema.__doc__ or "").split()).rstrip(".")
-        + ". Its `mixing` section is the `mixing` above; the other sections and top-level keys above are "
-        "MixingDistillation's only. rsl_rl's `PPO` keys (`learning_rate`, `schedule`, `clip_param`, "
-        "`entropy_coef`, `num_mini_batches`, ...) pass through; `symmetry_cfg` is refused. Isaac Lab: "
-        "`RslRlMixingDAggerPPOAlgorithmCfg`; mjlab: `DagmixDAggerPPOAlgorithmCfg`; CLI: "
-        "`dagmix distill --algorithm dagger_ppo algorithm.<key>=value`. See docs/dagger_ppo.md.",
-        "",
-    ]
-    lines += _table(DAggerPPOSchema)
-    return "\n".join(lines).replace("``", "`") + "\n"
-
-
-def _table(cls: type) -> list[str]:
-    """Return the markdown table of a schema class's fields (key, type, default, docstring)."""
-    lines = ["| key | type | default | description |", "|---|---|---|---|"]
-    docs = field_docs(cls)
-    for f in fields(cls):
-        default = "see below" if f.default_factory is not dataclasses.MISSING else f"`{f.default!r}`"
-        if f.name == "mixing" and cls is not AlgorithmSchema:
-            default = "see `mixing`"
-        kind = str(f.type).replace("|", "or")
-        lines.append(f"| `{f.name}` | {kind} | {default} | {docs.get(f.name, '').replace('|', 'or')} |")
-    return lines
-
-
-if __name__ == "__main__":
-    print(reference_markdown(), end="")

@@ -1,11 +1,15 @@
-"""The ``key=value`` overrides of the ``dagmix`` command, checked against the train config and dagmix's schema."""
+"""``key=value`` overrides of a train config (the ``dagmix`` command's), checked against it and dagmix's schema.
+
+:func:`parse_value` and :func:`check_override` turn and check the text of one value (``dagmix.envs.make`` checks
+env keys with them); :func:`apply_overrides` walks the train config.
+"""
 
 from __future__ import annotations
 
+import ast
 from dataclasses import fields
 from typing import Any
 
-from dagmix.envs.task_configs import check_override, parse_value
 from dagmix.mixing.dagger_ppo_schema import DAggerPPOSchema
 from dagmix.mixing.names import check_keys, did_you_mean
 from dagmix.mixing.schema import AlgorithmSchema, lookup
@@ -74,3 +78,42 @@ def apply_overrides(cfg: dict[str, Any], env_cfg: dict[str, Any], overrides: lis
             node[leaf] = value  # a schedule dict instead of a number (validated when the algorithm is built)
             continue
         node[leaf] = check_override(key, value, default, text)
+
+
+def parse_value(text: str) -> Any:
+    """Parse an override value: Python literals (numbers, True/False/None, lists), else the plain string."""
+    lowered = {"true": True, "false": False, "none": None, "null": None}
+    if text.lower() in lowered:
+        return lowered[text.lower()]
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def check_override(key: str, value: Any, default: Any, text: str | None = None) -> Any:
+    """Return ``value`` checked against the type of the ``default`` it replaces; raise ValueError naming ``key``.
+
+    None is always accepted (optional settings); a string default takes the raw text (``run_name=2024``).
+    """
+    shown = text if text is not None else repr(value)
+    if value is None or default is None:
+        return value
+    if isinstance(default, str):
+        return text if text is not None else value
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "True or False"
+    elif isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        value = float(value) if ok else value
+    elif isinstance(default, (list, tuple)):
+        ok, kind = isinstance(value, (list, tuple)), "a list such as [1, 2]"
+    elif isinstance(default, dict):
+        ok, kind = isinstance(value, dict), "a dict such as {'a': 1}"
+    else:
+        return value
+    if not ok:
+        raise ValueError(f"{key}={shown} is not {kind} (the default is {default!r}).")
+    return value
