@@ -76,6 +76,16 @@ class MixingDAggerPPO(MixingSurface, PPO):
         init_student: str | None = None,
         teacher_action_clip: float | None = None,
         phase_console_output: bool = True,
+        imitation_balance: str = "advisor",
+        advisor_alpha: float = 10.0,
+        advisor_learning_rate: float = 1e-3,
+        imitation_floor: float = 0.1,
+        critic_warmup: float | None = 0.5,
+        critic_warmup_max_iterations: int = 50,
+        ppo_ramp_iterations: int = 10,
+        min_learning_rate: float | None = None,
+        init_student_std: float | None = None,
+        init_critic_from_teacher: bool | None = None,
         **kwargs: Any,
     ) -> None:
         """Build the algorithm; rsl_rl's PPO keys (``learning_rate``, ``clip_param``, ...) pass through.
@@ -95,28 +105,28 @@ class MixingDAggerPPO(MixingSurface, PPO):
             init_student: Path of a distillation checkpoint whose ``student_state_dict`` initialises the actor.
             teacher_action_clip: If set, the imitation label is clamped to [-clip, clip] (the executed action is not).
             phase_console_output: Print the phase lines and the switch banner (rank 0 only).
+            imitation_balance: ``advisor`` (per-state weights from the advisor head) or ``fixed``.
+            advisor_alpha: Sharpness of the advisor weight ``exp(-alpha * d)``.
+            advisor_learning_rate: Adam learning rate of the advisor head.
+            imitation_floor: The least per-state imitation weight under ``advisor``.
+            critic_warmup: With ``init_student``: the explained variance that ends the critic warm-up; None: none.
+            critic_warmup_max_iterations: The iteration at which the warm-up ends regardless.
+            ppo_ramp_iterations: Iterations over which PPO ramps in after the warm-up.
+            min_learning_rate: Floor of the KL-adaptive learning rate; None: the configured one.
+            init_student_std: With ``init_student``: the action std to start from; None: the checkpoint's.
+            init_critic_from_teacher: Load the teacher's PPO critic where it fits (None), always (True), never.
             **kwargs: rsl_rl PPO keys.
+
+        Every key is declared and documented once in :class:`~dagmix.mixing.dagger_ppo_schema.DAggerPPOSchema`.
         """
         _compat.require_ppo_with_models("MixingDAggerPPO")
-        recipe = {k: kwargs.pop(k) for k in list(kwargs) if k in DAGGER_PPO_KEYS}  # the recipe's keys (schema)
         check_algorithm_keys("MixingDAggerPPO", kwargs, DAGGER_PPO_KEYS, PPO, _PARENT_KEYS)
         if kwargs.get("symmetry_cfg") is not None:
             raise ValueError(
                 "symmetry_cfg is not supported by MixingDAggerPPO (the imitation labels would need mirroring too); "
                 "set symmetry_cfg=None."
             )
-        options = validate_dagger_ppo(
-            {
-                "imitation_coef": imitation_coef,
-                "ppo_coef": ppo_coef,
-                "imitation_loss": imitation_loss,
-                "mixing": mixing,
-                "init_student": init_student,
-                "teacher_action_clip": teacher_action_clip,
-                "phase_console_output": phase_console_output,
-                **recipe,
-            }
-        )
+        options = validate_dagger_ppo({k: v for k, v in locals().items() if k in DAGGER_PPO_KEYS})
         self.imitation_coef = options.imitation_coef
         self.ppo_coef = options.ppo_coef
         self.imitation_loss = options.imitation_loss

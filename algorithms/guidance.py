@@ -243,7 +243,7 @@ class TeacherGuidance:
         self.advisor: AdvisorHead | None = None
         if active and options.imitation_balance == "advisor":
             self.advisor = AdvisorHead(actor, options.advisor_alpha, options.advisor_learning_rate, gradient_length=12)
-        threshold = options.critic_warmup if active else None
+        threshold = options.critic_warmup if active and options.init_student is not None else None
         self.warmup = CriticWarmup(threshold, options.critic_warmup_max_iterations, options.ppo_ramp_iterations)
         self.lr_floor = 1e-5  # rsl_rl's own floor of the KL-adaptive schedule
         if active:

@@ -139,8 +139,8 @@ def _distillation_variant(variant: str) -> str:
 
 def resolve_dagger_ppo(variant: str, iterations: int) -> dict[str, Any]:
     """Return the algorithm keys of a MixingDAggerPPO variant ``name[:key=value,...]``; raise naming the choices."""
-    from dagmix.mixing.overrides import parse_value
     from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS
+    from dagmix.mixing.overrides import parse_value
 
     name, _, params = variant.partition(":")
     if name not in DAGGER_PPO:

@@ -76,9 +76,10 @@ class DAggerPPOSchema:
     """The least imitation weight of any state under ``advisor`` (imitation never fades to 0): in [0, 1]."""
 
     critic_warmup: float | None = 0.5
-    """The actor's PPO terms stay off until the critic explains this fraction of the rollout's return variance
-    (explained variance), then ramp in over ``ppo_ramp_iterations``; imitation and the critic train meanwhile. None:
-    no warm-up."""
+    """The hand-off from a distilled student (``init_student``): the actor's PPO terms stay off until the critic
+    explains this fraction of the rollout's return variance (explained variance), then ramp in over
+    ``ppo_ramp_iterations``; imitation and the critic train meanwhile. Without ``init_student`` actor and critic
+    start together and there is no warm-up. None: no warm-up."""
 
     critic_warmup_max_iterations: int = 50
     """The runner iteration at which the warm-up ends even if ``critic_warmup`` was not reached."""

@@ -1,0 +1,144 @@
+"""MixingDAggerPPO's teacher-guided recipe under the stock runner: advisor weights, the warm-up, the hand-off."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from helpers import make_env, make_runner
+from test_dagger_ppo import collect, grads_of_next_step, runner, save_teacher
+
+from dagmix.algorithms import CHECKPOINT_KEY, _compat
+from dagmix.algorithms.dagger_ppo import WEIGHT_KEY
+
+pytestmark = pytest.mark.skipif(not _compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
+
+
+@pytest.fixture
+def ppo_teacher(tmp_path):
+    return save_teacher(tmp_path / "ppo_teacher.pt")
+
+
+def _distilled(tmp_path, teacher_path) -> str:
+    d = make_runner(tmp_path / "d", teacher_path, None)
+    d.learn(1)
+    path = str(tmp_path / "distilled.pt")
+    torch.save({**d.alg.save(), "iter": 0, "infos": None}, path)
+    return path
+
+
+def test_the_defaults_are_the_recipe_and_log_its_scalars(tmp_path, ppo_teacher):
+    r = runner(tmp_path, ppo_teacher)
+    g = r.alg.guidance
+    assert g.active and g.advisor is not None and not g.warmup.active  # no init_student: no warm-up
+    seen = {}
+    r.alg.iteration_callbacks.append(lambda it, m: seen.setdefault(it, m) and None)
+    r.learn(2)
+    for it in (0, 1):
+        assert 0.0 <= seen[it]["Distillation/imitation_weight"] <= 1.0
+        assert seen[it]["Distillation/advisor_distance"] >= 0.0
+        assert seen[it]["Distillation/explained_variance"] <= 1.0
+        assert "Distillation/ppo_warmup" not in seen[it]
+
+
+def test_advisor_weights_are_stored_per_sample_and_weigh_the_surrogate(tmp_path, ppo_teacher):
+    algo = {"num_mini_batches": 1, "num_learning_epochs": 1, "imitation_coef": 0.0, "ppo_coef": 1.0}
+    algo["max_grad_norm"] = 1e9  # no clipping: it would rescale the two gradients differently
+    plain = runner(tmp_path / "p", ppo_teacher, {**algo, "imitation_balance": "fixed"})
+    advised = runner(tmp_path / "a", ppo_teacher, {**algo, "imitation_coef": {"schedule": "constant", "beta": 1e-12}})
+    advised.alg.actor.load_state_dict(plain.alg.actor.state_dict())
+    advised.alg.critic.load_state_dict(plain.alg.critic.state_dict())
+    for r in (plain, advised):
+        torch.manual_seed(0)
+        collect(r.alg, r.env, 8)
+    weights = torch.full_like(advised.alg.storage.observations[WEIGHT_KEY], 0.25)
+
+    def fixed_weights(*args, **kwargs):
+        return weights, {}
+
+    advised.alg.guidance.before_update = fixed_weights  # a known w: the surrogate gradient scales by 1 - w
+    mlp_p, mlp_a = list(plain.alg.actor.mlp.parameters()), list(advised.alg.actor.mlp.parameters())
+    g_plain = grads_of_next_step(plain.alg, mlp_p)  # the mean's layers (the std also has the unweighted entropy)
+    g_adv = grads_of_next_step(advised.alg, mlp_a)
+    assert advised.alg.storage.observations[WEIGHT_KEY].shape == (8, 16, 1)
+    assert sum(bool(g.abs().sum() > 0) for g in g_plain) >= 4
+    for a, b in zip(g_adv, g_plain, strict=True):
+        torch.testing.assert_close(a, 0.75 * b, rtol=1e-4, atol=1e-7)
+
+
+def test_warmup_holds_the_policy_gradient_of_a_handed_over_student(tmp_path, ppo_teacher, teacher_path):
+    path = _distilled(tmp_path, teacher_path)
+    algo = {"init_student": path, "imitation_coef": 0.5, "critic_warmup": 1.0, "critic_warmup_max_iterations": 2}
+    algo |= {"ppo_ramp_iterations": 2}
+    r = runner(tmp_path / "r", ppo_teacher, algo)
+    assert r.alg.guidance.warmup.active
+    seen = {}
+    r.alg.iteration_callbacks.append(lambda it, m: seen.setdefault(it, m) and None)
+    r.learn(4)
+    assert [seen[it]["Distillation/ppo_warmup"] for it in range(4)] == [0.0, 0.0, 0.5, 1.0]  # the cap at 2, ramp 2
+    assert r.alg.guidance.warmup.done_at == 2
+
+
+def test_warmup_and_advisor_resume_from_the_checkpoint(tmp_path, ppo_teacher, teacher_path):
+    path = _distilled(tmp_path, teacher_path)
+    algo = {"init_student": path, "critic_warmup": 1.0, "critic_warmup_max_iterations": 1}
+    a = runner(tmp_path / "a", ppo_teacher, algo, log=True, save_interval=1)
+    a.learn(2)
+    saved = str(tmp_path / "model_1.pt")
+    shutil.copy(tmp_path / "a" / "logs" / "model_1.pt", saved)
+    state = torch.load(saved, weights_only=True)[CHECKPOINT_KEY]["guidance"]
+    assert state["warmup"] == {"done_at": 1} and "advisor" in state
+    b = runner(tmp_path / "b", None, algo)
+    b.load(saved)
+    assert b.alg.guidance.warmup.done_at == 1
+    for k, v in a.alg.guidance.advisor.model.state_dict().items():
+        assert torch.equal(b.alg.guidance.advisor.model.state_dict()[k], v), k
+
+
+def test_imitation_coef_0_turns_the_recipe_off(tmp_path, ppo_teacher, teacher_path):
+    r = runner(tmp_path, ppo_teacher, {"imitation_coef": 0.0, "init_student": _distilled(tmp_path, teacher_path)})
+    g = r.alg.guidance
+    assert not g.active and g.advisor is None and not g.warmup.active and g.lr_floor == 1e-5
+
+
+def test_init_student_std_sets_the_handed_over_std(tmp_path, ppo_teacher, teacher_path):
+    r = runner(tmp_path, ppo_teacher, {"init_student": _distilled(tmp_path, teacher_path), "init_student_std": 0.3})
+    obs = r.env.get_observations()
+    r.alg.actor(obs, stochastic_output=True)
+    assert torch.allclose(r.alg.actor.output_std, torch.full_like(r.alg.actor.output_std, 0.3))
+
+
+def test_adaptive_learning_rate_never_falls_below_the_floor(tmp_path, ppo_teacher):
+    algo = {"schedule": "adaptive", "desired_kl": 1e-12, "learning_rate": 1e-3, "imitation_coef": 5.0}
+    r = runner(tmp_path, ppo_teacher, algo)  # every KL is above 2 * desired_kl: rsl_rl would go down to 1e-5
+    r.learn(3)
+    assert r.alg.learning_rate == pytest.approx(1e-3)
+    low = runner(tmp_path / "m", ppo_teacher, {**algo, "min_learning_rate": 2e-4})
+    low.learn(3)
+    assert low.alg.learning_rate == pytest.approx(2e-4)
+
+
+def _ppo_checkpoint_with_critic(tmp_path, hidden: int) -> str:
+    """The toy teacher's PPO checkpoint with a critic of ``hidden`` units per layer (random weights)."""
+    from rsl_rl.models import MLPModel
+
+    path = str(tmp_path / f"ppo_{hidden}.pt")
+    loaded = torch.load(save_teacher(tmp_path / "t.pt"), weights_only=True)
+    critic = MLPModel(make_env().get_observations(), {"critic": ["teacher"]}, "critic", 1, hidden_dims=[hidden] * 2)
+    torch.save({**loaded, "critic_state_dict": critic.state_dict()}, path)
+    return path
+
+
+def test_the_teacher_critic_starts_the_critic_where_it_fits(tmp_path):
+    fits = _ppo_checkpoint_with_critic(tmp_path, 32)  # our critic: "teacher", 32 x 32
+    r = runner(tmp_path / "r", fits)
+    for k, v in torch.load(fits, weights_only=True)["critic_state_dict"].items():
+        assert torch.equal(r.alg.critic.state_dict()[k], v), k
+    never = runner(tmp_path / "n", fits, {"init_critic_from_teacher": False})
+    assert not torch.equal(never.alg.critic.state_dict()["mlp.0.weight"], r.alg.critic.state_dict()["mlp.0.weight"])
+    misfit = _ppo_checkpoint_with_critic(tmp_path, 16)  # another size
+    default = runner(tmp_path / "d", misfit)  # None: skipped where it does not fit
+    assert default.alg.teacher_loaded
+    with pytest.raises(ValueError, match=r"init_critic_from_teacher=True, but the teacher's critic does not fit"):
+        runner(tmp_path / "x", misfit, {"init_critic_from_teacher": True})
