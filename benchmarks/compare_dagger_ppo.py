@@ -228,6 +228,7 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
         teacher_final = evaluate_policy(final_env, alg.teacher, args.final_eval_episodes)
     result = {
         "variant": variant,
+        "task": args.task,
         "seed": seed,
         "algorithm": algo,
         "schedule": alg.beta_schedule.describe(),
