@@ -294,7 +294,11 @@ def test_switch_to_phase2_forces_beta_zero_from_next_iteration(tmp_path, teacher
             r"Both a non-empty 'mixing' and use_two_stage_training=True",
         ),
         ({"use_two_stage_trainng": True}, r"Did you mean 'use_two_stage_training'"),
-        ({"frobnicate": 1}, r"Unknown algorithm key 'frobnicate' for MixingDistillation; its keys are use_two_stage"),
+        (
+            {"frobnicate": 1},
+            r"Unknown algorithm key 'frobnicate' for MixingDistillation; its keys are .*use_two_stage_training, "
+            r"phase1_iterations, mixing, .* and rsl_rl's Distillation keys \(.*gradient_length",
+        ),
     ],
 )
 def test_bad_config_fails_before_training(tmp_path, algo, match):
