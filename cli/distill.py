@@ -86,7 +86,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
     if args.schedule is not None:
         cfg["algorithm"]["mixing"] = {"schedule": args.schedule}
     if args.phase1_iterations is not None:
-        cfg["algorithm"]["mixing"]["phase1_iterations"] = args.phase1_iterations
+        mixing = cfg["algorithm"].setdefault("mixing", {})
+        if args.schedule is None and mixing.get("schedule", "student_only") == "student_only":
+            mixing["schedule"] = "two_stage"  # --phase1_iterations alone: the teacher drives first (dagger_ppo)
+        mixing["phase1_iterations"] = args.phase1_iterations
     apply_run_flags(args, cfg, env_over)
     mixing_given = args.schedule is not None or args.phase1_iterations is not None
     mixing_given |= any(o.startswith("algorithm.mixing.") for o in args.overrides)

@@ -37,7 +37,7 @@ def test_dagger_ppo_trains_evaluates_saves_best_and_the_checkpoint_evals_and_exp
     assert _run(tmp_path, *extra) == 0
     out = capsys.readouterr().out
     assert "[dagmix] MixingDAggerPPO: mixing StepSchedule(phase1_iterations=1)" in out
-    assert "imitation_coef 0.5" in out and "Imitation coef: 0.5, PPO coef: 0" in out
+    assert "imitation_coef 0.5" in out and "Imitation coef: 0.5, PPO coef: 1" in out  # the recipe: ppo_coef 1
     assert "Training Phase: Phase 1 (teacher actions)" in out and "SWITCHING TO PHASE 2" in out
     assert "Eval/student_return" in out and "Mean imitation loss" in out and "Distillation/ppo_coef" in out
     assert "student / teacher return:" in out and "best@" in out

@@ -176,7 +176,8 @@ def test_task_configs():
     assert d["student"]["class_name"] == "MLPModel" and not any(k.startswith("rnn") for k in d["student"])
     assert d["algorithm"]["mixing"]["phase1_iterations"] < d["max_iterations"]
     p = dagger_ppo_train_cfg("cue_doors")
-    assert p["actor"] == d["student"]  # --init_student loads a distilled student
+    assert p["actor"] | {"distribution_cfg": d["student"]["distribution_cfg"]} == d["student"]  # --init_student
+    assert p["actor"]["distribution_cfg"]["init_std"] == 1.0 and p["algorithm"]["entropy_coef"] == 0.01  # exploring
     assert p["obs_groups"] == {"actor": ["policy"], "critic": ["critic"], "teacher": ["teacher"]}
 
 
