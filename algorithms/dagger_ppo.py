@@ -79,7 +79,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
         imitation_balance: str = "advisor",
         advisor_alpha: float = 10.0,
         advisor_learning_rate: float = 1e-3,
-        imitation_floor: float = 0.1,
+        imitation_floor: float = 0.0,
         critic_warmup: float | None = 0.5,
         critic_warmup_max_iterations: int = 50,
         ppo_ramp_iterations: int = 10,

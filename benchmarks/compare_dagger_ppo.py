@@ -83,7 +83,8 @@ DAGGER_PPO: dict[str, Callable[[int], dict[str, Any]]] = {
   checkpoint where it fits;
 - ``dagger_ppo_recommended``: MixingDAggerPPO's default before the recipe (teacher drives 10%, PPO ramps in until
   1/3, imitation anneals to 0 at 5/6, fixed weights on every state);
-- ``advisor``: the recipe, MixingDAggerPPO's defaults (``imitation_balance="advisor"``, floor 0.1, critic warm-up).
+- ``advisor``: the recipe, MixingDAggerPPO's defaults (``imitation_balance="advisor"``, no floor; a critic warm-up
+  only with ``init_student``).
 
 Any of them takes algorithm keys after a colon, e.g. ``advisor:imitation_floor=0.0,critic_warmup=None``.
 """

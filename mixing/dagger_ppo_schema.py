@@ -72,8 +72,10 @@ class DAggerPPOSchema:
     """Adam learning rate of the ``advisor`` auxiliary head (trained once per update on the rollout, in time order,
     with the algorithm's ``max_grad_norm`` and 12-step truncated backpropagation for a recurrent actor)."""
 
-    imitation_floor: float = 0.1
-    """The least imitation weight of any state under ``advisor`` (imitation never fades to 0): in [0, 1]."""
+    imitation_floor: float = 0.0
+    """The least imitation weight of any state under ``advisor``, in [0, 1]. 0 (the default): where the teacher
+    cannot be copied the student learns from the reward alone; on ``cue_doors`` a floor of 0.03 or 0.1 slowed the
+    discovery of the cue 1.5 to 2.5 times (benchmarks/RESULTS.md, "Beyond imitation")."""
 
     critic_warmup: float | None = 0.5
     """The hand-off from a distilled student (``init_student``): the actor's PPO terms stay off until the critic
@@ -123,7 +125,7 @@ class DAggerPPOOptions:
     imitation_balance: str = "advisor"
     advisor_alpha: float = 10.0
     advisor_learning_rate: float = 1e-3
-    imitation_floor: float = 0.1
+    imitation_floor: float = 0.0
     critic_warmup: float | None = 0.5
     critic_warmup_max_iterations: int = 50
     ppo_ramp_iterations: int = 10

@@ -144,5 +144,5 @@ def test_recipe_keys_are_validated_with_the_fix(key, value, match):
 
 def test_recipe_defaults():
     options = validate_dagger_ppo({})
-    assert options.imitation_balance == "advisor" and options.imitation_floor == 0.1
+    assert options.imitation_balance == "advisor" and options.imitation_floor == 0.0
     assert options.critic_warmup == 0.5 and options.min_learning_rate is None

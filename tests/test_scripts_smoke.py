@@ -220,16 +220,19 @@ def test_compare_dagger_ppo_smoke_outputs_exist_parse_and_resume(tmp_path, capsy
     rows = list(csv.DictReader((tmp_path / "per_iteration.csv").open()))
     variants = {r["variant"] for r in rows}
     assert variants == {*compare_dagger_ppo.DISTILLATION, *compare_dagger_ppo.DAGGER_PPO}
-    assert len(rows) == 4 * 3
+    n = len(compare_dagger_ppo.DISTILLATION) + len(compare_dagger_ppo.DAGGER_PPO)
+    assert n == 7 and len(rows) == n * 3
     rec = {int(r["iteration"]): r for r in rows if r["variant"] == "dagger_ppo_recommended"}
     assert [float(rec[i]["beta"]) for i in range(3)] == [1.0, 0.0, 0.0]  # the teacher drives the first 10%
     assert all(float(r["loss"]) >= 0 for r in rows)
+    advisor = json.loads((tmp_path / "runs" / "advisor" / "seed0.json").read_text())["iterations"]
+    assert all(0.0 <= r["imitation_weight"] <= 1.0 for r in advisor) and "explained_variance" in advisor[0]
     run = json.loads((tmp_path / "runs" / "dagger_ppo_fixed" / "seed0.json").read_text())
     assert run["imitation_coef"] == "1.0" and run["ppo_coef"] == "1.0" and run["final"]["num_episodes"] == 8
     assert "dagger_ppo_recommended" in (tmp_path / "summary.md").read_text()
     capsys.readouterr()
     compare_dagger_ppo.main(argv)  # finished runs are found, not run again
-    assert "4/4 runs already finished" in capsys.readouterr().out
+    assert f"{n}/{n} runs already finished" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         compare_dagger_ppo.main([*argv, "--schedules", "no_such_variant"])
     # the report reads the seeds that ran: --first-seed 1 runs and reports seed 1 only
@@ -277,3 +280,21 @@ def test_hover_offset_reports_the_teacher_and_bins_the_runs(tmp_path, capsys):
     assert all(a >= abs(m) for a, m in zip(teacher["offset_abs_mean"], teacher["offset_mean"], strict=True))
     with pytest.raises(SystemExit):
         hover_offset.main(["--bins", "0.08", "0.07"])
+
+
+def test_compare_dagger_ppo_runs_cue_doors_with_keys_after_the_variant(tmp_path, capsys):
+    from dagmix.benchmarks import compare_dagger_ppo
+
+    argv = [
+        *("--task", "cue_doors", "--seeds", "1", "--iterations", "2", "--num-envs", "16", "--steps-per-env", "4"),
+        *("--eval-interval", "1", "--eval-episodes", "8", "--final-eval-episodes", "8", "--workers", "1"),
+        *("--out-dir", str(tmp_path), "--schedules", "advisor:imitation_floor=0.1,critic_warmup=None"),
+    ]
+    compare_dagger_ppo.main(argv)
+    (path,) = (tmp_path / "runs").glob("advisor*/seed0.json")
+    run = json.loads(path.read_text())
+    assert run["task"] == "cue_doors" and run["algorithm"] == {"imitation_floor": 0.1, "critic_warmup": None}
+    assert "Task: cue_doors." in (tmp_path / "summary.md").read_text()
+    for bad in ("advisor:imitation_flor=0.1", "no_such_variant"):
+        with pytest.raises(SystemExit):
+            compare_dagger_ppo.main([*argv[:-1], bad])
