@@ -14,6 +14,7 @@ from rsl_rl.utils import unpad_trajectories
 from tensordict import TensorDict
 
 from dagmix.algorithms import _compat
+from dagmix.algorithms.finite_guard import FiniteGuard, check_loss, check_student_weights
 from dagmix.algorithms.guidance import TeacherGuidance, set_action_std
 from dagmix.algorithms.mixing_core import CHECKPOINT_KEY, MixingCore, MixingSurface, check_algorithm_keys
 from dagmix.algorithms.phase_log import SCALAR_BETA, SCALAR_TEACHER_FRACTION
@@ -144,6 +145,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
         storage.observations.set(LABEL_KEY, torch.zeros(steps, num_envs, num_actions, device=self.device))
         storage.observations.set(DRIVEN_KEY, torch.zeros(steps, num_envs, 1, device=self.device))
         storage.observations.set(WEIGHT_KEY, torch.ones(steps, num_envs, 1, device=self.device))
+        self._finite_guard = FiniteGuard(num_envs, self.device)  # non-finite labels / actions, read per update
         self.mixing_core = MixingCore(
             options.mixing,
             num_envs,
@@ -259,8 +261,10 @@ class MixingDAggerPPO(MixingSurface, PPO):
         stored.set(DRIVEN_KEY, mask.unsqueeze(-1).to(label.dtype))
         self.transition.observations = stored
         if core.beta == 0.0:  # exactly stock PPO's transition
+            self._finite_guard.record(teacher_actions, student_actions)  # the raw label: clipping must not hide Inf
             return student_actions
         executed = core.policy.select(student_actions, teacher_actions)
+        self._finite_guard.record(teacher_actions, executed)
         # off-policy where the teacher drove: store the executed action and the student's log-prob of it
         self.transition.actions = executed
         self.transition.actions_log_prob = self.actor.get_output_log_prob(executed).detach()
@@ -277,6 +281,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
     def update(self) -> dict[str, float]:
         """PPO with the imitation term; log and print the iteration's coefficients, beta and teacher fraction."""
         core = self.mixing_core
+        self._finite_guard.check(self.teacher)  # non-finite labels / actions raise, before any gradient step
         ppo_coef, imitation_coef = self._coefs
         dist = torch.distributed
         all_reduce = dist.all_reduce if self.is_multi_gpu and dist.is_available() and dist.is_initialized() else None
@@ -294,6 +299,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
             all_reduce(stats)  # every rank logs the same sums
         imitation_sum, imitation_count, driven_sum, driven_count = stats.tolist()  # the one extra host read
         loss_dict["imitation"] = imitation_sum / max(imitation_count, 1.0)
+        check_loss(loss_dict, self.teacher)  # e.g. labels so large that their square overflows
         metrics = {
             SCALAR_BETA: core.beta,
             SCALAR_TEACHER_FRACTION: driven_sum / max(driven_count, 1.0),
@@ -489,6 +495,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
     # ------------------------------------------------------------------ checkpoints
     def save(self) -> dict:
         """Return rsl_rl's PPO checkpoint dict plus ``teacher_state_dict`` and the state under ``"dagmix"``."""
+        check_student_weights(self._raw_actor)  # nothing non-finite is saved
         saved = super().save()
         saved["teacher_state_dict"] = self.teacher.state_dict()
         saved[CHECKPOINT_KEY] = self.mixing_core.state_dict(

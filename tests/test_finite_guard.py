@@ -101,3 +101,29 @@ def test_inf_observations_of_one_env_stop_the_run(tmp_path, teacher_path):
     r.env.get_observations = get_observations
     with pytest.raises(NonFiniteError, match=r"non-finite.*\(e\.g\. env 2\)"):
         r.learn(2)
+
+
+@pytest.mark.skipif(not _compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
+def test_dagger_ppo_stops_on_a_nan_teacher_before_any_gradient_step(tmp_path):
+    """The student drives, so the env never sees the NaN: only the labels carry it (it used to train on them)."""
+    from test_dagger_ppo import runner, save_teacher
+
+    r = runner(tmp_path, save_teacher(tmp_path / "t.pt"), {"mixing": {"schedule": "student_only"}}, log=True)
+    with torch.no_grad():
+        r.alg.teacher.mlp[-1].bias.fill_(float("nan"))
+    before = [p.detach().clone() for p in r.alg.actor.parameters()]
+    with pytest.raises(NonFiniteError, match=r"The teacher MLPModel produced \d+ non-finite"):
+        r.learn(2)
+    assert all(torch.equal(a, b) for a, b in zip(before, r.alg.actor.parameters(), strict=True))
+    assert not glob.glob(os.path.join(str(tmp_path / "logs"), "model_*.pt"))  # nothing saved
+
+
+@pytest.mark.skipif(not _compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
+def test_dagger_ppo_stops_on_an_infinite_teacher_the_label_clip_would_hide(tmp_path):
+    from test_dagger_ppo import runner, save_teacher
+
+    r = runner(tmp_path, save_teacher(tmp_path / "t.pt"), {"teacher_action_clip": 1.0})
+    with torch.no_grad():
+        r.alg.teacher.mlp[-1].bias.fill_(float("inf"))
+    with pytest.raises(NonFiniteError, match="non-finite"):
+        r.learn(1)
