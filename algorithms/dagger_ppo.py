@@ -310,6 +310,13 @@ class MixingDAggerPPO(MixingSurface, PPO):
         core.end_iteration(metrics, loss_dict, f"Imitation coef: {imitation_coef:.4g}, PPO coef: {ppo_coef:.4g}")
         return loss_dict
 
+    def broadcast_parameters(self) -> None:
+        """Broadcast rank 0's actor, critic (rsl_rl) and advisor head to every rank (rsl_rl's learn() calls this)."""
+        super().broadcast_parameters()
+        if self.guidance.advisor is not None:
+            for tensor in self.guidance.advisor.model.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
+
     def _imitation_loss(self, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         """Return the imitation loss of the actor's current output distribution against the teacher's ``labels``.
 

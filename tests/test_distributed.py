@@ -139,3 +139,53 @@ def test_two_ranks_keep_identical_raw_and_averaged_students_with_recurrent_repla
             if k.startswith("obs_normalizer") and _compat._V < (5, 5, 0):
                 continue  # before 5.5 rsl_rl's normalizer keeps per-rank statistics; 5.5 all-reduces them
             assert torch.allclose(r0[part][k], r1[part][k]), (part, k)
+
+
+def _worker_dagger_ppo(rank: int, store: str, out: str) -> None:
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from helpers import make_env
+    from test_dagger_ppo import collect, train_cfg
+
+    from dagmix.algorithms import MixingDAggerPPO
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        cfg = train_cfg({"phase_console_output": False}, actor="gru")  # the recipe: MixingDAggerPPO's defaults
+        cfg["multi_gpu"] = {"global_rank": rank, "local_rank": rank, "world_size": 2}
+        env = make_env(num_envs=16, seed=100 + rank)  # each rank has its own envs
+        torch.manual_seed(rank)  # different initial weights: rsl_rl's learn() broadcasts rank 0's
+        alg = MixingDAggerPPO.construct_algorithm(env.get_observations(), env, copy.deepcopy(cfg), "cpu")
+        alg.teacher_loaded = True
+        alg.broadcast_parameters()
+        metrics = []
+        for _ in range(3):
+            collect(alg, env, 8)
+            alg.update()
+            metrics.append({k: v for k, v in alg.last_metrics.items() if k.startswith("Distillation/")})
+        models = {"actor": alg.actor, "critic": alg.critic, "advisor": alg.guidance.advisor.model}
+        torch.save(
+            {
+                "metrics": metrics,
+                "models": {n: {k: v.clone() for k, v in m.state_dict().items()} for n, m in models.items()},
+            },
+            f"{out}/rank{rank}.pt",
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not _compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
+def test_two_ranks_keep_identical_weights_and_advisor_under_the_teacher_guided_recipe(tmp_path):
+    mp.spawn(_worker_dagger_ppo, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    for m0, m1 in zip(r0["metrics"], r1["metrics"], strict=True):  # all-reduced: every rank logs the same
+        for key in ("imitation_weight", "advisor_distance", "explained_variance"):
+            key = f"Distillation/{key}"
+            assert m0[key] == pytest.approx(m1[key], rel=1e-6), key
+    for name in ("actor", "critic", "advisor"):
+        for k in r0["models"][name]:
+            if k.startswith("obs_normalizer") and _compat._V < (5, 5, 0):
+                continue  # before 5.5 rsl_rl's normalizer keeps per-rank statistics
+            assert torch.allclose(r0["models"][name][k], r1["models"][name][k], atol=1e-6), (name, k)
