@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dagmix.benchmarks import compare_schedules
-from dagmix.benchmarks.compare_schedules import _hash, _run_path, _versions, code_version
-from dagmix.benchmarks.run_records import write_run
+from dagmix.benchmarks.run_records import code_version, config_hash, run_path, versions, write_run
 
 
 def _recommended(n: int) -> dict[str, Any]:
@@ -237,8 +236,8 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
         "ppo_coef": alg.ppo_coef.describe(),
         "first_zero_iteration": zero,
         "config": args.run_config(),
-        "config_hash": _hash(args.run_config()),
-        "versions": _versions(),
+        "config_hash": config_hash(args.run_config()),
+        "versions": versions(),
         "code": code_version(),
         "train_seconds": train_s,
         "total_seconds": time.time() - t0,
@@ -258,9 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     os.makedirs(args.out_dir, exist_ok=True)
     if not args.report_only:
         compare_schedules.run_all(args, run_one)
-    runs = schedule_report.load_runs(
-        args.out_dir, args.schedules, args.seed_range(), lambda v, s: _run_path(args, v, s)
-    )
+    runs = schedule_report.load_runs(args.out_dir, args.schedules, args.seed_range(), lambda v, s: run_path(args, v, s))
     if not runs:
         raise SystemExit(f"No finished runs under {args.out_dir}/runs for the selected variants.")
     report_dir = args.report_dir or args.out_dir

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 # The variants and the run bookkeeping live in their own modules; their names stay importable from here, and
 # ``run_all`` / ``run_one`` look ``code_version`` up in this module (so tests can replace it here).
-from dagmix.benchmarks.run_records import _SOURCE_EXCLUDE, _hash, _run_path, _versions, code_version, write_run  # noqa: F401
+from dagmix.benchmarks.run_records import code_version, config_hash, run_path, versions, write_run
 from dagmix.benchmarks.variants import (  # noqa: F401
     ALGORITHM_KEYS,
     BASELINE,
@@ -289,8 +289,8 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str, label
         "schedule": alg.schedule.describe(),
         "first_zero_iteration": zero,
         "config": args.run_config(),
-        "config_hash": _hash(args.run_config()),
-        "versions": _versions(),
+        "config_hash": config_hash(args.run_config()),
+        "versions": versions(),
         "code": code_version(),
         "train_seconds": train_s,
         "total_seconds": time.time() - t0,
@@ -312,11 +312,11 @@ def run_all(args: Args, run_fn: Callable[[dict[str, Any], str, int, str], dict[s
     """
     run_fn = run_fn or run_one
     todo = []
-    want = _hash(args.run_config())
+    want = config_hash(args.run_config())
     code = code_version()
     for variant in args.schedules:
         for seed in args.seed_range():
-            path = _run_path(args, variant, seed)
+            path = run_path(args, variant, seed)
             if os.path.isfile(path):
                 with open(path) as f:
                     finished = json.load(f)
@@ -387,9 +387,7 @@ def main(argv: list[str] | None = None) -> None:
     os.makedirs(args.out_dir, exist_ok=True)
     if not args.report_only:
         run_all(args)
-    runs = schedule_report.load_runs(
-        args.out_dir, args.schedules, args.seed_range(), lambda v, s: _run_path(args, v, s)
-    )
+    runs = schedule_report.load_runs(args.out_dir, args.schedules, args.seed_range(), lambda v, s: run_path(args, v, s))
     if not runs:
         raise SystemExit(f"No finished runs under {args.out_dir}/runs for the selected schedules.")
     report_dir = args.report_dir or args.out_dir

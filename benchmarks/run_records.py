@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from dagmix.benchmarks.compare_schedules import Args
 
 
-def _hash(obj: Any) -> str:
+def config_hash(obj: Any) -> str:
+    """Return a short hash of a JSON-serialisable config (the key that says two runs were made alike)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -59,7 +60,8 @@ def code_version() -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty, "source_hash": digest.hexdigest()[:12]}
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
+    """Return the versions of dagmix, rsl_rl, torch, Python and the machine, as recorded in every run."""
     import platform
 
     import rsl_rl  # noqa: F401
@@ -77,7 +79,8 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _run_path(args: Args, variant: str, seed: int) -> str:
+def run_path(args: Args, variant: str, seed: int) -> str:
+    """Return the JSON path of (``variant``, ``seed``) under ``args.out_dir``."""
     return os.path.join(args.out_dir, "runs", variant_dir_name(variant), f"seed{seed}.json")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from dagmix.mixing.adaptive import AdaptiveSchedule
 from dagmix.mixing.coefficients import CoefficientSchedule
@@ -19,10 +19,12 @@ from dagmix.mixing.config import SCHEDULE_KINDS, MixingConfig, resolve_mixing
 from dagmix.mixing.names import did_you_mean, not_one_of
 from dagmix.mixing.schema import MixingSchema, check_console_and_clip
 
-IMITATION_LOSSES: tuple[str, ...] = ("mse", "huber", "gaussian_nll")
-IMITATION_BALANCES: tuple[str, ...] = ("advisor", "fixed")
-"""The values of ``imitation_balance``."""
-"""The values of ``imitation_loss`` (the ``Literal`` of its field; a test checks they agree)."""
+ImitationLoss = Literal["mse", "huber", "gaussian_nll"]
+ImitationBalance = Literal["advisor", "fixed"]
+IMITATION_LOSSES: tuple[str, ...] = get_args(ImitationLoss)
+"""The values of ``imitation_loss`` (from its ``Literal``, declared once)."""
+IMITATION_BALANCES: tuple[str, ...] = get_args(ImitationBalance)
+"""The values of ``imitation_balance`` (from its ``Literal``)."""
 
 
 @dataclass
@@ -38,7 +40,7 @@ class DAggerPPOSchema:
     """Weight of the actor's PPO terms (clipped surrogate and entropy bonus), same forms as ``imitation_coef``; 0 is
     pure DAgger. The critic's value loss is always trained."""
 
-    imitation_loss: Literal["mse", "huber", "gaussian_nll"] = "mse"
+    imitation_loss: ImitationLoss = "mse"
     """``mse`` or ``huber`` between the student's mean action and the teacher's action, or ``gaussian_nll``: minus the
     student's log-likelihood of the teacher's action (trains the std too)."""
 
@@ -56,7 +58,7 @@ class DAggerPPOSchema:
     phase_console_output: bool = True
     """Print the phase lines and the coefficients every iteration and the switch banner once (rank 0 only)."""
 
-    imitation_balance: Literal["advisor", "fixed"] = "advisor"
+    imitation_balance: ImitationBalance = "advisor"
     """How imitation and PPO share each visited state. ``advisor`` (the recipe): an auxiliary copy of the actor,
     trained by imitation only, measures per state how well the student's observations let it copy the teacher,
     ``w(s) = exp(-advisor_alpha * d(s))``; the actor imitates with weight ``max(imitation_floor, w)`` and follows PPO
