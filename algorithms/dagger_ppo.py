@@ -287,7 +287,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
         all_reduce = dist.all_reduce if self.is_multi_gpu and dist.is_available() and dist.is_initialized() else None
         observations = self.storage.observations
         weights, recipe = self.guidance.before_update(
-            self.storage, observations[LABEL_KEY], core.iteration, all_reduce, self.max_grad_norm
+            self.storage, observations[LABEL_KEY], core.iteration, all_reduce, self.max_grad_norm, self.gpu_world_size
         )
         if weights is not None:
             observations[WEIGHT_KEY].copy_(weights)

@@ -256,6 +256,7 @@ class TeacherGuidance:
         iteration: int,
         all_reduce: Callable[[torch.Tensor], None] | None,
         max_grad_norm: float | None,
+        world_size: int = 1,
     ) -> tuple[torch.Tensor | None, dict[str, float]]:
         """Fit the head on the rollout and measure the critic, before the PPO epochs; one host read.
 
@@ -265,6 +266,7 @@ class TeacherGuidance:
             iteration: The runner's iteration of this rollout.
             all_reduce: Sums a tensor over ranks in place (multi-GPU), or None.
             max_grad_norm: The head's gradient clip.
+            world_size: The number of ranks ``all_reduce`` sums over.
 
         Returns:
             The per-sample advisor weights (T, num_envs, 1) or None, and the scalars to log (explained variance,
@@ -275,14 +277,14 @@ class TeacherGuidance:
         parts = [explained_variance_sums(storage.values, storage.returns)]
         weights = None
         if self.advisor is not None:
-            reduce = None if all_reduce is None else _averaging(all_reduce)
+            reduce = None if all_reduce is None else _averaging(all_reduce, world_size)
             weights, distance = self.advisor.fit(storage.observations, labels, storage.dones, reduce, max_grad_norm)
             parts.append(torch.stack([weights.mean(), distance]))
         sums = torch.cat(parts)
         if all_reduce is not None:
             all_reduce(sums)  # the head's means then sum over ranks: divided below by the count of ranks
         values = sums.tolist()
-        ranks = 1.0 if all_reduce is None else values[4] / max(float(storage.values.numel()), 1.0)
+        ranks = 1.0 if all_reduce is None else float(world_size)
         explained = explained_variance(values[:5])
         scalars = {"explained_variance": explained}
         if self.warmup.active:
@@ -331,15 +333,13 @@ class TeacherGuidance:
             self.advisor.load_state_dict(state["advisor"])
 
 
-def _averaging(all_reduce: Callable[[torch.Tensor], None]) -> Callable[[list[torch.Tensor]], None]:
-    """Return a function that averages gradients over ranks with one all-reduce of their concatenation."""
+def _averaging(all_reduce: Callable[[torch.Tensor], None], world_size: int) -> Callable[[list[torch.Tensor]], None]:
+    """Return a function that averages gradients over ``world_size`` ranks (one all-reduce of their concatenation)."""
 
     def reduce(grads: list[torch.Tensor]) -> None:
         flat = torch.cat([g.reshape(-1) for g in grads])
-        ones = torch.ones(1, device=flat.device)
-        both = torch.cat([flat, ones])
-        all_reduce(both)
-        flat = both[:-1] / both[-1]
+        all_reduce(flat)
+        flat /= world_size
         offset = 0
         for g in grads:
             g.copy_(flat[offset : offset + g.numel()].view_as(g))

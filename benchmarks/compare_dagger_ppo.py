@@ -257,7 +257,9 @@ def main(argv: list[str] | None = None) -> None:
     os.makedirs(args.out_dir, exist_ok=True)
     if not args.report_only:
         compare_schedules.run_all(args, run_one)
-    runs = schedule_report.load_runs(args.out_dir, args.schedules, args.seed_range(), lambda v, s: run_path(args, v, s))
+    runs = schedule_report.load_runs(
+        args.out_dir, args.schedules, args.seed_range(), lambda v, s: run_path(args.out_dir, v, s)
+    )
     if not runs:
         raise SystemExit(f"No finished runs under {args.out_dir}/runs for the selected variants.")
     report_dir = args.report_dir or args.out_dir

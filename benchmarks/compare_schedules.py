@@ -316,7 +316,7 @@ def run_all(args: Args, run_fn: Callable[[dict[str, Any], str, int, str], dict[s
     code = code_version()
     for variant in args.schedules:
         for seed in args.seed_range():
-            path = run_path(args, variant, seed)
+            path = run_path(args.out_dir, variant, seed)
             if os.path.isfile(path):
                 with open(path) as f:
                     finished = json.load(f)
@@ -387,7 +387,9 @@ def main(argv: list[str] | None = None) -> None:
     os.makedirs(args.out_dir, exist_ok=True)
     if not args.report_only:
         run_all(args)
-    runs = schedule_report.load_runs(args.out_dir, args.schedules, args.seed_range(), lambda v, s: run_path(args, v, s))
+    runs = schedule_report.load_runs(
+        args.out_dir, args.schedules, args.seed_range(), lambda v, s: run_path(args.out_dir, v, s)
+    )
     if not runs:
         raise SystemExit(f"No finished runs under {args.out_dir}/runs for the selected schedules.")
     report_dir = args.report_dir or args.out_dir

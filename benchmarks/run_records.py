@@ -11,15 +11,12 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
 from dagmix.benchmarks.variants import variant_dir_name
-
-if TYPE_CHECKING:
-    from dagmix.benchmarks.compare_schedules import Args
 
 
 def config_hash(obj: Any) -> str:
@@ -79,9 +76,9 @@ def versions() -> dict[str, str]:
     }
 
 
-def run_path(args: Args, variant: str, seed: int) -> str:
-    """Return the JSON path of (``variant``, ``seed``) under ``args.out_dir``."""
-    return os.path.join(args.out_dir, "runs", variant_dir_name(variant), f"seed{seed}.json")
+def run_path(out_dir: str, variant: str, seed: int) -> str:
+    """Return the JSON path of (``variant``, ``seed``) under a benchmark's ``out_dir``."""
+    return os.path.join(out_dir, "runs", variant_dir_name(variant), f"seed{seed}.json")
 
 
 def write_run(path: str, result: dict[str, Any]) -> dict[str, float]:
