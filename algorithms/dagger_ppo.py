@@ -14,7 +14,7 @@ from rsl_rl.utils import unpad_trajectories
 from tensordict import TensorDict
 
 from dagmix.algorithms import _compat
-from dagmix.algorithms.finite_guard import FiniteGuard, check_loss, check_student_weights
+from dagmix.algorithms.finite_guard import check_finite, check_loss, check_student_weights
 from dagmix.algorithms.guidance import TeacherGuidance, set_action_std
 from dagmix.algorithms.mixing_core import CHECKPOINT_KEY, MixingCore, MixingSurface, check_algorithm_keys
 from dagmix.algorithms.phase_log import SCALAR_BETA, SCALAR_TEACHER_FRACTION
@@ -145,7 +145,6 @@ class MixingDAggerPPO(MixingSurface, PPO):
         storage.observations.set(LABEL_KEY, torch.zeros(steps, num_envs, num_actions, device=self.device))
         storage.observations.set(DRIVEN_KEY, torch.zeros(steps, num_envs, 1, device=self.device))
         storage.observations.set(WEIGHT_KEY, torch.ones(steps, num_envs, 1, device=self.device))
-        self._finite_guard = FiniteGuard(num_envs, self.device)  # non-finite labels / actions, read per update
         self.mixing_core = MixingCore(
             options.mixing,
             num_envs,
@@ -251,20 +250,15 @@ class MixingDAggerPPO(MixingSurface, PPO):
             core.begin_iteration()
             self._coefs = (self.ppo_coef.value(core.iteration), self.imitation_coef.value(core.iteration))
         student_actions = super().act(obs)
-        teacher_actions = self.teacher(obs).detach()
-        label = teacher_actions
-        if self.teacher_action_clip is not None:
-            label = teacher_actions.clamp(-self.teacher_action_clip, self.teacher_action_clip)
+        teacher_actions = self.teacher(obs).detach()  # stored raw; teacher_action_clip applies in update()
         mask = core.policy.step()
         stored = obs.copy()  # shallow: the env's TensorDict is left as it is
-        stored.set(LABEL_KEY, label)
-        stored.set(DRIVEN_KEY, mask.unsqueeze(-1).to(label.dtype))
+        stored.set(LABEL_KEY, teacher_actions)
+        stored.set(DRIVEN_KEY, mask.unsqueeze(-1).to(teacher_actions.dtype))
         self.transition.observations = stored
         if core.beta == 0.0:  # exactly stock PPO's transition
-            self._finite_guard.record(teacher_actions, student_actions)  # the raw label: clipping must not hide Inf
             return student_actions
         executed = core.policy.select(student_actions, teacher_actions)
-        self._finite_guard.record(teacher_actions, executed)
         # off-policy where the teacher drove: store the executed action and the student's log-prob of it
         self.transition.actions = executed
         self.transition.actions_log_prob = self.actor.get_output_log_prob(executed).detach()
@@ -281,11 +275,15 @@ class MixingDAggerPPO(MixingSurface, PPO):
     def update(self) -> dict[str, float]:
         """PPO with the imitation term; log and print the iteration's coefficients, beta and teacher fraction."""
         core = self.mixing_core
-        self._finite_guard.check(self.teacher)  # non-finite labels / actions raise, before any gradient step
+        observations = self.storage.observations
+        # non-finite labels / executed actions raise before any gradient step: the labels are stored raw, so the
+        # clip cannot hide an Inf (one reduction per update, nothing per env step)
+        check_finite(observations[LABEL_KEY], self.storage.actions, self.teacher)
+        if self.teacher_action_clip is not None:
+            observations[LABEL_KEY].clamp_(-self.teacher_action_clip, self.teacher_action_clip)
         ppo_coef, imitation_coef = self._coefs
         dist = torch.distributed
         all_reduce = dist.all_reduce if self.is_multi_gpu and dist.is_available() and dist.is_initialized() else None
-        observations = self.storage.observations
         weights, recipe = self.guidance.before_update(
             self.storage, observations[LABEL_KEY], core.iteration, all_reduce, self.max_grad_norm, self.gpu_world_size
         )

@@ -1,8 +1,8 @@
 """Stop a distillation run on non-finite teacher labels or executed actions, before the student trains on them.
 
 A teacher returning NaN or Inf for one env (or an env returning Inf observations) would otherwise turn the student
-into NaN within one update and save NaN checkpoints. The counts are accumulated on the device at every step (no
-host sync) and read once per iteration, before the update's gradient steps.
+into NaN within one update and save NaN checkpoints. The rollout's stored labels and executed actions are checked
+with one reduction per update (one host read), before its gradient steps; nothing is added to the env step.
 """
 
 from __future__ import annotations
@@ -25,39 +25,30 @@ def teacher_name(teacher: Any) -> str:
     return type(teacher).__name__
 
 
-class FiniteGuard:
-    """Per-env counts of non-finite teacher labels and executed actions, on the device.
+def check_finite(labels: torch.Tensor, executed: torch.Tensor, teacher: Any) -> None:
+    """Raise if any stored teacher label or executed action of the rollout is non-finite; one host read.
 
-    Attributes:
-        bad: Int tensor, shape (2, num_envs), on ``device``: row 0 counts non-finite label entries (the teacher's
-            raw action, before ``teacher_action_clip``), row 1 non-finite executed action entries.
+    Called once per update, before its gradient steps: the labels are stored raw (``teacher_action_clip`` is
+    applied after this check, so it cannot hide an Inf), and nothing is counted during the rollout (no per-step cost).
+
+    Args:
+        labels: The rollout's raw teacher actions, shape (steps, num_envs, num_actions).
+        executed: The actions the env received, same shape.
+        teacher: Named in the error.
+
+    Raises:
+        NonFiniteError: naming the teacher, the number of bad values and one env that had them.
     """
-
-    def __init__(self, num_envs: int, device: str | torch.device) -> None:
-        self.bad = torch.zeros(2, num_envs, dtype=torch.int64, device=device)
-
-    def record(self, labels: torch.Tensor, executed: torch.Tensor) -> None:
-        """Count non-finite entries per env; both tensors have shape (num_envs, num_actions). No host sync."""
-        self.bad[0] += (~torch.isfinite(labels)).sum(-1)
-        self.bad[1] += (~torch.isfinite(executed)).sum(-1)
-
-    def check(self, teacher: Any) -> None:
-        """Read the counts once (one host read), reset them, and raise if any entry was non-finite.
-
-        Raises:
-            NonFiniteError: naming the teacher, the number of bad values and one env that had them.
-        """
-        per_kind = self.bad.sum(1)
-        first_env = (self.bad.sum(0) > 0).to(torch.int64).argmax().view(1)
-        labels, executed, env = torch.cat([per_kind, first_env]).tolist()
-        self.bad.zero_()
-        if labels or executed:
-            raise NonFiniteError(
-                f"The teacher {teacher_name(teacher)} produced {labels} non-finite (NaN or Inf) action values this "
-                f"iteration, and {executed} executed action values were non-finite (e.g. env {env}); stopped before "
-                "the update so that the student is not trained on them. Check the teacher and that env's "
-                "observations (rsl_rl's check_for_nan sees NaN only, not Inf)."
-            )
+    bad = torch.stack([(~torch.isfinite(labels)).sum((0, 2)), (~torch.isfinite(executed)).sum((0, 2))])
+    first_env = (bad.sum(0) > 0).to(torch.int64).argmax().view(1)
+    num_labels, num_executed, env = torch.cat([bad.sum(1), first_env]).tolist()
+    if num_labels or num_executed:
+        raise NonFiniteError(
+            f"The teacher {teacher_name(teacher)} produced {num_labels} non-finite (NaN or Inf) action values this "
+            f"iteration, and {num_executed} executed action values were non-finite (e.g. env {env}); stopped before "
+            "the update so that the student is not trained on them. Check the teacher and that env's "
+            "observations (rsl_rl's check_for_nan sees NaN only, not Inf)."
+        )
 
 
 def check_loss(loss_dict: dict[str, float], teacher: Any) -> None:

@@ -13,7 +13,7 @@ from tensordict import TensorDict
 from dagmix.algorithms import _compat, checkpoint_io
 from dagmix.algorithms.ema import WeightAverage, loads_student, restore_student
 from dagmix.algorithms.episode_returns import EpisodeReturns
-from dagmix.algorithms.finite_guard import FiniteGuard, check_loss, check_student_weights
+from dagmix.algorithms.finite_guard import check_finite, check_loss, check_student_weights
 from dagmix.algorithms.iteration_stats import IterationStats
 from dagmix.algorithms.loss_weighting import SplitLoss, WhoDroveWeights
 from dagmix.algorithms.mixing_core import (
@@ -128,7 +128,6 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
         )
         self.teacher_masks = torch.zeros(steps, num_envs, dtype=torch.bool, device=self.device)
         self.executed_actions = torch.zeros(steps, num_envs, num_actions, device=self.device)
-        self._finite_guard = FiniteGuard(num_envs, self.device)  # non-finite labels / actions, read per update
         self.loss_fn = SplitLoss(self.loss_fn, self.device)
         self._step_mask = self.mixing_policy.teacher_mask
         # optional extensions, built only when configured (no cost otherwise)
@@ -173,14 +172,10 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
         if self.replay is not None and self.replay.recurrent:  # the hidden state this step starts from
             self.replay.record_hidden(self.storage.step, self.student.get_hidden_state())
         student_actions = super().act(obs)
-        teacher_actions = self.transition.privileged_actions
-        if self.teacher_action_clip is not None:
-            clip = self.teacher_action_clip
-            self.transition.privileged_actions = teacher_actions.clamp(-clip, clip)
+        teacher_actions = self.transition.privileged_actions  # stored raw; teacher_action_clip applies in update()
         mask = core.policy.step()
         self._step_mask = mask
         executed = core.policy.select(student_actions, teacher_actions)
-        self._finite_guard.record(teacher_actions, executed)  # the raw label: clipping must not hide an Inf
         step = self.storage.step
         if step < self.teacher_masks.shape[0]:
             self.teacher_masks[step].copy_(mask)
@@ -200,8 +195,8 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
 
     def update(self) -> dict[str, float]:
         """Train the student on all visited states; compute, log and print this iteration's mixing metrics."""
-        self._finite_guard.check(_compat.raw_teacher(self))  # non-finite labels / actions raise, before any step
         filled = max(1, min(self.storage.step, self.teacher_masks.shape[0]))
+        self._check_and_clip_labels(filled)
         masks = self.teacher_masks[:filled]
         stats = IterationStats(self.device)
         stats.add("teacher_steps", masks.sum())
@@ -231,6 +226,17 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
         metrics.update(self.schedule.log_scalars())
         self.mixing_core.end_iteration(metrics, loss_dict)
         return loss_dict
+
+    def _check_and_clip_labels(self, filled: int) -> None:
+        """Stop on non-finite labels or executed actions (before any gradient step), then clip the stored labels.
+
+        The labels are stored raw during the rollout, so ``teacher_action_clip`` cannot hide an Inf from the check;
+        both cost one reduction and one in-place clamp per update, nothing per env step.
+        """
+        labels = self.storage.privileged_actions[:filled]
+        check_finite(labels, self.executed_actions[:filled], _compat.raw_teacher(self))
+        if self.teacher_action_clip is not None:
+            labels.clamp_(-self.teacher_action_clip, self.teacher_action_clip)
 
     def _metrics(self, values: dict[str, list[float]]) -> dict[str, float]:
         """Return the iteration's logged scalars from the read-back statistics."""

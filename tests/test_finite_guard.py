@@ -58,18 +58,30 @@ def test_non_finite_teacher_stops_before_the_update(tmp_path, runner, fn, schedu
     assert glob.glob(os.path.join(tmp_path, "logs", "model_*.pt")) == []  # nothing saved
 
 
-def test_counts_are_accumulated_per_step_and_read_once_per_iteration(tmp_path):
-    r = make_runner(tmp_path, None, {"mixing": {"schedule": "student_only"}})
+def test_labels_are_stored_raw_and_checked_once_per_update(tmp_path):
+    """Nothing is counted per env step: the update checks the stored (raw) labels with one reduction."""
+    r = make_runner(tmp_path, None, {"mixing": {"schedule": "student_only"}, "teacher_action_clip": 1.0})
     use_callable_teacher(r, nan_in_env_5)
     from helpers import rollout
 
     r.alg.train_mode()
     rollout(r.alg, r.env, 8)
-    bad = r.alg._finite_guard.bad
-    assert bad[0].tolist() == [0] * 5 + [16] + [0] * 10  # 8 steps x 2 NaN actions, env 5 only
-    assert bad[1].sum() == 0  # the student drove: the executed actions were finite
-    with pytest.raises(NonFiniteError, match=r"produced 16 non-finite.*and 0 executed"):
+    labels = r.alg.storage.privileged_actions[:8]
+    assert (~torch.isfinite(labels)).sum((0, 2)).tolist() == [0] * 5 + [16] + [0] * 10  # 8 steps x 2, env 5 only
+    with pytest.raises(NonFiniteError, match=r"produced 16 non-finite.*and 0 executed.*\(e\.g\. env 5\)"):
         r.alg.update()
+
+
+def test_the_clip_applies_to_the_stored_labels_after_the_check(tmp_path):
+    r = make_runner(tmp_path, None, {"mixing": {"schedule": "student_only"}, "teacher_action_clip": 0.5})
+    use_callable_teacher(r, lambda obs: torch.full((obs.shape[0], 2), 3.0))
+    from helpers import rollout
+
+    r.alg.train_mode()
+    rollout(r.alg, r.env, 8)
+    assert bool((r.alg.storage.privileged_actions[:8] == 3.0).all())  # raw during the rollout
+    r.alg.update()
+    assert bool((r.alg.storage.privileged_actions[:8] == 0.5).all())  # the loss saw the clipped label
 
 
 def test_huge_labels_stop_the_run_and_no_non_finite_checkpoint_is_saved(tmp_path):

@@ -351,6 +351,7 @@ def test_teacher_action_clip_changes_only_the_stored_label(tmp_path, teacher_pat
     rollout(r.alg, r.env, 8)
     executed, labels = r.alg.executed_actions, r.alg.storage.privileged_actions
     assert executed.abs().max() > 1.0  # the env receives the raw teacher action (and clamps it itself)
+    r.alg._check_and_clip_labels(8)  # the first thing update() does: the finite check, then the clip
     assert labels.abs().max() <= 1.0
     assert torch.equal(labels, executed.clamp(-1.0, 1.0))
     with pytest.raises(ValueError, match=r"teacher_action_clip=-1"):
