@@ -169,7 +169,7 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
     from rsl_rl.runners import OnPolicyRunner
 
     from dagmix.envs import make
-    from dagmix.envs.evaluation import evaluate_policy
+    from dagmix.envs.evaluation import SameEpisodes
     from dagmix.envs.task_configs import dagger_ppo_train_cfg, shipped_teacher, student_model
 
     torch.set_num_threads(args.threads)
@@ -187,10 +187,10 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
         kw = args.env_kwargs()
         env = make(args.task, num_envs=args.num_envs, device=args.device, seed=seed, **kw)
         eval_env = make(args.task, num_envs=args.eval_episodes, device=args.device, seed=10_000 + seed, **kw)
+        episodes = SameEpisodes(eval_env, args.eval_episodes)  # the same episodes at every periodic evaluation
         runner = OnPolicyRunner(env, cfg, None, args.device)
         runner.load(shipped_teacher(args.task), map_location=args.device)
         alg = runner.alg
-        clip = alg.teacher_action_clip
         zero = alg.beta_schedule.first_zero_iteration()
         handover = {zero + o for o in args.handover_offsets} if zero else set()
         steps_per_it = args.num_envs * args.steps_per_env
@@ -207,7 +207,7 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
                 **{k.split("/")[-1]: v for k, v in metrics.items() if k in RECIPE_SCALARS},
             }
             if it % args.eval_interval == 0 or it == args.iterations - 1 or it in handover:
-                compare_schedules.evaluate_periodically(row, eval_env, alg, args, console, variant, seed, t0)
+                compare_schedules.evaluate_periodically(row, episodes, alg, args, console, variant, seed, t0)
             rows.append(row)
 
         alg.iteration_callbacks.append(record)
@@ -222,10 +222,9 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
         alg.update = update  # type: ignore[method-assign]
         runner.learn(args.iterations)
         train_s = time.time() - t0
-        teacher_eval = evaluate_policy(eval_env, alg.teacher, args.eval_episodes)
         final_env = make(args.task, num_envs=args.final_eval_episodes, device=args.device, seed=20_000 + seed, **kw)
-        final = evaluate_policy(final_env, alg.get_policy(), args.final_eval_episodes, alg.teacher, clip)
-        teacher_final = evaluate_policy(final_env, alg.teacher, args.final_eval_episodes)
+        same_episodes = compare_schedules.same_episode_evaluations
+        teacher_eval, final, teacher_final = same_episodes(episodes, final_env, alg, args)
     result = {
         "variant": variant,
         "task": args.task,
@@ -241,9 +240,10 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
         "code": code_version(),
         "train_seconds": train_s,
         "total_seconds": time.time() - t0,
-        "teacher_eval": teacher_eval.to_dict(),
-        "final": final.to_dict(),
-        "teacher_final": teacher_final.to_dict(),
+        "yardstick": "same_episodes",
+        "teacher_eval": teacher_eval,
+        "final": final,
+        "teacher_final": teacher_final,
         "iterations": rows,
     }
     return write_run(path, result)

@@ -189,16 +189,15 @@ def _train_cfg(args: Args, mixing: dict[str, Any], seed: int, variant: str = "")
 
 
 def evaluate_periodically(
-    row: dict[str, Any], eval_env: Any, alg: Any, args: Any, console: Any, label: str, seed: int, t0: float
+    row: dict[str, Any], episodes: Any, alg: Any, args: Any, console: Any, label: str, seed: int, t0: float
 ) -> None:
     """Evaluate the student alone, add the ``eval_*`` fields to the iteration's ``row``, print a progress line.
 
-    ``args`` gives ``eval_episodes`` and ``iterations``; the line goes to ``console`` (a run's own output goes to its
-    log).
+    ``episodes`` is the run's :class:`~dagmix.envs.evaluation.SameEpisodes`: every periodic evaluation replays the
+    episodes the teacher is evaluated on (``teacher_eval``), so ``eval_return / teacher_eval`` is a paired ratio.
+    ``args`` gives ``iterations``; the line goes to ``console`` (a run's own output goes to its log).
     """
-    from dagmix.envs.evaluation import evaluate_policy
-
-    res = evaluate_policy(eval_env, alg.get_policy(), args.eval_episodes, alg.teacher, alg.teacher_action_clip)
+    res = episodes(alg.get_policy(), alg.teacher, alg.teacher_action_clip)
     row.update(
         eval_return=res.return_mean,
         eval_success=res.success_rate,
@@ -213,6 +212,20 @@ def evaluate_periodically(
     )
 
 
+def same_episode_evaluations(
+    episodes: Any, final_env: Any, alg: Any, args: Any
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Return the JSON forms of ``teacher_eval`` (on ``episodes``, the periodic ones), ``final``, ``teacher_final``.
+
+    The last student and the teacher are run on the same fresh episodes, so ``final / teacher_final`` is paired.
+    """
+    from dagmix.envs.evaluation import SameEpisodes
+
+    final_episodes = SameEpisodes(final_env, args.final_eval_episodes)
+    final = final_episodes(alg.get_policy(), alg.teacher, alg.teacher_action_clip)
+    return episodes(alg.teacher).to_dict(), final.to_dict(), final_episodes(alg.teacher).to_dict()
+
+
 def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str, label: str | None = None) -> dict[str, Any]:
     """Distill one (variant, seed); write its JSON to ``path`` (atomically) and return a short summary.
 
@@ -222,7 +235,7 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str, label
 
     from dagmix.algorithms import MixingDistillationRunner
     from dagmix.benchmarks.tasks import RandomPolicy, get_task
-    from dagmix.envs.evaluation import evaluate_policy
+    from dagmix.envs.evaluation import SameEpisodes, evaluate_policy
 
     args = Args(**args_dict)
     task = get_task(args.task)
@@ -238,10 +251,10 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str, label
         kw = args.env_kwargs()
         env = task.make_env(args.num_envs, args.device, seed, **kw)
         eval_env = task.make_env(args.eval_episodes, args.device, 10_000 + seed, **kw)
+        episodes = SameEpisodes(eval_env, args.eval_episodes)  # the same episodes at every periodic evaluation
         runner = MixingDistillationRunner(env, cfg, None, args.device)
         task.load_teacher(runner, args.device)
         alg = runner.alg
-        clip = alg.teacher_action_clip
         zero = alg.schedule.first_zero_iteration()
         handover = {zero + o for o in args.handover_offsets} if zero else set()
         last = args.iterations - 1
@@ -260,17 +273,15 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str, label
                 "replay_loss": metrics.get("Distillation/replay_loss"),
             }
             if it % args.eval_interval == 0 or it == last or it in handover:
-                evaluate_periodically(row, eval_env, alg, args, console, label or variant, seed, t0)
+                evaluate_periodically(row, episodes, alg, args, console, label or variant, seed, t0)
             row["loss"] = losses.get("behavior")
             rows.append(row)
 
         alg.iteration_callbacks.append(record)
         runner.learn(args.iterations, init_at_random_ep_len=task.init_at_random_ep_len)
         train_s = time.time() - t0
-        teacher_eval = evaluate_policy(eval_env, alg.teacher, args.eval_episodes)
         final_env = task.make_env(args.final_eval_episodes, args.device, 20_000 + seed, **kw)
-        final = evaluate_policy(final_env, alg.get_policy(), args.final_eval_episodes, alg.teacher, clip)
-        teacher_final = evaluate_policy(final_env, alg.teacher, args.final_eval_episodes)
+        teacher_eval, final, teacher_final = same_episode_evaluations(episodes, final_env, alg, args)
         baselines = {}
         if task.random_action_scale is not None:  # the normalised return's zero: uniformly random actions
             scale = task.random_action_scale
@@ -294,9 +305,10 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str, label
         "code": code_version(),
         "train_seconds": train_s,
         "total_seconds": time.time() - t0,
-        "teacher_eval": teacher_eval.to_dict(),
-        "final": final.to_dict(),
-        "teacher_final": teacher_final.to_dict(),
+        "yardstick": "same_episodes",
+        "teacher_eval": teacher_eval,
+        "final": final,
+        "teacher_final": teacher_final,
         **baselines,
         "iterations": rows,
     }

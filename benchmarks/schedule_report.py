@@ -96,6 +96,7 @@ def run_metrics(run: dict[str, Any]) -> dict[str, Any]:
         "final_distance": final["final_distance"],
         "final_behavior_loss": final.get("behavior_loss"),
         "teacher_return": run["teacher_final"]["return_mean"],
+        "yardstick": run.get("yardstick", "separate"),
     }
     evals = _eval_rows(run)
     if evals:  # stability of the last iterate: how far the last periodic evaluation is below the best one
@@ -259,12 +260,16 @@ def _write_markdown(
 def _stability_table(metrics: dict[str, list[dict[str, Any]]], variants: Sequence[str]) -> list[str]:
     lines = [
         "Every seed's last student (final evaluation) and how far the last periodic evaluation fell below the best "
-        "one (in units of the teacher's return):",
+        "one (in units of the teacher's return). Yardstick `same episodes`: every periodic evaluation replays the "
+        "episodes the teacher was evaluated on, and the final one runs student and teacher on the same episodes, so "
+        "the ratios are paired; `separate`: runs made before that, each evaluation on its own episodes.",
         "",
-        "| variant | seeds | min return ratio | max − min | min success | max last−best gap | mean last−best gap |",
-        "|---|---|---|---|---|---|---|",
+        "| variant | seeds | min return ratio | max − min | min success | max last−best gap | mean last−best gap "
+        "| yardstick |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for v in variants:
+        yardsticks = sorted({m.get("yardstick", "separate").replace("_", " ") for m in metrics[v]})
         ratios = [m["final_return_ratio"] for m in metrics[v]]
         success = [m["final_success"] for m in metrics[v]]
         gaps = [m["last_best_gap"] for m in metrics[v] if m.get("last_best_gap") is not None]
@@ -274,7 +279,7 @@ def _stability_table(metrics: dict[str, list[dict[str, Any]]], variants: Sequenc
         success_min = f"{min(known):.3f}" if known else "–"
         lines.append(
             f"| {v} | {len(ratios)} | {min(ratios):.3f} | {max(ratios) - min(ratios):.3f} | {success_min} | "
-            f"{gap_max} | {gap_mean} |"
+            f"{gap_max} | {gap_mean} | {', '.join(yardsticks)} |"
         )
     return lines
 

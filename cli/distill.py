@@ -1,7 +1,8 @@
 """``dagmix distill``: one pipeline for both algorithms (MixingDistillation, MixingDAggerPPO).
 
-The student is evaluated alone as it trains (the best is saved as ``model_best.pt``) and at the end, beside the
-teacher, on fresh episodes.
+The student is evaluated alone as it trains, beside the teacher on the same episodes (the best is saved as
+``model_best.pt``), and at the end, beside the teacher, on the same fresh episodes; a figure of the periodic
+evaluations and beta is written beside the checkpoints.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from dagmix.algorithms import checkpoint_io
 from dagmix.algorithms.finite_guard import NonFiniteError
 from dagmix.cli.checkpoints import checkpoint_kind, find_checkpoint, load_file
+from dagmix.cli.figure import write_figure
 from dagmix.cli.models import format_table, load_models, make_env
 from dagmix.cli.runs import apply_run_flags, num_envs, release_if_unused, reserve_log_dir, write_params
 from dagmix.envs.task_configs import dagger_ppo_train_cfg, distill_train_cfg, shipped_teacher
@@ -112,8 +114,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
         if args.eval_episodes > 0 and args.eval_interval > 0:
             eval_env = make_env(args.task, args.eval_episodes, args.device, cfg["seed"] + 10_000, env_over)
             last_it = runner.current_learning_iteration + cfg["max_iterations"] - 1
-            evaluate = periodic_eval(runner.alg, eval_env, args.eval_episodes, args.eval_interval, last_it, log_dir)
+            evaluate = PeriodicEval(runner.alg, eval_env, args.eval_episodes, args.eval_interval, last_it, log_dir)
             runner.alg.iteration_callbacks.append(evaluate)
+        else:
+            evaluate = None
         t0 = time.time()
         try:
             runner.learn(cfg["max_iterations"])
@@ -122,6 +126,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
         print(f"[dagmix] {algo.label} took {time.time() - t0:.0f} s; checkpoints in {log_dir}")
         if args.final_eval_episodes > 0:
             _final_table(args, runner.alg, log_dir, cfg["seed"], env_over)
+        if evaluate is None:
+            print("[dagmix] no figure: the periodic evaluation is off (--eval_interval 0 or --eval_episodes 0)")
+        elif (figure := write_figure(log_dir, evaluate.evals, evaluate.betas)) is not None:
+            print(f"[dagmix] figure: {figure}")
         return 0
 
 
@@ -154,55 +162,90 @@ def _checkpoint(args: argparse.Namespace, cfg: dict, algo: Algorithm) -> tuple[s
     return path, loaded
 
 
-def periodic_eval(alg: Any, eval_env: Any, episodes: int, interval: int, last_it: int, log_dir: str) -> Any:
-    """Return the iteration callback that evaluates ``alg``'s student alone every ``interval`` iterations.
+class PeriodicEval:
+    """The iteration callback that evaluates the student alone every ``interval`` iterations, beside the teacher.
 
-    A new best return writes ``model_best.pt`` atomically (with its evaluation under ``infos``); the callback
-    prints one line and returns the ``Eval/student_*`` scalars to log.
+    Every evaluation replays the same episodes (:class:`~dagmix.envs.evaluation.SameEpisodes`); the teacher is
+    deterministic there, so its result on them is measured once and logged at every evaluation
+    (``Eval/teacher_return``, ``Eval/teacher_success_rate``) with the paired ``Eval/return_ratio``. A better
+    evaluation by the rule ``BEST_RULE`` writes ``model_best.pt`` atomically (with its evaluation under
+    ``infos``). Beta is recorded every iteration for the figure.
     """
-    from dagmix.envs.evaluation import evaluate_policy
 
-    best = -float("inf")
+    def __init__(self, alg: Any, eval_env: Any, episodes: int, interval: int, last_it: int, log_dir: str) -> None:
+        from dagmix.envs.evaluation import SameEpisodes
 
-    def evaluate(it: int, metrics: dict[str, float]) -> dict[str, float] | None:
-        nonlocal best
-        if it % interval != 0 and it != last_it:
+        self.alg, self.interval, self.last_it, self.log_dir = alg, interval, last_it, log_dir
+        self.episodes = SameEpisodes(eval_env, episodes)
+        self.teacher: Any = None  # EvalResult of the teacher on the episodes, measured at the first evaluation
+        self.best: tuple[float, float] | None = None
+        self.evals: list[dict[str, Any]] = []
+        self.betas: list[tuple[int, float]] = []
+
+    def __call__(self, it: int, metrics: dict[str, float]) -> dict[str, float] | None:
+        """Record beta; at an evaluation iteration, evaluate, maybe save ``model_best.pt``, print and log."""
+        from dagmix.algorithms.phase_log import SCALAR_BETA
+        from dagmix.envs.evaluation import best_key
+
+        if SCALAR_BETA in metrics:
+            self.betas.append((it, float(metrics[SCALAR_BETA])))
+        if it % self.interval != 0 and it != self.last_it:
             return None
-        res = evaluate_policy(eval_env, alg.get_policy(), episodes)
-        if res.return_mean > best:
-            best = res.return_mean
-            saved = alg.save()
-            saved.update(iter=it, infos={"eval": res.to_dict()})
-            checkpoint_io.save_checkpoint(saved, os.path.join(log_dir, "model_best.pt"))
+        if self.teacher is None:
+            self.teacher = self.episodes(self.alg.teacher)
+        res, teacher = self.episodes(self.alg.get_policy()), self.teacher
+        ratio = res.return_mean / teacher.return_mean
+        key = best_key(res)
+        if self.best is None or key > self.best:
+            self.best = key
+            saved = self.alg.save()
+            saved.update(iter=it, infos={"eval": res.to_dict(), "teacher_eval": teacher.to_dict()})
+            checkpoint_io.save_checkpoint(saved, os.path.join(self.log_dir, "model_best.pt"))
+        self.evals.append(
+            {
+                "iteration": it,
+                "return_ratio": ratio,
+                "success_rate": res.success_rate,
+                "teacher_success_rate": teacher.success_rate,
+            }
+        )
         print(
             f"[dagmix] iteration {it}: student alone over {res.num_episodes} episodes: return "
             f"{res.return_mean:.2f} ± {res.return_ci95:.2f}, success {res.success_rate:.3f}, "
-            f"final distance {res.final_distance:.3f} m"
+            f"final distance {res.final_distance:.3f} m; the teacher on the same episodes: return "
+            f"{teacher.return_mean:.2f}, success {teacher.success_rate:.3f} (student / teacher {ratio:.3f})"
         )
         return {
             "Eval/student_return": res.return_mean,
             "Eval/student_success_rate": res.success_rate,
             "Eval/student_final_distance": res.final_distance,
+            "Eval/teacher_return": teacher.return_mean,
+            "Eval/teacher_success_rate": teacher.success_rate,
+            "Eval/return_ratio": ratio,
         }
-
-    return evaluate
 
 
 def _final_table(args: argparse.Namespace, alg: Any, log_dir: str, seed: int, env_over: dict) -> None:
-    """Print the last student, the best (``model_best.pt``) and the teacher, each alone, on fresh episodes."""
-    from dagmix.envs.evaluation import evaluate_policy
+    """Print the last student, the best (``model_best.pt``) and the teacher, each alone, on the same fresh episodes."""
+    from dagmix.envs.evaluation import BEST_RULE, SameEpisodes
 
     n = args.final_eval_episodes
     final_env = make_env(args.task, n, args.device, seed + 20_000, env_over)
-    rows = {"student": evaluate_policy(final_env, alg.get_policy(), n)}
+    episodes = SameEpisodes(final_env, n)
+    rows = {"student": episodes(alg.get_policy())}
     best_path = os.path.join(log_dir, "model_best.pt")
     if os.path.isfile(best_path):
         loaded = load_file(best_path, args.device, False)
         best = load_models(args.task, best_path, loaded, args.device, final_env)[0]["student"]
-        rows[f"best@{loaded['iter']}"] = evaluate_policy(final_env, best, n)
-    rows["teacher"] = evaluate_policy(final_env, alg.teacher, n)
-    print("[dagmix] final evaluation on fresh episodes: the last student, the best by periodic eval, the teacher")
+        rows[f"best@{loaded['iter']}"] = episodes(best)
+    rows["teacher"] = episodes(alg.teacher)
+    print(
+        f"[dagmix] final evaluation on {n} fresh episodes, the same for each row: the last student, the best by "
+        "periodic evaluation, the teacher"
+    )
     print(format_table(rows))
     for name, res in rows.items():
         if name != "teacher":
             print(f"[dagmix] {name} / teacher return: {res.return_mean / rows['teacher'].return_mean:.3f}")
+    if len(rows) == 3:
+        print(f"[dagmix] best: the periodic evaluation with the {BEST_RULE}")

@@ -153,3 +153,50 @@ def _run_episodes(
     if teacher is not None:
         loss = float(sq_err[:num_episodes].sum() / counted[:num_episodes].sum())
     return EvalResult(ret_mean, ret_ci, rate, rate_ci, dist_mean, dist_ci, num_episodes, loss)
+
+
+class SameEpisodes:
+    """Evaluate policies on one fixed set of episodes: same starts, same noise, for every policy and every call.
+
+    A built-in task's seeded generator (``env.gen``) is saved once and restored before each run: those tasks draw
+    their resets and noise for every env at once, a fixed number of values per step, so each env's first episode
+    depends only on that state, not on the policy. An env with a ``reseed()`` method instead (the gymnasium
+    adapter) is reseeded with its own seed before each run. Returns are then paired: the student's divided by the
+    teacher's on the same episodes has no noise of its own from the episode draw.
+    """
+
+    def __init__(self, env: Any, num_episodes: int) -> None:
+        """Args: env: a VecEnv with a ``gen`` torch.Generator or a ``reseed()`` method; num_episodes: episodes."""
+        gen = getattr(env, "gen", None)
+        if not isinstance(gen, torch.Generator) and not callable(getattr(env, "reseed", None)):
+            raise ValueError(
+                f"{type(env).__name__} has no seeded generator `gen` and no reseed() method: a same-episode "
+                "evaluation needs one (the built-in tasks and dagmix's gymnasium adapter have them)."
+            )
+        self.env, self.num_episodes = env, num_episodes
+        self._state = gen.get_state() if isinstance(gen, torch.Generator) else None
+
+    def __call__(
+        self, policy: torch.nn.Module, teacher: torch.nn.Module | None = None, teacher_action_clip: float | None = None
+    ) -> EvalResult:
+        """Run ``policy`` alone on the episodes (see :func:`evaluate_policy` for the arguments)."""
+        if self._state is not None:
+            self.env.gen.set_state(self._state)
+        else:
+            self.env.reseed()
+        return evaluate_policy(self.env, policy, self.num_episodes, teacher, teacher_action_clip)
+
+
+def best_key(result: EvalResult) -> tuple[float, float]:
+    """Return the sort key of the ``model_best.pt`` rule: the success rate, then the return.
+
+    Periodic evaluations replay the same episodes (:class:`SameEpisodes`), so returns are comparable across
+    iterations and ranking by return is ranking by the return relative to the teacher on those episodes. A higher
+    return never outranks a higher success rate, so a checkpoint that fails more often cannot be picked for a return
+    that is higher by noise; a task without a success rate (nan) is ranked by the return alone.
+    """
+    return (result.success_rate if math.isfinite(result.success_rate) else 0.0), result.return_mean
+
+
+BEST_RULE = "highest success rate, then highest return, on the same episodes at every evaluation"
+"""The ``model_best.pt`` rule in words (printed under the final table)."""

@@ -79,6 +79,7 @@ class GymnasiumVecEnv(VecEnv):
         self._policy_obs = policy_obs or (lambda o: o)
         self._teacher_obs = teacher_obs or (lambda o: o)
         self._episode_length_buf = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        self.seed = seed
         obs, _ = env.reset(seed=seed)
         self._obs = self._to_tensor(obs)
 
@@ -126,6 +127,14 @@ class GymnasiumVecEnv(VecEnv):
         self._obs = self._to_tensor(obs)
         self._episode_length_buf.zero_()
         return self.get_observations()
+
+    def reseed(self) -> None:
+        """Reseed every env with the constructor's ``seed``: the following resets replay the same episodes."""
+        if self.seed is None:
+            raise ValueError("This GymnasiumVecEnv is unseeded (seed=None): it cannot replay the same episodes.")
+        obs, _ = self.env.reset(seed=self.seed)
+        self._obs = self._to_tensor(obs)
+        self._episode_length_buf.zero_()
 
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
         """Step every env; a finished env's returned observation is already its reset observation.

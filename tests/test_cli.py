@@ -39,9 +39,15 @@ def test_distill_two_stage_prints_phases_evaluates_and_saves_best(tmp_path, teac
     out = capsys.readouterr().out
     assert "Phase Iteration: 2/2 (Phase 1)" in out and "  Iteration: 2\n" in out
     assert "Eval/student_return" in out and "Eval/student_success_rate" in out
+    assert "Eval/teacher_return" in out and "Eval/teacher_success_rate" in out and "Eval/return_ratio" in out
     assert "student / teacher return:" in out and "best@" in out
+    assert "[dagmix] best: the periodic evaluation with the highest success rate, then highest return" in out
     (run,) = glob.glob(str(tmp_path / "rsl_rl" / "quadcopter_distillation" / "*"))
     assert os.path.isfile(os.path.join(run, "model_best.pt")) and os.path.isfile(os.path.join(run, "model_2.pt"))
+    figure = os.path.join(run, "eval.png")
+    assert f"[dagmix] figure: {figure}\n" in out and os.path.getsize(figure) > 0
+    best = load_checkpoint(os.path.join(run, "model_best.pt"), "cpu")
+    assert best["infos"]["teacher_eval"]["num_episodes"] == 8 and "return_mean" in best["infos"]["eval"]
     agent = json.load(open(os.path.join(run, "params", "agent.json")))
     assert agent["algorithm"]["mixing"] == {"schedule": "two_stage", "phase1_iterations": 2}
 
@@ -229,3 +235,27 @@ def test_distill_the_thrown_quadcopter_with_its_shipped_teacher(tmp_path, capsys
     )
     row = json.loads(path.read_text())["teacher"]
     assert row["success_rate"] >= 0.9 and row["return_mean"] > 100.0
+
+
+def test_the_figure_is_skipped_with_one_line_without_matplotlib(tmp_path, teacher_ckpt, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    assert _distill(tmp_path, teacher_ckpt, "--final_eval_episodes", "0") == 0
+    out = capsys.readouterr().out
+    assert "[dagmix] no figure: matplotlib is not installed (pip install matplotlib)\n" in out
+    assert not glob.glob(str(tmp_path / "rsl_rl" / "quadcopter_distillation" / "*" / "eval.png"))
+
+
+def test_the_best_checkpoint_follows_the_rule_over_the_logged_evaluations(tmp_path, teacher_ckpt, capsys):
+    """model_best.pt is the evaluation with the highest (success rate, return) among the printed ones."""
+    import re
+
+    assert _distill(tmp_path, teacher_ckpt, "--schedule", "teacher_only", "--final_eval_episodes", "0") == 0
+    out = capsys.readouterr().out
+    line = r"\[dagmix\] iteration (\d+): student alone over 8 episodes: return (-?[\d.]+) ± [\d.nan]+, success ([\d.]+)"
+    evals = [(float(s), float(r), int(i)) for i, r, s in re.findall(line, out)]
+    assert [e[2] for e in evals] == [0, 1, 2]
+    best_it = max(evals, key=lambda e: (e[0], e[1]))[2]  # ties in both: the first (a later one must be better)
+    (run,) = glob.glob(str(tmp_path / "rsl_rl" / "quadcopter_distillation" / "*"))
+    assert load_checkpoint(os.path.join(run, "model_best.pt"), "cpu")["iter"] == best_it

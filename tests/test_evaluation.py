@@ -60,3 +60,65 @@ def test_behavior_loss_is_left_out_of_the_json_when_not_measured():
     assert plain.behavior_loss is None and "behavior_loss" not in plain.to_dict()
     measured = evaluate_policy(env, teacher, 8, teacher=teacher).to_dict()
     assert measured["behavior_loss"] == 0.0 and math.isfinite(measured["return_mean"])
+
+
+class _Recorder(torch.nn.Module):
+    """Wraps a policy and records the observations of every step (to compare what two runs saw)."""
+
+    def __init__(self, policy):
+        super().__init__()
+        self.policy, self.seen = policy, []
+
+    def forward(self, obs):
+        self.seen.append(obs.clone())
+        return self.policy(obs)
+
+    def reset(self, dones=None):
+        pass
+
+
+@pytest.mark.parametrize("task", ["quadcopter", "cue_doors"])
+def test_same_episodes_give_every_policy_the_same_starts_and_noise(task):
+    from dagmix.envs.evaluation import SameEpisodes
+
+    env = make(task, num_envs=16, seed=7, **({"episode_length_s": 1.0} if task == "quadcopter" else {}))
+    a = env.num_actions
+    good = _Recorder(lambda obs: torch.zeros(obs.batch_size[0], a))
+    bad = _Recorder(lambda obs: torch.ones(obs.batch_size[0], a))  # another trajectory: other episode ends
+    episodes = SameEpisodes(env, 16)
+    first, second = episodes(good), episodes(bad)
+    # the first observation (starts, and the student's noise) is identical for both policies ...
+    assert torch.equal(good.seen[0]["policy"], bad.seen[0]["policy"])
+    assert torch.equal(good.seen[0]["teacher"], bad.seen[0]["teacher"])
+    if task == "quadcopter":  # its student's observations have new noise every step
+        assert not torch.equal(good.seen[1]["policy"], good.seen[2]["policy"])
+    again = _Recorder(good.policy)
+    assert episodes(again) == first  # the same episodes on every call: a deterministic policy gives the same result
+    assert all(torch.equal(x["policy"], y["policy"]) for x, y in zip(good.seen, again.seen, strict=True))
+    assert second != first
+    # without SameEpisodes the generator moves on: the next evaluation sees other starts
+    plain = _Recorder(good.policy)
+    evaluate_policy(env, plain, 16)
+    assert not torch.equal(plain.seen[0]["teacher"], good.seen[0]["teacher"])
+
+
+def test_same_episodes_needs_a_seeded_generator():
+    from dagmix.envs.evaluation import SameEpisodes
+
+    class NoGen:
+        num_envs = 4
+
+    with pytest.raises(ValueError, match="NoGen has no seeded generator `gen` and no reseed"):
+        SameEpisodes(NoGen(), 4)
+
+
+def test_the_best_rule_never_prefers_a_lower_success_rate_for_a_higher_return():
+    from dagmix.envs.evaluation import EvalResult, best_key
+
+    def res(ret, success):
+        return EvalResult(ret, 1.0, success, 0.01, 0.1, 0.01, 256)
+
+    assert best_key(res(100.0, 1.0)) > best_key(res(120.0, 0.996))  # success first
+    assert best_key(res(120.0, 1.0)) > best_key(res(100.0, 1.0))  # then the return
+    nan = float("nan")
+    assert best_key(res(120.0, nan)) > best_key(res(100.0, nan))  # no success rate: the return alone

@@ -162,3 +162,40 @@ def test_callable_teacher_without_function_says_how_to_attach_one():
     with pytest.raises(ValueError, match="use_callable_teacher"):
         t(torch.zeros(2, 3))
     assert set(t.state_dict()) == {"num_actions"}
+
+
+def test_same_episodes_replay_the_pendulum_starts_for_every_policy():
+    from dagmix.envs.evaluation import SameEpisodes
+
+    env = pendulum.make_env(8, seed=5)
+    starts = []
+
+    def first_obs(policy):
+        def run(obs):
+            if not run.seen:
+                starts.append(obs["teacher"].clone())
+                run.seen = True
+            return policy(obs)
+
+        run.seen = False
+        return run
+
+    class Wrap(torch.nn.Module):
+        def __init__(self, fn):
+            super().__init__()
+            self.fn = fn
+
+        def forward(self, obs):
+            return self.fn(obs)
+
+        def reset(self, dones=None):
+            pass
+
+    episodes = SameEpisodes(env, 8)
+    zero = episodes(Wrap(first_obs(lambda o: torch.zeros(8, 1))))
+    full = episodes(Wrap(first_obs(lambda o: torch.ones(8, 1))))
+    assert torch.equal(starts[0], starts[1]) and zero.return_mean != full.return_mean
+    assert episodes(Wrap(lambda o: torch.zeros(8, 1))).return_mean == zero.return_mean
+    unseeded = pendulum.make_env(2, seed=None)
+    with pytest.raises(ValueError, match="unseeded"):
+        SameEpisodes(unseeded, 2)(Wrap(lambda o: torch.zeros(2, 1)))
