@@ -82,6 +82,7 @@ class MultiTeacherModel(nn.Module):
         teachers: Sequence[dict[str, Any]],
         selector_group: str,
         checkpoints: Sequence[str] | None = None,
+        distribution_cfg: None = None,
     ) -> None:
         """Build (and with ``checkpoints``, load) the experts.
 
@@ -93,8 +94,15 @@ class MultiTeacherModel(nn.Module):
             teachers: One model config per expert (``class_name`` plus its keys).
             selector_group: The observation group with each env's expert index (values 0..K-1).
             checkpoints: One PPO checkpoint per expert (``actor_state_dict``), or None (loaded later).
+            distribution_cfg: Must be None (Isaac Lab passes it for every model section): each expert's
+                distribution is in its own config.
         """
         super().__init__()
+        if distribution_cfg is not None:
+            raise ValueError(
+                f"distribution_cfg={distribution_cfg!r}: the multi-teacher has no distribution of its own; give each "
+                "expert's in its teachers[k] config."
+            )
         teachers, paths, selector_group = validate_multi_teacher(teachers, checkpoints, selector_group)
         if selector_group not in obs.keys():
             raise ValueError(

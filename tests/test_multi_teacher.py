@@ -351,3 +351,74 @@ def test_per_expert_scalars_are_the_fractions_and_losses_of_each_experts_samples
         metrics[f"Distillation/behavior_loss_expert_{k}"] * metrics[f"Distillation/expert_fraction_{k}"]
         for k in range(2)
     ) == pytest.approx(losses["behavior"], rel=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------- front ends
+def _model_from_section(section: dict, experts):
+    """Build the teacher as rsl_rl does from a ``teacher`` section dict."""
+    from rsl_rl.utils import resolve_callable
+
+    section = dict(section)
+    env = ExpertEnv()
+    return resolve_callable(section.pop("class_name"))(env.get_observations(), OBS_GROUPS, "teacher", 2, **section)
+
+
+def test_isaaclab_configclass_gives_the_section_rsl_rl_builds(isaaclab, experts):
+    from isaaclab_rl.rsl_rl import RslRlDistillationRunnerCfg, RslRlMLPModelCfg, RslRlRNNModelCfg
+    from isaaclab_rl.rsl_rl.utils import handle_deprecated_rsl_rl_cfg
+
+    rnn = {k: v for k, v in GRU.items() if k != "class_name"}
+    teacher = isaaclab.RslRlMultiTeacherModelCfg(
+        teachers=[RslRlMLPModelCfg(hidden_dims=[16, 16], activation="elu"), RslRlRNNModelCfg(**rnn)],
+        checkpoints=experts,
+        selector_group="expert_id",
+    )
+    cfg = RslRlDistillationRunnerCfg(
+        num_steps_per_env=8,
+        max_iterations=2,
+        save_interval=10,
+        experiment_name="x",
+        obs_groups={"student": ["policy"], **OBS_GROUPS},
+        student=RslRlMLPModelCfg(hidden_dims=[16], activation="elu"),
+        teacher=teacher,
+        algorithm=isaaclab.RslRlMixingDistillationAlgorithmCfg(learning_rate=1e-3, gradient_length=8),
+    )
+    section = handle_deprecated_rsl_rl_cfg(cfg, "5.5.1").to_dict()["teacher"]  # as Isaac Lab's train script does
+    model = _model_from_section(section, experts)
+    assert model.checkpoints_loaded and model.expert_obs_sets == ["teacher", "teacher_1"]
+    with pytest.raises(ValueError, match="checkpoints has 1 entries"):
+        isaaclab.RslRlMultiTeacherModelCfg(teachers=[dict(MLP)] * 2, checkpoints=experts[:1], selector_group="e")
+
+
+def test_mjlab_dataclass_gives_the_section_rsl_rl_builds(experts):
+    pytest.importorskip("mjlab", reason="needs mjlab 1.6")
+    import dataclasses
+
+    from mjlab.rl import RslRlModelCfg
+
+    from dagmix.integrations.mjlab_tasks import DagmixMultiTeacherCfg, teacher_dict
+
+    rnn = {k: v for k, v in GRU.items() if k != "obs_normalization"}
+    cfg = DagmixMultiTeacherCfg(
+        teachers=[RslRlModelCfg(hidden_dims=(16, 16)), RslRlModelCfg(**rnn)],
+        checkpoints=experts,
+        selector_group="expert_id",
+    )
+    section = teacher_dict(dataclasses.asdict(cfg))
+    assert section["teachers"][0]["class_name"] == "MLPModel" and section["teachers"][1]["class_name"] == "RNNModel"
+    model = _model_from_section(section, experts)
+    assert model.checkpoints_loaded and model.expert_obs_sets == ["teacher", "teacher_1"]
+
+
+def test_the_front_ends_inherit_every_schema_field():
+    import dataclasses
+
+    from dagmix.mixing.multi_teacher_schema import MULTI_TEACHER_KEYS, MultiTeacherSchema
+
+    assert {f.name for f in dataclasses.fields(MultiTeacherSchema)} == {"class_name", *MULTI_TEACHER_KEYS}
+    import inspect
+
+    from dagmix.models import MultiTeacherModel
+
+    params = set(inspect.signature(MultiTeacherModel.__init__).parameters)
+    assert set(MULTI_TEACHER_KEYS) <= params
