@@ -14,6 +14,7 @@ from rsl_rl.utils import unpad_trajectories
 from tensordict import TensorDict
 
 from dagmix.algorithms import _compat
+from dagmix.algorithms.expert_stats import ExpertStats
 from dagmix.algorithms.finite_guard import check_finite, check_loss, check_student_weights
 from dagmix.algorithms.guidance import TeacherGuidance, set_action_std
 from dagmix.algorithms.mixing_core import CHECKPOINT_KEY, MixingCore, MixingSurface, check_algorithm_keys
@@ -29,6 +30,8 @@ DRIVEN_KEY = "dagmix_teacher_driven"
 """Key of the who-drove flag (1.0: the teacher's action was executed) in the rollout storage's observations."""
 WEIGHT_KEY = "dagmix_imitation_weight"
 """Key of the per-sample advisor weight ``w(s)`` in the rollout storage's observations."""
+EXPERT_KEY = "dagmix_expert_id"
+"""Key of each sample's expert (a multi-teacher's ``expert_ids``, as float) in the rollout storage's observations."""
 _PARENT_KEYS = set(inspect.signature(PPO.__init__).parameters) - {"self", "actor", "critic", "storage"}
 
 
@@ -63,6 +66,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
     """
 
     teacher_loaded: bool = False
+    expert_stats: ExpertStats | None = None  # a multi-teacher's per-expert statistics (set by set_teacher)
 
     def __init__(
         self,
@@ -214,6 +218,13 @@ class MixingDAggerPPO(MixingSurface, PPO):
         self.teacher = teacher.to(self.device)
         self.teacher.requires_grad_(False)
         self.teacher.eval()
+        if getattr(teacher, "checkpoints_loaded", False):  # a multi-teacher loads its experts when it is built
+            self.teacher_loaded = True
+        storage = self.storage
+        self.expert_stats = ExpertStats.attach(teacher, 0, storage.num_envs, self.device)  # None: one teacher
+        if self.expert_stats is not None:  # each sample's expert travels with it through the mini-batches
+            shape = (storage.num_transitions_per_env, storage.num_envs, 1)
+            storage.observations.set(EXPERT_KEY, torch.zeros(shape, device=self.device))
 
     # ------------------------------------------------------------------ schedules
 
@@ -255,6 +266,8 @@ class MixingDAggerPPO(MixingSurface, PPO):
         stored = obs.copy()  # shallow: the env's TensorDict is left as it is
         stored.set(LABEL_KEY, teacher_actions)
         stored.set(DRIVEN_KEY, mask.unsqueeze(-1).to(teacher_actions.dtype))
+        if self.expert_stats is not None:
+            stored.set(EXPERT_KEY, self.expert_stats.current().unsqueeze(-1).to(teacher_actions.dtype))
         self.transition.observations = stored
         if core.beta == 0.0:  # exactly stock PPO's transition
             return student_actions
@@ -281,6 +294,9 @@ class MixingDAggerPPO(MixingSurface, PPO):
         check_finite(observations[LABEL_KEY], self.storage.actions, self.teacher)
         if self.teacher_action_clip is not None:
             observations[LABEL_KEY].clamp_(-self.teacher_action_clip, self.teacher_action_clip)
+        experts = self.expert_stats
+        if experts is not None:
+            experts.check()  # selector values that named no expert raise, before any gradient step
         ppo_coef, imitation_coef = self._coefs
         dist = torch.distributed
         all_reduce = dist.all_reduce if self.is_multi_gpu and dist.is_available() and dist.is_initialized() else None
@@ -293,9 +309,12 @@ class MixingDAggerPPO(MixingSurface, PPO):
         loss_dict, stats = self._ppo_imitation_update(
             ppo_coef * warmup, imitation_coef, mixed=core.beta > 0.0, advised=weights is not None
         )
+        if experts is not None:
+            stats = torch.cat([stats, experts.take(observations[EXPERT_KEY])])
         if all_reduce is not None:
             all_reduce(stats)  # every rank logs the same sums
-        imitation_sum, imitation_count, driven_sum, driven_count = stats.tolist()  # the one extra host read
+        values = stats.tolist()  # the one extra host read
+        imitation_sum, imitation_count, driven_sum, driven_count = values[:4]
         loss_dict["imitation"] = imitation_sum / max(imitation_count, 1.0)
         check_loss(loss_dict, self.teacher)  # e.g. labels so large that their square overflows
         metrics = {
@@ -305,6 +324,8 @@ class MixingDAggerPPO(MixingSurface, PPO):
             SCALAR_PPO_COEF: ppo_coef,
             **{f"Distillation/{name}": value for name, value in recipe.items()},
         }
+        if experts is not None:
+            metrics.update(experts.metrics(values[4:]))
         core.end_iteration(metrics, loss_dict, f"Imitation coef: {imitation_coef:.4g}, PPO coef: {ppo_coef:.4g}")
         return loss_dict
 
@@ -333,6 +354,15 @@ class MixingDAggerPPO(MixingSurface, PPO):
         else:
             per_sample = (mean - labels).pow(2).mean(-1)
         return (per_sample * weights).mean()
+
+    def _imitation_per_sample(self, labels: torch.Tensor) -> torch.Tensor:
+        """Return each sample's imitation loss (shape (batch,); the mean over action dimensions) for logging."""
+        if self.imitation_loss == "gaussian_nll":
+            return -self.actor.get_output_log_prob(labels)
+        mean = self.actor.output_mean
+        if self.imitation_loss == "huber":
+            return nn.functional.huber_loss(mean, labels, reduction="none").mean(-1)
+        return (mean - labels).pow(2).mean(-1)
 
     def _ppo_imitation_update(
         self, ppo_coef: float, imitation_coef: float, mixed: bool, advised: bool = False
@@ -448,6 +478,10 @@ class MixingDAggerPPO(MixingSurface, PPO):
                     with torch.no_grad():
                         imitation = self._imitation_loss(labels)
                 imitation_sum += imitation.detach().float()
+                if self.expert_stats is not None:
+                    with torch.no_grad():
+                        per_sample = self._imitation_per_sample(labels)
+                    self.expert_stats.add_loss(per_sample, _sample_field(batch, EXPERT_KEY))
 
                 rnd_loss = self.rnd.compute_loss(batch.observations[:original_batch_size]) if self.rnd else None
 

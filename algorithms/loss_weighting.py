@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -23,16 +24,25 @@ class SplitLoss:
         self.sums = torch.zeros(4, device=device)
         self.mask: torch.Tensor | None = None
         self.weights: torch.Tensor | None = None  # (steps, num_envs) per-sample weights, or None: the plain mean
+        self.per_step: Callable[[int, torch.Tensor], None] | None = None
         self.index = 0
 
-    def begin(self, mask: torch.Tensor, weights: torch.Tensor | None = None) -> None:
-        """Start an update: ``mask`` (bool, shape (steps, num_envs)) says who drove each stored sample."""
-        self.mask, self.weights, self.index = mask, weights, 0
+    def begin(
+        self,
+        mask: torch.Tensor,
+        weights: torch.Tensor | None = None,
+        per_step: Callable[[int, torch.Tensor], None] | None = None,
+    ) -> None:
+        """Start an update: ``mask`` (bool, shape (steps, num_envs)) says who drove each stored sample.
+
+        ``per_step(step, losses)`` also receives each stored step's per-sample losses (e.g. per-expert sums).
+        """
+        self.mask, self.weights, self.per_step, self.index = mask, weights, per_step, 0
         self.sums.zero_()
 
     def end(self) -> None:
         """End the update: calls outside it (replay, evaluation) are plain."""
-        self.mask = self.weights = None
+        self.mask = self.weights = self.per_step = None
 
     def __call__(self, pred: torch.Tensor, target: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Return the (weighted) loss of one gradient step; during an update, also add to :attr:`sums`."""
@@ -50,6 +60,8 @@ class SplitLoss:
                 m = self.mask[self.index % self.mask.shape[0]].to(per.dtype)
                 on_t = (per * m).sum()
                 self.sums += torch.stack([on_t, m.sum(), per.sum() - on_t, m.numel() - m.sum()])
+                if self.per_step is not None:
+                    self.per_step(self.index % self.mask.shape[0], per)
             self.index += 1
         return loss
 

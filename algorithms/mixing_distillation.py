@@ -13,6 +13,7 @@ from tensordict import TensorDict
 from dagmix.algorithms import _compat, checkpoint_io
 from dagmix.algorithms.ema import WeightAverage, loads_student, restore_student
 from dagmix.algorithms.episode_returns import EpisodeReturns
+from dagmix.algorithms.expert_stats import ExpertStats
 from dagmix.algorithms.finite_guard import check_finite, check_loss, check_student_weights
 from dagmix.algorithms.iteration_stats import IterationStats
 from dagmix.algorithms.loss_weighting import SplitLoss, WhoDroveWeights
@@ -136,6 +137,10 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
             WhoDroveWeights(self.loss_weighting, steps, num_envs, self.device) if self.loss_weighting.active else None
         )
         self.replay: AggregationReplay | None = attach_replay(self, self.replay_cfg, num_actions)
+        teacher = _compat.raw_teacher(self)
+        if getattr(teacher, "checkpoints_loaded", False):  # a multi-teacher loads its experts when it is built
+            _compat.mark_teacher_loaded(self)
+        self.expert_stats = ExpertStats.attach(teacher, steps, num_envs, self.device)  # None: one teacher
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -180,6 +185,8 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
         if step < self.teacher_masks.shape[0]:
             self.teacher_masks[step].copy_(mask)
             self.executed_actions[step].copy_(executed)
+        if self.expert_stats is not None:
+            self.expert_stats.record(step)
         return executed
 
     def process_env_step(
@@ -195,6 +202,9 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
 
     def update(self) -> dict[str, float]:
         """Train the student on all visited states; compute, log and print this iteration's mixing metrics."""
+        experts = self.expert_stats
+        if experts is not None:
+            experts.check()  # selector values that named no expert raise, before any step
         filled = max(1, min(self.storage.step, self.teacher_masks.shape[0]))
         self._check_and_clip_labels(filled)
         masks = self.teacher_masks[:filled]
@@ -208,7 +218,7 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
         if self.loss_weights is not None:
             weights = self.loss_weights.weights(self.teacher_masks, self.storage.dones, self.iteration, filled)
         self._set_learning_rate()
-        self.loss_fn.begin(self.teacher_masks, weights)
+        self.loss_fn.begin(self.teacher_masks, weights, None if experts is None else experts.add_step_loss)
         try:
             loss_dict = super().update()
         finally:
@@ -219,8 +229,12 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
             stats.add("replay_loss", replay_step(self, self.replay, filled))
         if self.episode_returns is not None:
             stats.add("episode_returns", self.episode_returns.take())
+        if experts is not None:
+            stats.add("experts", experts.take(experts.ids[:filled]))
         values = stats.read(all_reduce=getattr(self, "is_multi_gpu", False))  # every rank takes the same decisions
         metrics = self._metrics(values)
+        if experts is not None:
+            metrics.update(experts.metrics(values["experts"]))
         if signal is not None:
             self.schedule.observe(self.iteration, compute_signal(signal, values))
         metrics.update(self.schedule.log_scalars())

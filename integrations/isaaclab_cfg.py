@@ -16,6 +16,7 @@ from dataclasses import MISSING
 
 from dagmix.mixing.config import MixingConfig
 from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, DAggerPPOOptions, DAggerPPOSchema, validate_dagger_ppo
+from dagmix.mixing.multi_teacher_schema import MultiTeacherSchema, validate_multi_teacher
 from dagmix.mixing.options import LossWeighting, ReplayConfig
 from dagmix.mixing.schema import AlgorithmSchema, MixingSchema, validate
 
@@ -184,6 +185,58 @@ class RslRlMixingDAggerPPORunnerCfg(RslRlOnPolicyRunnerCfg):
 
     algorithm: RslRlMixingDAggerPPOAlgorithmCfg = MISSING
     """The algorithm configuration (dagmix's MixingDAggerPPO)."""
+
+
+_LEGACY_MODEL_KEYS = ("stochastic", "init_noise_std", "noise_std_type", "state_dependent_std")
+"""Isaac Lab's pre-rsl-rl-5 model fields; its train script removes them from the top-level model sections only."""
+
+
+@configclass
+class RslRlMultiTeacherModelCfg(MultiTeacherSchema):
+    """The ``teacher`` section of a multi-teacher run (every field from the MultiTeacherSchema).
+
+    For ``RslRlDistillationRunnerCfg.teacher`` or :class:`RslRlMixingDAggerPPORunnerCfg`'s ``teacher``; the fields
+    come from :class:`~dagmix.mixing.multi_teacher_schema.MultiTeacherSchema`.
+
+    ``teachers`` takes Isaac Lab model configs (e.g. each expert task's ``actor``, ``RslRlMLPModelCfg`` /
+    ``RslRlRNNModelCfg``) or dicts; at construction they become rsl_rl's model dicts (Isaac Lab's legacy
+    ``stochastic`` fields dropped; give a stochastic expert a ``distribution_cfg``).
+    """
+
+    teachers: list = MISSING
+    """One model config per expert, in selector order (Isaac Lab model configs or dicts)."""
+
+    selector_group: str = MISSING
+    """The observation group with each env's expert index (shape (num_envs, 1), values 0..K-1)."""
+
+    distribution_cfg: None = None
+    """Read by Isaac Lab's train script from every model section; stays None (each expert has its own)."""
+
+    stochastic: bool = False
+    """Isaac Lab's legacy model field, read and removed by its train script; stays False."""
+
+    def __post_init__(self) -> None:
+        """Turn the experts into rsl_rl's dicts and validate the section (unless ``teachers`` is still unset)."""
+        if not isinstance(self.teachers, type(MISSING)):
+            self.teachers = [_expert_dict(k, t) for k, t in enumerate(self.teachers)]
+            self.validate_config()
+
+    def validate_config(self) -> None:
+        """Raise ValueError if a field is invalid; Isaac Lab's ``cfg.validate()`` calls this hook too."""
+        if self.distribution_cfg is not None or self.stochastic is not False:
+            raise ValueError("distribution_cfg / stochastic of the multi-teacher section must stay None / False.")
+        validate_multi_teacher(self.teachers, self.checkpoints, self.selector_group)
+
+
+def _expert_dict(k: int, cfg: object) -> dict:
+    """Return expert ``k``'s model config as rsl_rl's dict (an Isaac Lab model config or a dict)."""
+    d = dict(cfg) if isinstance(cfg, dict) else class_to_dict(cfg)
+    if d.get("stochastic") is True:
+        raise ValueError(
+            f"teachers[{k}] uses Isaac Lab's legacy stochastic=True; give it a distribution_cfg instead (e.g. "
+            "RslRlMLPModelCfg.GaussianDistributionCfg(init_std=1.0)) so that its PPO checkpoint loads."
+        )
+    return {key: v for key, v in d.items() if key not in _LEGACY_MODEL_KEYS}
 
 
 def _is_mixing_distillation(class_name: str) -> bool:

@@ -30,6 +30,7 @@ from mjlab.tasks import registry
 from dagmix.algorithms import MixingDistillationRunner
 from dagmix.mixing.config import PRESETS, SCHEDULE_KINDS, schedule_names
 from dagmix.mixing.dagger_ppo_schema import DAggerPPOSchema
+from dagmix.mixing.multi_teacher_schema import MultiTeacherSchema
 from dagmix.mixing.names import not_one_of
 from dagmix.mixing.schema import AlgorithmSchema, MixingSchema, ScheduleName
 
@@ -116,6 +117,27 @@ class DagmixDistillationRunnerCfg(RslRlBaseRunnerCfg):
     to resume a distillation run (``--agent.resume True``), which restores the teacher with the student."""
 
 
+@dataclass
+class DagmixMultiTeacherCfg(MultiTeacherSchema):
+    """The ``teacher`` section of a multi-teacher run, the experts as mjlab model configs.
+
+    Every field comes from :class:`~dagmix.mixing.multi_teacher_schema.MultiTeacherSchema`.
+
+    Set it in Python (``rl_cfg.teacher = DagmixMultiTeacherCfg(...)``); the runner drops the experts' unset keys as
+    it does for a single teacher.
+    """
+
+    teachers: list[RslRlModelCfg] = field(default_factory=list)
+    """One model config per expert (e.g. each expert task's ``actor``), in selector order."""
+
+
+def teacher_dict(cfg: dict) -> dict:
+    """Return the ``teacher`` section's dict (``asdict`` of a model config or of :class:`DagmixMultiTeacherCfg`)."""
+    if "teachers" in cfg:  # a multi-teacher: its experts are model configs
+        return {**cfg, "teachers": [drop_unset_model_keys(dict(t)) for t in cfg["teachers"]]}
+    return drop_unset_model_keys(cfg)
+
+
 def mixing_dict(cfg: dict) -> dict:
     """Return the flat ``mixing`` dict of an ``asdict(MixingCfg)``: the chosen schedule's parameters only.
 
@@ -148,7 +170,7 @@ class MjlabMixingDistillationRunner(MixingDistillationRunner, MjlabOnPolicyRunne
         """Convert the dataclass dict (``asdict`` of :class:`DagmixDistillationRunnerCfg`), build, load the teacher."""
         cfg = copy.deepcopy(train_cfg)
         teacher_checkpoint = cfg.pop("teacher_checkpoint", None)
-        cfg["student"], cfg["teacher"] = drop_unset_model_keys(cfg["student"]), drop_unset_model_keys(cfg["teacher"])
+        cfg["student"], cfg["teacher"] = drop_unset_model_keys(cfg["student"]), teacher_dict(cfg["teacher"])
         algorithm = cfg["algorithm"]
         algorithm["mixing"] = mixing_dict(algorithm["mixing"])
         cfg["obs_groups"] = {k: list(v) for k, v in cfg["obs_groups"].items()}

@@ -14,10 +14,11 @@ ALLOWED: dict[str, set[str]] = {
     "dagmix": {"mixing"},  # the package's __init__: the public API, re-exported from mixing
     "mixing": set(),
     "envs": {"dagmix", "mixing"},
+    "models": {"dagmix", "mixing"},  # models.py: rsl_rl models (the multi-teacher); algorithms read them by duck typing
     "algorithms": {"dagmix", "mixing", "envs"},
-    "integrations": {"dagmix", "mixing", "envs", "algorithms"},
-    "benchmarks": {"dagmix", "mixing", "envs", "algorithms", "integrations"},
-    "cli": {"dagmix", "mixing", "envs", "algorithms", "integrations", "benchmarks"},
+    "integrations": {"dagmix", "mixing", "envs", "models", "algorithms"},
+    "benchmarks": {"dagmix", "mixing", "envs", "models", "algorithms", "integrations"},
+    "cli": {"dagmix", "mixing", "envs", "models", "algorithms", "integrations", "benchmarks"},
 }
 """The layers (``dagmix`` or its top-level folder) each layer's modules may import, besides their own."""
 

@@ -1,0 +1,248 @@
+"""MultiTeacherModel: several experts as one rsl_rl teacher model; each env is labelled by its own expert.
+
+Name it as the ``teacher`` section's ``class_name`` (``"dagmix.models:MultiTeacherModel"``) for MixingDistillation
+or MixingDAggerPPO under rsl_rl's stock runners (rsl-rl-lib 5.4.2 / 5.5.x model API)::
+
+    train_cfg["teacher"] = {
+        "class_name": "dagmix.models:MultiTeacherModel",
+        "teachers": [{"class_name": "MLPModel", "hidden_dims": [256, 256]}, {"class_name": "RNNModel", ...}],
+        "checkpoints": ["walk_expert.pt", "climb_expert.pt"],
+        "selector_group": "expert_id",
+    }
+
+Every expert runs on every env at every step (a recurrent expert's hidden state therefore follows every env's
+trajectory and is ready when the selector hands it an env); one ``gather`` on the device picks each env's own
+expert's action, so no step reads the selector to the host. See docs/multi_teacher.md.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+from rsl_rl.utils import resolve_callable
+from tensordict import TensorDict
+
+from dagmix.mixing.multi_teacher_schema import validate_multi_teacher
+
+__all__ = ["MultiTeacherModel", "SelectorError"]
+
+
+class SelectorError(ValueError):
+    """A selector value that names no expert: out of range, fractional or non-finite."""
+
+
+def _expert_state(path: str, k: int) -> dict[str, torch.Tensor]:
+    """Return the actor state dict of the PPO checkpoint at ``path`` (expert ``k``), loaded with weights_only."""
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as e:
+        raise ValueError(f"checkpoints[{k}]={path!r} (expert {k}): no such file.") from e
+    if not isinstance(loaded, dict) or "actor_state_dict" not in loaded:
+        keys = sorted(loaded) if isinstance(loaded, dict) else type(loaded).__name__
+        raise ValueError(
+            f"checkpoints[{k}]={path!r} (expert {k}) is not a PPO checkpoint of rsl-rl-lib 4.x/5.x: it has no "
+            f"'actor_state_dict' (keys: {keys})."
+        )
+    return loaded["actor_state_dict"]
+
+
+class MultiTeacherModel(nn.Module):
+    """K frozen experts behind rsl_rl's model interface; env ``i`` gets expert ``selector[i]``'s output.
+
+    Expert ``k`` is built from ``teachers[k]`` with the observation set ``<obs_set>_<k>`` (``teacher_0``,
+    ``teacher_1``, ...) if ``obs_groups`` has it, else ``<obs_set>`` (``teacher``): experts may read different
+    observation groups. The selector group is read on the device at every step; a value that names no expert is
+    counted there (and replaced by expert 0 for that step's gather) and raised by :meth:`check_selector`, which
+    dagmix's algorithms call once per update, before any gradient step. The initial observation is checked at
+    construction.
+
+    Attributes:
+        experts: The expert models (``nn.ModuleList``), in selector order; their parameters do not require grad.
+        num_experts: K.
+        selector_group: The observation group holding each env's expert index.
+        expert_obs_sets: The observation set each expert was built from.
+        checkpoints_loaded: True when the experts' weights came from ``checkpoints`` at construction (dagmix's
+            algorithms then count the teacher as loaded).
+        expert_ids: Long tensor, shape (num_envs,), on the env's device: the expert of each env at the latest
+            forward pass.
+        is_recurrent: True if any expert is recurrent.
+    """
+
+    def __init__(
+        self,
+        obs: TensorDict,
+        obs_groups: dict[str, list[str]],
+        obs_set: str,
+        output_dim: int,
+        *,
+        teachers: Sequence[dict[str, Any]],
+        selector_group: str,
+        checkpoints: Sequence[str] | None = None,
+        distribution_cfg: None = None,
+    ) -> None:
+        """Build (and with ``checkpoints``, load) the experts.
+
+        Args:
+            obs: The env's observations (a TensorDict with batch size (num_envs,)).
+            obs_groups: rsl_rl's observation sets.
+            obs_set: The set rsl_rl builds the teacher from (``teacher``).
+            output_dim: The number of actions.
+            teachers: One model config per expert (``class_name`` plus its keys).
+            selector_group: The observation group with each env's expert index (values 0..K-1).
+            checkpoints: One PPO checkpoint per expert (``actor_state_dict``), or None (loaded later).
+            distribution_cfg: Must be None (Isaac Lab passes it for every model section): each expert's
+                distribution is in its own config.
+        """
+        super().__init__()
+        if distribution_cfg is not None:
+            raise ValueError(
+                f"distribution_cfg={distribution_cfg!r}: the multi-teacher has no distribution of its own; give each "
+                "expert's in its teachers[k] config."
+            )
+        teachers, paths, selector_group = validate_multi_teacher(teachers, checkpoints, selector_group)
+        if selector_group not in obs.keys():
+            raise ValueError(
+                f"selector_group={selector_group!r} is not an observation group of this env (groups: "
+                f"{sorted(obs.keys())}); the env must provide each env's expert index there."
+            )
+        selector = obs[selector_group]
+        num_envs = obs.batch_size[0]
+        if tuple(selector.shape) not in ((num_envs,), (num_envs, 1)):
+            raise ValueError(
+                f"Observation group {selector_group!r} has shape {tuple(selector.shape)}; the selector must have "
+                f"shape ({num_envs}, 1) (one expert index per env)."
+            )
+        self.selector_group = selector_group
+        self.num_experts = len(teachers)
+        self.expert_obs_sets: list[str] = []
+        experts = []
+        for k, cfg in enumerate(teachers):
+            cfg = copy.deepcopy(cfg)
+            cls = resolve_callable(cfg.pop("class_name"))
+            own = f"{obs_set}_{k}"
+            expert_set = own if own in obs_groups else obs_set
+            self.expert_obs_sets.append(expert_set)
+            experts.append(cls(obs, obs_groups, expert_set, output_dim, **cfg))
+        self.experts = nn.ModuleList(experts)
+        self.is_recurrent = any(getattr(e, "is_recurrent", False) for e in experts)
+        self.checkpoints_loaded = False
+        if paths is not None:
+            for k, (expert, path) in enumerate(zip(self.experts, paths, strict=True)):
+                try:
+                    expert.load_state_dict(_expert_state(path, k), strict=True)
+                except RuntimeError as e:
+                    raise ValueError(
+                        f"Expert {k} ({teachers[k]['class_name']}, observation set {self.expert_obs_sets[k]!r}) does "
+                        f"not fit its checkpoint {path!r}: {e}\nGive teachers[{k}] the actor config (and obs groups) "
+                        "that checkpoint was trained with."
+                    ) from e
+            self.checkpoints_loaded = True
+        self.requires_grad_(False)
+        # per-env selector diagnostics on the device (not saved: the state dict holds only the experts' weights)
+        self.register_buffer("expert_ids", torch.zeros(num_envs, dtype=torch.long), persistent=False)
+        self.register_buffer("_bad_count", torch.zeros(num_envs, dtype=torch.long), persistent=False)
+        self.register_buffer("_bad_value", torch.zeros(num_envs, dtype=torch.float64), persistent=False)
+        self._select(selector.to("cpu"))  # the buffers are on the CPU until rsl_rl moves the model
+        self.check_selector()  # the initial observation: a static misconfiguration fails at construction
+
+    # ------------------------------------------------------------------ the selector
+    def _select(self, selector: torch.Tensor) -> torch.Tensor:
+        """Return each env's expert index (long, shape (num_envs,)); count invalid values on the device."""
+        sel = selector.reshape(-1)
+        if sel.is_floating_point():
+            valid = (sel == sel.round()) & (sel >= 0) & (sel < self.num_experts)  # NaN fails every comparison
+        else:
+            valid = (sel >= 0) & (sel < self.num_experts)
+        bad = ~valid
+        self._bad_count.add_(bad)
+        self._bad_value.copy_(torch.where(bad, sel.to(torch.float64), self._bad_value))
+        ids = torch.where(valid, sel, torch.zeros_like(sel)).to(torch.long)  # invalid: expert 0 until checked
+        self.expert_ids = ids
+        return ids
+
+    def check_selector(self) -> None:
+        """Read the selector diagnostics once (one host read), reset them, and raise if a value named no expert.
+
+        Raises:
+            SelectorError: naming an env, its value and the valid range.
+        """
+        bad = self._bad_count
+        env = (bad > 0).to(torch.int64).argmax()
+        count, env_i, value = torch.stack([bad.sum().double(), env.double(), self._bad_value[env]]).tolist()
+        bad.zero_()
+        if not count:
+            return
+        env_i = int(env_i)
+        if value != value or value in (float("inf"), float("-inf")):
+            what = "is not finite"
+        elif value != round(value):
+            what = "is fractional (expert indices are integers)"
+        else:
+            what = "is out of range"
+        raise SelectorError(
+            f"Observation group {self.selector_group!r} has the value {value!r} for env {env_i}, which {what}: "
+            f"it must be an integer in 0..{self.num_experts - 1} ({self.num_experts} experts). {int(count)} such "
+            "value(s) since the last check; fix the env's expert index (the run stopped before training on them)."
+        )
+
+    # ------------------------------------------------------------------ rsl_rl's model interface
+    def forward(
+        self,
+        obs: TensorDict,
+        masks: torch.Tensor | None = None,
+        hidden_state: Any = None,
+        stochastic_output: bool = False,
+    ) -> torch.Tensor:
+        """Return each env's own expert's output, shape (num_envs, output_dim), on the env's device.
+
+        Every expert runs on every env (so recurrent experts follow every trajectory); one ``gather`` picks env
+        ``i``'s row from expert ``selector[i]`` (exactly that expert's value). No host read.
+        """
+        if masks is not None or hidden_state is not None:
+            raise NotImplementedError("MultiTeacherModel runs step by step (rollouts), not on padded batches.")
+        ids = self._select(obs[self.selector_group])
+        outs = torch.stack([expert(obs, stochastic_output=stochastic_output) for expert in self.experts])
+        index = ids.view(1, -1, 1).expand(1, ids.shape[0], outs.shape[-1])
+        return outs.gather(0, index).squeeze(0)
+
+    def reset(self, dones: torch.Tensor | None = None, hidden_state: Any = None) -> None:
+        """Reset every expert's hidden state (of the ``dones`` envs, or all); ``hidden_state``: one per expert."""
+        states = hidden_state if hidden_state is not None else (None,) * self.num_experts
+        for expert, state in zip(self.experts, states, strict=True):
+            expert.reset(dones, state)
+
+    def get_hidden_state(self) -> tuple[Any, ...] | None:
+        """Return the experts' hidden states (a tuple, one per expert), or None if no expert is recurrent."""
+        if not self.is_recurrent:
+            return None
+        return tuple(expert.get_hidden_state() for expert in self.experts)
+
+    def detach_hidden_state(self, dones: torch.Tensor | None = None) -> None:
+        """Detach every expert's hidden state."""
+        for expert in self.experts:
+            expert.detach_hidden_state(dones)
+
+    def update_normalization(self, obs: TensorDict) -> None:
+        """No-op: the experts are frozen (their normalizers come from their checkpoints)."""
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        """Load the experts' weights (a state dict of this model: ``experts.<k>.*`` keys)."""
+        if state_dict and not any(str(key).startswith("experts.") for key in state_dict):
+            raise ValueError(
+                "This state dict holds one model's weights (e.g. a PPO checkpoint's actor), not a MultiTeacherModel's "
+                f"(keys 'experts.<k>.*'; got e.g. {sorted(state_dict)[:3]}). Give the experts' PPO checkpoints as "
+                "the teacher section's 'checkpoints'; runner.load(path) takes a checkpoint of this model."
+            )
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def as_jit(self) -> nn.Module:
+        """Not exportable: export the student (the deployed policy)."""
+        raise NotImplementedError("MultiTeacherModel is a training-time teacher; export the student instead.")
+
+    def as_onnx(self, verbose: bool = False) -> nn.Module:
+        """Not exportable: export the student (the deployed policy)."""
+        return self.as_jit()
