@@ -113,8 +113,14 @@ def check_scalars(run_dir: str, iterations: int) -> dict[str, dict[int, float]]:
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
     got = {}
-    for tag in ("Distillation/ppo_warmup", "Distillation/explained_variance", "Distillation/beta",
-                "Distillation/imitation_coef", "Distillation/imitation_weight", "Loss/imitation"):
+    for tag in (
+        "Distillation/ppo_warmup",
+        "Distillation/explained_variance",
+        "Distillation/beta",
+        "Distillation/imitation_coef",
+        "Distillation/imitation_weight",
+        "Loss/imitation",
+    ):
         if tag not in tags:
             raise AssertionError(f"scalar {tag!r} was not logged; logged: {sorted(tags)}")
         got[tag] = {e.step: e.value for e in acc.Scalars(tag)}
@@ -190,16 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(args.workdir, exist_ok=True)
     isaaclab = os.path.join(os.path.dirname(sys.executable), "isaaclab")  # the venv's own launcher
 
-    (distill,) = [c for c in doc_commands("isaaclab train", TEACHER=teacher, DISTILLED="") if "init_student" not in
-                  " ".join(c)]
-    _run([isaaclab, *distill[1:], *ISAACLAB_SIZE, "--seed", "1"], os.path.join(args.workdir, "distill.log"),
-         args.workdir)
+    def command(stage: int, distilled: str = "") -> list[str]:  # 0: distil, 1: the hand-off; with the size flags
+        cmd = doc_commands("isaaclab train", TEACHER=teacher, DISTILLED=distilled)[stage]
+        return [isaaclab, *cmd[1:], *ISAACLAB_SIZE, "--seed", str(stage + 1)]  # a fresh actor would differ
+
+    _run(command(0), os.path.join(args.workdir, "distill.log"), args.workdir)
     distilled = _last(os.path.join(args.workdir, "logs/rsl_rl/dagmix_cartpole_distillation/*/model_1.pt"))
-    (handoff,) = [c for c in doc_commands("isaaclab train", TEACHER=teacher, DISTILLED=distilled) if "init_student"
-                  in " ".join(c)]
-    # another seed than the distillation's: an actor that ignored init_student would start elsewhere
-    log = _run([isaaclab, *handoff[1:], *ISAACLAB_SIZE, "--seed", "2"], os.path.join(args.workdir, "handoff.log"),
-               args.workdir)
+    log = _run(command(1, distilled), os.path.join(args.workdir, "handoff.log"), args.workdir)
     run_dir = os.path.dirname(_last(os.path.join(args.workdir, "logs/rsl_rl/dagmix_cartpole_dagger_ppo/*/model_1.pt")))
     for line in check_handoff(run_dir, log, distilled, teacher, iterations=2):
         print(f"    {line}")

@@ -55,7 +55,10 @@ def _agent(**algorithm):
 
 def _weights(seed, std=0.1):
     g = torch.Generator().manual_seed(seed)
-    actor = {"rnn.weight": (torch.rand(96, 32, generator=g) - 0.5) * 0.35, "distribution.std_param": torch.tensor([std])}
+    actor = {
+        "rnn.weight": (torch.rand(96, 32, generator=g) - 0.5) * 0.35,
+        "distribution.std_param": torch.tensor([std]),
+    }
     critic = {"mlp.0.weight": (torch.rand(32, 4, generator=g) - 0.5) * 0.35}
     return actor, critic
 
@@ -80,3 +83,9 @@ def test_the_weight_check_passes_a_hand_off_and_fails_a_fresh_actor_or_critic(ha
         handoff.check_weights(kept_std, distilled, teacher, _agent())
     with pytest.raises(AssertionError, match="fixed learning rate"):
         handoff.check_weights(ok, distilled, teacher, _agent(schedule="adaptive"))
+
+
+def test_help(handoff, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        handoff.main(["--help"])
+    assert exit_info.value.code == 0 and "--teacher" in capsys.readouterr().out
