@@ -162,6 +162,8 @@ class MixingDAggerPPO(MixingSurface, PPO):
             self._load_init_student(init_student)
             if options.init_student_std is not None:
                 set_action_std(self._raw_actor, options.init_student_std)
+            if self.mixing_core.console:
+                print(f"[dagmix] actor initialised from init_student={init_student!r} (its student_state_dict)")
         # the recipe (built after init_student: the advisor head copies the distilled actor); imitation_coef 0 at
         # every iteration leaves it off, and the algorithm is stock PPO
         active = not options.imitation_coef.always_zero()

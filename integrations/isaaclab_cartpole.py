@@ -9,8 +9,9 @@ The task ``Dagmix-Cartpole`` is Isaac Lab's manager-based cartpole with
   positions only; a GRU student recovers the velocities from history);
 - agents: ``rsl_rl_cfg_entry_point`` (default) trains the teacher with PPO on ``teacher``;
   ``rsl_rl_distillation_cfg_entry_point`` distills it into the student with dagmix's MixingDistillation;
-  ``rsl_rl_dagger_ppo_cfg_entry_point`` trains the student with dagmix's MixingDAggerPPO (PPO plus a scheduled
-  imitation loss toward the teacher) under rsl_rl's stock ``OnPolicyRunner``.
+  ``rsl_rl_dagger_ppo_cfg_entry_point`` trains the student with dagmix's MixingDAggerPPO (teacher-guided RL at the
+  recipe's defaults, e.g. from a distilled student with ``agent.algorithm.init_student=...``) under rsl_rl's stock
+  ``OnPolicyRunner``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ except ModuleNotFoundError as err:
 
 from dagmix.integrations.cartpole_usd import cartpole_usd_path
 from dagmix.integrations.isaaclab_cfg import (
-    MixingCfg,
     RslRlMixingDAggerPPOAlgorithmCfg,
     RslRlMixingDAggerPPORunnerCfg,
     RslRlMixingDistillationAlgorithmCfg,
@@ -178,11 +178,15 @@ class DagmixCartpoleDistillationRunnerCfg(RslRlDistillationRunnerCfg):
 
 @configclass
 class DagmixCartpoleDAggerPPORunnerCfg(RslRlMixingDAggerPPORunnerCfg):
-    """Teacher-guided RL of the GRU student with dagmix's MixingDAggerPPO (the teacher's PPO settings).
+    """Teacher-guided RL of the GRU student with dagmix's MixingDAggerPPO at its recipe defaults.
 
-    The teacher drives the first 20 iterations; the imitation weight stays 1 for 50 iterations and is annealed to 0
-    at 120, while the PPO weight ramps from 0 (pure DAgger) at iteration 20 to 1 at 60. The critic reads the
-    privileged ``teacher`` group. Train with ``--agent rsl_rl_dagger_ppo_cfg_entry_point --checkpoint TEACHER.pt``.
+    Every dagmix key keeps its schema default (:class:`~dagmix.mixing.dagger_ppo_schema.DAggerPPOSchema`): the
+    student drives, imitation and PPO share each state by the advisor weight, and with ``init_student`` (a
+    distillation checkpoint of ``rsl_rl_distillation_cfg_entry_point``: the same GRU student) the critic warm-up
+    and the std hand-off apply. The PPO settings are the teacher's, at a fixed learning rate. The critic reads the
+    privileged ``teacher`` group with the teacher's critic config, so the teacher's PPO critic initialises it
+    (``init_critic_from_teacher``). Train with ``--agent rsl_rl_dagger_ppo_cfg_entry_point --checkpoint
+    TEACHER.pt`` (docs/dagger_ppo.md, "The hand-off from Isaac Lab and mjlab").
     """
 
     num_steps_per_env = 16
@@ -190,13 +194,10 @@ class DagmixCartpoleDAggerPPORunnerCfg(RslRlMixingDAggerPPORunnerCfg):
     save_interval = 50
     experiment_name = "dagmix_cartpole_dagger_ppo"
     obs_groups = {"actor": ["policy"], "critic": ["teacher"], "teacher": ["teacher"]}
-    actor = _STUDENT
-    critic = CartpolePPORunnerCfg().critic
+    actor = _STUDENT  # the distillation student: a distilled checkpoint loads into it (init_student)
+    critic = DagmixCartpoleTeacherPPORunnerCfg().critic  # the teacher's critic: its PPO weights load into it
     teacher = _ACTOR  # must match the PPO actor: its weights are loaded from the teacher checkpoint
     algorithm = RslRlMixingDAggerPPOAlgorithmCfg(
         **{k: v for k, v in CartpolePPORunnerCfg().algorithm.to_dict().items() if k not in ("class_name", "schedule")},
-        schedule="fixed",  # as dagmix's CLI default: the KL-adaptive rate collapses while imitation moves the mean
-        imitation_coef={"schedule": "piecewise_linear", "points": [[0, 1.0], [50, 1.0], [120, 0.0]]},
-        ppo_coef={"schedule": "piecewise_linear", "points": [[0, 0.0], [20, 0.0], [60, 1.0]]},
-        mixing=MixingCfg(schedule="two_stage", phase1_iterations=20),
+        schedule="fixed",  # the recipe was measured at a fixed rate (benchmarks/RESULTS.md, "Beyond imitation")
     )

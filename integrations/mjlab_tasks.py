@@ -1,12 +1,15 @@
-"""mjlab: register a dagmix distillation variant of an mjlab PPO task, trained by mjlab's own ``train`` script.
+"""mjlab: register dagmix variants of an mjlab PPO task, trained by mjlab's own ``train`` script.
 
-mjlab (1.6, rsl-rl-lib 5.4.2) picks the runner from the task registration, so the variant is registered with
-:class:`MjlabMixingDistillationRunner`; its config (:class:`DagmixDistillationRunnerCfg`) is a dataclass that
-mjlab's command line edits like any other (``--agent.algorithm.mixing.schedule linear``)::
+mjlab (1.6, rsl-rl-lib 5.4.2) picks the runner from the task registration, so a distillation variant is registered
+with :class:`MjlabMixingDistillationRunner` and a teacher-guided RL variant (MixingDAggerPPO, e.g. the hand-off from
+a distilled student) with :class:`MjlabMixingDAggerPPORunner`; their configs are dataclasses that mjlab's command
+line edits like any other (``--agent.algorithm.mixing.schedule linear``)::
 
-    from dagmix.integrations.mjlab_tasks import register_distillation_task
+    from dagmix.integrations.mjlab_tasks import register_dagger_ppo_task, register_distillation_task
     register_distillation_task("Mjlab-Cartpole-Balance-Distill", "Mjlab-Cartpole-Balance",
                                student_terms=("cart_pos", "pole_angle"))  # the student sees no velocities
+    register_dagger_ppo_task("Mjlab-Cartpole-Balance-DAggerPPO", "Mjlab-Cartpole-Balance",
+                             student_terms=("cart_pos", "pole_angle"))  # the same student, trained by RL
 """
 
 from __future__ import annotations
@@ -100,6 +103,9 @@ class DagmixDAggerPPORunnerCfg(RslRlOnPolicyRunnerCfg):
     """The teacher model: the PPO task's actor config, so that its checkpoint loads (``runner.load(path)``)."""
     algorithm: DagmixDAggerPPOAlgorithmCfg = field(default_factory=DagmixDAggerPPOAlgorithmCfg)
     """The algorithm."""
+    teacher_checkpoint: str | None = None
+    """PPO checkpoint of the base task (``model_*.pt``), loaded as the teacher (and, where it fits, its critic) when
+    :class:`MjlabMixingDAggerPPORunner` is built. Not needed to resume (``--agent.resume True``)."""
 
 
 @dataclass
@@ -179,6 +185,53 @@ class MjlabMixingDistillationRunner(MixingDistillationRunner, MjlabOnPolicyRunne
             self.load(teacher_checkpoint)
 
 
+class MjlabMixingDAggerPPORunner(MjlabOnPolicyRunner):
+    """mjlab's PPO runner for MixingDAggerPPO: builds the ``teacher`` model section and loads ``teacher_checkpoint``."""
+
+    def __init__(self, env: Any, train_cfg: dict, log_dir: str | None = None, device: str = "cpu") -> None:
+        """Convert the dataclass dict (``asdict`` of :class:`DagmixDAggerPPORunnerCfg`), build, load the teacher."""
+        cfg = copy.deepcopy(train_cfg)
+        teacher_checkpoint = cfg.pop("teacher_checkpoint", None)
+        cfg["teacher"] = drop_unset_model_keys(cfg["teacher"])
+        cfg["obs_groups"] = {k: list(v) for k, v in cfg["obs_groups"].items()}
+        super().__init__(env, cfg, log_dir, device)
+        if teacher_checkpoint:
+            self.load(teacher_checkpoint)  # a PPO checkpoint: the teacher (and its critic where it fits) only
+
+
+def _student_variant(
+    base_task_id: str, student_terms: Sequence[str] | None, student: RslRlModelCfg | None, student_group: str
+) -> tuple[Any, Any, Any, RslRlModelCfg, tuple[str, ...]]:
+    """Return the base task's runner config, its env configs with the student's group, the student and its groups."""
+    import mjlab.tasks  # noqa: F401  (registers mjlab's own tasks)
+
+    if base_task_id not in registry.list_tasks():
+        raise ValueError(f"Unknown mjlab task {base_task_id!r}; registered: {', '.join(registry.list_tasks())}.")
+    base = registry.load_rl_cfg(base_task_id)
+    env_cfg = registry.load_env_cfg(base_task_id)
+    play_env_cfg = registry.load_env_cfg(base_task_id, play=True)
+    teacher_groups = tuple(base.obs_groups["actor"])
+    student_groups = teacher_groups
+    if student_terms is not None:
+        actor = env_cfg.observations[teacher_groups[0]]
+        unknown = [t for t in student_terms if t not in actor.terms]
+        if unknown:
+            raise ValueError(f"Unknown observation term(s) {unknown}; the actor group has: {', '.join(actor.terms)}.")
+        for cfg in (env_cfg, play_env_cfg):
+            group = cfg.observations[teacher_groups[0]]
+            cfg.observations[student_group] = dataclasses.replace(
+                group, terms={t: copy.deepcopy(group.terms[t]) for t in student_terms}
+            )
+        student_groups = (student_group,)
+    if student is None:
+        student = dataclasses.replace(
+            copy.deepcopy(base.actor),
+            obs_normalization=True,
+            distribution_cfg={"class_name": "GaussianDistribution", "init_std": 0.1, "std_type": "scalar"},
+        )
+    return base, env_cfg, play_env_cfg, student, student_groups
+
+
 def register_distillation_task(
     task_id: str,
     base_task_id: str,
@@ -209,32 +262,10 @@ def register_distillation_task(
     Raises:
         ValueError: unknown base task or observation terms (naming the valid ones).
     """
-    import mjlab.tasks  # noqa: F401  (registers mjlab's own tasks)
-
-    if base_task_id not in registry.list_tasks():
-        raise ValueError(f"Unknown mjlab task {base_task_id!r}; registered: {', '.join(registry.list_tasks())}.")
-    base = registry.load_rl_cfg(base_task_id)
-    env_cfg = registry.load_env_cfg(base_task_id)
-    play_env_cfg = registry.load_env_cfg(base_task_id, play=True)
+    base, env_cfg, play_env_cfg, student, student_groups = _student_variant(
+        base_task_id, student_terms, student, student_group
+    )
     teacher_groups = tuple(base.obs_groups["actor"])
-    student_groups = teacher_groups
-    if student_terms is not None:
-        actor = env_cfg.observations[teacher_groups[0]]
-        unknown = [t for t in student_terms if t not in actor.terms]
-        if unknown:
-            raise ValueError(f"Unknown observation term(s) {unknown}; the actor group has: {', '.join(actor.terms)}.")
-        for cfg in (env_cfg, play_env_cfg):
-            group = cfg.observations[teacher_groups[0]]
-            cfg.observations[student_group] = dataclasses.replace(
-                group, terms={t: copy.deepcopy(group.terms[t]) for t in student_terms}
-            )
-        student_groups = (student_group,)
-    if student is None:
-        student = dataclasses.replace(
-            copy.deepcopy(base.actor),
-            obs_normalization=True,
-            distribution_cfg={"class_name": "GaussianDistribution", "init_std": 0.1, "std_type": "scalar"},
-        )
     if algorithm is None:
         algorithm = DagmixDistillationAlgorithmCfg(gradient_length=base.num_steps_per_env)
     rl_cfg = DagmixDistillationRunnerCfg(
@@ -246,4 +277,58 @@ def register_distillation_task(
     rl_cfg.obs_groups = {"student": student_groups, "teacher": teacher_groups}
     rl_cfg.experiment_name = f"{base.experiment_name}_distillation"
     registry.register_mjlab_task(task_id, env_cfg, play_env_cfg, rl_cfg, runner_cls=MjlabMixingDistillationRunner)
+    return rl_cfg
+
+
+def register_dagger_ppo_task(
+    task_id: str,
+    base_task_id: str,
+    student_terms: Sequence[str] | None = None,
+    student: RslRlModelCfg | None = None,
+    algorithm: DagmixDAggerPPOAlgorithmCfg | None = None,
+    student_group: str = "student",
+) -> DagmixDAggerPPORunnerCfg:
+    """Register ``task_id``: the env of the PPO task ``base_task_id``, its student trained with MixingDAggerPPO.
+
+    The arguments are those of :func:`register_distillation_task`, so that the same ``student_terms`` and
+    ``student`` give an actor into which that variant's distilled checkpoint loads (``init_student``). The teacher is
+    the base task's actor, the critic the base task's critic on its own groups (so the teacher's PPO critic
+    initialises it, ``init_critic_from_teacher``).
+
+    Args:
+        task_id: The new task's id (``python -m mjlab.scripts.train TASK_ID ...``).
+        base_task_id: A registered mjlab PPO task, e.g. ``"Mjlab-Cartpole-Balance"``.
+        student_terms: Names of the actor group's observation terms the student sees; None: all of them.
+        student: The student model (the actor); None: as in :func:`register_distillation_task`.
+        algorithm: The algorithm config; None: the base task's PPO keys at a fixed learning rate (as the recipe was
+            measured) and every dagmix key at its schema default (the recipe).
+        student_group: Name of the student's observation group when ``student_terms`` is given.
+
+    Returns:
+        The registered runner config (mjlab's ``train`` deep-copies it; edit it through the command line).
+
+    Raises:
+        ValueError: unknown base task or observation terms (naming the valid ones).
+    """
+    base, env_cfg, play_env_cfg, student, student_groups = _student_variant(
+        base_task_id, student_terms, student, student_group
+    )
+    if algorithm is None:
+        ppo = {f.name: getattr(base.algorithm, f.name) for f in dataclasses.fields(RslRlPpoAlgorithmCfg)}
+        del ppo["class_name"]
+        algorithm = DagmixDAggerPPOAlgorithmCfg(**copy.deepcopy({**ppo, "schedule": "fixed"}))
+    rl_cfg = DagmixDAggerPPORunnerCfg(
+        **{f.name: copy.deepcopy(getattr(base, f.name)) for f in dataclasses.fields(RslRlBaseRunnerCfg)},
+        actor=student,
+        critic=copy.deepcopy(base.critic),
+        teacher=copy.deepcopy(base.actor),
+        algorithm=algorithm,
+    )
+    rl_cfg.obs_groups = {
+        "actor": student_groups,
+        "critic": tuple(base.obs_groups["critic"]),
+        "teacher": tuple(base.obs_groups["actor"]),
+    }
+    rl_cfg.experiment_name = f"{base.experiment_name}_dagger_ppo"
+    registry.register_mjlab_task(task_id, env_cfg, play_env_cfg, rl_cfg, runner_cls=MjlabMixingDAggerPPORunner)
     return rl_cfg

@@ -1,12 +1,15 @@
-"""mjlab's ``train`` command with dagmix's distillation variants registered (the same flags as mjlab's).
+"""mjlab's ``train`` command with dagmix's variants registered (the same flags as mjlab's).
 
     python -m dagmix.integrations.mjlab_train Mjlab-Cartpole-Balance-Dagmix \
         --agent.teacher-checkpoint logs/rsl_rl/cartpole/RUN/model_299.pt \
         --agent.algorithm.mixing.schedule two_stage --agent.algorithm.mixing.phase1-iterations 50
 
-Registered here: ``Mjlab-Cartpole-Balance-Dagmix`` and ``Mjlab-Cartpole-Swingup-Dagmix`` (a GRU student that
-sees the cart position and the pole angle, no velocities). Register your own variants with
-:func:`dagmix.integrations.mjlab_tasks.register_distillation_task` before calling mjlab's ``main``.
+Registered here: ``Mjlab-Cartpole-Balance-Dagmix`` and ``Mjlab-Cartpole-Swingup-Dagmix`` (distillation into a GRU
+student that sees the cart position and the pole angle, no velocities), and ``Mjlab-Cartpole-Balance-Dagmix-DAggerPPO``
+and ``Mjlab-Cartpole-Swingup-Dagmix-DAggerPPO`` (the same student trained by MixingDAggerPPO, e.g. from the distilled
+checkpoint: ``--agent.algorithm.init-student``; docs/dagger_ppo.md). Register your own variants with
+:func:`dagmix.integrations.mjlab_tasks.register_distillation_task` and ``register_dagger_ppo_task`` before calling
+mjlab's ``main``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 from mjlab.rl import RslRlModelCfg
 from mjlab.tasks import registry
 
-from dagmix.integrations.mjlab_tasks import register_distillation_task
+from dagmix.integrations.mjlab_tasks import register_dagger_ppo_task, register_distillation_task
 
 STUDENT_TERMS = ("cart_pos", "pole_angle")
 """The Cartpole student's observation terms: positions only."""
@@ -41,11 +44,23 @@ def register_builtin_variants() -> list[str]:
     return ids
 
 
+def register_builtin_dagger_ppo_variants() -> list[str]:
+    """Register the MixingDAggerPPO variants of mjlab's Cartpole tasks (once; the distillation variants' student)."""
+    ids = []
+    for base in ("Mjlab-Cartpole-Balance", "Mjlab-Cartpole-Swingup"):
+        task_id = f"{base}-Dagmix-DAggerPPO"
+        if task_id not in registry.list_tasks():
+            register_dagger_ppo_task(task_id, base, student_terms=STUDENT_TERMS, student=STUDENT)
+        ids.append(task_id)
+    return ids
+
+
 def main() -> None:
     """Register the variants, then run mjlab's train command line."""
     from mjlab.scripts.train import main as mjlab_train
 
     register_builtin_variants()
+    register_builtin_dagger_ppo_variants()
     mjlab_train()
 
 

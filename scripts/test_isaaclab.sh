@@ -6,7 +6,9 @@
 #   3. tests/test_isaaclab_cfg.py and tests/test_isaaclab_dagger_ppo_cfg.py inside that venv (the Isaac Lab config tests that skip elsewhere);
 #   4. `isaaclab train`: a tiny PPO teacher, then a two-stage dagmix distillation (--external_callback task), and a
 #      distillation without --checkpoint, which dagmix must refuse; scripts/check_isaaclab_e2e.py checks the phase
-#      lines, the banner, the behaviour loss, the tensorboard scalars and the checkpoint.
+#      lines, the banner, the behaviour loss, the tensorboard scalars and the checkpoint; scripts/check_handoff.py
+#      runs the hand-off commands of docs/dagger_ppo.md (distil, then MixingDAggerPPO with init_student) and checks
+#      that the student and critic came from the distilled and teacher checkpoints and the warm-up is logged.
 # Python 3.12 is looked for as $ISAACLAB_PYTHON, python3.12 on PATH, and under pyenv ($PYENV_ROOT, `pyenv root`,
 # ~/.pyenv). If the venv cannot be built (no Python 3.12, no package index and no cached wheels) the test is SKIPPED
 # with a banner on stderr and exit 0; DAGMIX_REQUIRE_ISAACLAB=1, or CI=true, turns that skip into a failure (so CI
@@ -144,6 +146,9 @@ run_logged "$WORK/distill.log" "${TRAIN[@]}" --agent rsl_rl_distillation_cfg_ent
 RUN_DIR="$(ls -d "$WORK"/logs/rsl_rl/dagmix_cartpole_distillation/*/ | tail -n 1)"
 "$VENV/bin/python" "$REPO/scripts/check_isaaclab_e2e.py" --log "$WORK/distill.log" --run-dir "$RUN_DIR" \
   --phase1 "$PHASE1" --iterations "$ITERATIONS"
+
+say "hand-off: the Isaac Lab commands of docs/dagger_ppo.md (distil, then MixingDAggerPPO from the distilled student)"
+"$VENV/bin/python" "$REPO/scripts/check_handoff.py" --teacher "$TEACHER" --workdir "$WORK/handoff"
 
 say "student without --checkpoint: dagmix must refuse to train"
 if run_logged "$WORK/no_teacher.log" "${TRAIN[@]}" --agent rsl_rl_distillation_cfg_entry_point \

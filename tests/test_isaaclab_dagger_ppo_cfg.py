@@ -8,8 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 from helpers import make_env
+from test_config_schema import _defaults
 
 from dagmix.algorithms import _compat
+from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, DAggerPPOSchema
 
 pytestmark = pytest.mark.skipif(not _compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
 
@@ -129,14 +131,32 @@ def test_cartpole_entry_point_and_hydra_overrides(isaaclab, monkeypatch, tmp_pat
     agent = resolve()
     assert agent.class_name == "OnPolicyRunner" and agent.algorithm.class_name == "dagmix.algorithms:MixingDAggerPPO"
     assert agent.obs_groups == {"actor": ["policy"], "critic": ["teacher"], "teacher": ["teacher"]}
-    assert agent.teacher.to_dict() == isaaclab_cartpole.DagmixCartpoleTeacherPPORunnerCfg().actor.to_dict()
+    teacher_ppo = isaaclab_cartpole.DagmixCartpoleTeacherPPORunnerCfg()
+    assert agent.teacher.to_dict() == teacher_ppo.actor.to_dict()
+    # the hand-off: a distilled student loads into the actor, the teacher's PPO critic into the critic
+    assert agent.actor.to_dict() == isaaclab_cartpole.DagmixCartpoleDistillationRunnerCfg().student.to_dict()
+    assert agent.critic.to_dict() == teacher_ppo.critic.to_dict()
+    assert agent.obs_groups["critic"] == teacher_ppo.obs_groups["critic"]
+    # the recipe: every dagmix key at the schema's default (the schema is the one source), the teacher's PPO keys
+    algorithm = agent.algorithm.to_dict()
+    assert {k: algorithm[k] for k in DAGGER_PPO_KEYS} == _defaults(DAggerPPOSchema)
+    ppo = {k: v for k, v in teacher_ppo.algorithm.to_dict().items() if k not in ("class_name", "schedule")}
+    assert {k: algorithm[k] for k in ppo} == ppo and algorithm["schedule"] == "fixed"
     options = agent.algorithm.to_options()
-    assert options.mixing.schedule == "two_stage" and options.mixing.schedule_params == {"phase1_iterations": 20}
-    assert options.imitation_coef.value(120) == 0.0 and options.ppo_coef.value(60) == 1.0
+    assert options.mixing.schedule == "student_only" and options.imitation_balance == "advisor"
+    assert [options.imitation_coef.value(i) for i in (0, 120, 10_000)] == [1.0, 1.0, 1.0]
+    assert [options.ppo_coef.value(i) for i in (0, 20, 10_000)] == [1.0, 1.0, 1.0]
 
-    agent = resolve("agent.algorithm.imitation_loss=huber", "agent.algorithm.mixing.phase1_iterations=5")
+    agent = resolve(
+        "agent.algorithm.imitation_loss=huber",
+        "agent.algorithm.mixing.schedule=two_stage",
+        "agent.algorithm.mixing.phase1_iterations=5",
+        "agent.algorithm.init_student=/runs/distilled/model_9.pt",
+        "agent.algorithm.init_student_std=0.2",
+    )
     options = agent.algorithm.to_options()
     assert options.imitation_loss == "huber" and options.mixing.schedule_params == {"phase1_iterations": 5}
+    assert options.init_student == "/runs/distilled/model_9.pt" and options.init_student_std == 0.2
     agent = resolve("agent.algorithm.imitation_loss=l2")  # overrides skip __post_init__: validate() catches it
     with pytest.raises(ValueError, match="imitation_loss='l2'"):
         agent.algorithm.validate()

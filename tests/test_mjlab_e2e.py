@@ -1,11 +1,15 @@
 """mjlab end to end on CPU: a tiny PPO teacher on Mjlab-Cartpole-Balance, then its dagmix distillation variant,
-both through mjlab's own train entry point (which takes the runner from the task registration)."""
+both through mjlab's own train entry point (which takes the runner from the task registration), and the hand-off of
+docs/dagger_ppo.md (distil, then MixingDAggerPPO from the distilled student) run as the page writes it."""
 
 from __future__ import annotations
 
 import dataclasses
 import glob
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +26,7 @@ from dagmix.integrations.mjlab_tasks import (  # noqa: E402
     mixing_dict,
     register_distillation_task,
 )
+from dagmix.integrations.mjlab_train import main as mjlab_train_main  # noqa: E402
 from dagmix.integrations.mjlab_train import register_builtin_variants  # noqa: E402
 
 BAR = "=" * 80
@@ -81,6 +86,41 @@ def test_cartpole_ppo_teacher_then_dagmix_distillation(tmp_path, monkeypatch, ca
     ckpt = torch.load(os.path.join(run, "model_3.pt"), weights_only=False)
     assert ckpt["iter"] == 3 and ckpt[CHECKPOINT_KEY]["mixing"]["phase1_iterations"] == 2
     assert "env_state" in ckpt["infos"]  # mjlab's own checkpoint entries are kept
+
+
+def _check_handoff_module():
+    path = Path(__file__).resolve().parents[1] / "scripts" / "check_handoff.py"
+    spec = importlib.util.spec_from_file_location("check_handoff", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_handoff_from_distillation_to_dagger_ppo_as_documented(tmp_path, monkeypatch, capsys):
+    handoff = _check_handoff_module()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # mjlab's launcher writes it; restored after the test
+    monkeypatch.chdir(tmp_path)  # the documented commands write to logs/rsl_rl/ under the working directory
+    _train("Mjlab-Cartpole-Balance", tmp_path / "logs" / "rsl_rl", max_iterations=2, num_steps_per_env=8)
+    (teacher,) = glob.glob(str(tmp_path / "logs" / "rsl_rl" / "cartpole" / "*" / "model_1.pt"))
+    size = ["--env.scene.num-envs", "8", "--agent.max-iterations", "2"]  # the only flags the page does not show
+
+    def run(cmd, seed):
+        assert cmd[:3] == ["python", "-m", "dagmix.integrations.mjlab_train"]
+        monkeypatch.setattr(sys, "argv", ["mjlab_train", *cmd[3:], *size, "--agent.seed", str(seed)])
+        capsys.readouterr()
+        mjlab_train_main()
+        return capsys.readouterr().out
+
+    program = "python -m dagmix.integrations.mjlab_train"
+    distill, dagger_ppo = handoff.doc_commands(program, TEACHER=teacher, DISTILLED="")
+    assert distill[3] == "Mjlab-Cartpole-Balance-Dagmix" and dagger_ppo[3] == "Mjlab-Cartpole-Balance-Dagmix-DAggerPPO"
+    run(distill, seed=1)
+    (distilled,) = glob.glob(str(tmp_path / "logs" / "rsl_rl" / "cartpole_distillation" / "*" / "model_1.pt"))
+    distilled = os.path.relpath(distilled, tmp_path)  # as the page writes it: logs/rsl_rl/...
+    _, dagger_ppo = handoff.doc_commands(program, TEACHER=teacher, DISTILLED=distilled)
+    out = run(dagger_ppo, seed=2)  # another seed than the distillation's: a fresh actor would start elsewhere
+    (run_dir,) = glob.glob(str(tmp_path / "logs" / "rsl_rl" / "cartpole_dagger_ppo" / "*"))
+    handoff.check_handoff(run_dir, out, distilled, teacher, iterations=2)
 
 
 def test_register_rejects_unknown_terms_and_tasks():
