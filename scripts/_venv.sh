@@ -1,10 +1,13 @@
 # Sourced by scripts/*.sh. `ensure_venv NAME RSL_RL_SPEC [EXTRAS]` makes sure the cached virtual environment
 # $DAGMIX_VENVS/NAME exists with torch==2.13.0 (the CPU wheel), RSL_RL_SPEC and dagmix's dependencies (with the
 # comma-separated EXTRAS), everything else under constraints.txt (which pins torch, so no dependency pulls another
-# one); then it installs THIS clone's dagmix into it (editable, --no-deps), so every run tests the code it is run
-# from. It prints the venv's bin directory. The venvs live outside the clone (default ~/.cache/dagmix/venvs), keyed by
-# a stamp of everything that decides their contents (Python, constraints.txt, pyproject's dependency lists, the spec
+# one), and prints its bin directory. The venvs live outside the clone (default ~/.cache/dagmix/venvs), keyed by a
+# stamp of everything that decides their contents (Python, constraints.txt, pyproject's dependency lists, the spec
 # and extras); when the stamp differs or the venv is missing they are rebuilt, so a cold cache only costs time.
+# The venvs hold dagmix's dependencies but not dagmix: sourcing this file puts THIS clone first on PYTHONPATH (a
+# folder outside the clone, one per clone path, holding only a `dagmix` link to it), so every run imports the code it
+# is run from, two clones sharing the venvs never import each other's code, and nothing is reinstalled per run.
+# Run dagmix as `"$bin/python" -m dagmix.cli`.
 # One ensure_venv per venv at a time (a lock file beside it, where flock exists): two scripts started together, e.g.
 # a warm-up and .ci/run, wait for each other's build instead of both deleting and rebuilding the same directory.
 set -euo pipefail
@@ -15,6 +18,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 export WARP_CACHE_PATH="${WARP_CACHE_PATH:-$HOME/.cache/dagmix/warp}"  # mjlab's Warp kernels, compiled once
 DAGMIX_VENVS="${DAGMIX_VENVS:-$HOME/.cache/dagmix/venvs}"
 PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+
+# This clone, first on PYTHONPATH: $DAGMIX_PATHS/<hash of the clone's path>/dagmix -> $REPO
+DAGMIX_PATHS="${DAGMIX_PATHS:-$HOME/.cache/dagmix/paths}"
+CLONE_PATH="$DAGMIX_PATHS/$(printf '%s' "$REPO" | sha256sum | cut -c1-16)"
+mkdir -p "$CLONE_PATH"
+ln -sfn "$REPO" "$CLONE_PATH/dagmix"
+export PYTHONPATH="$CLONE_PATH${PYTHONPATH:+:$PYTHONPATH}"
 
 _pip() {  # pip, quiet, without the noise of this machine's empty local indexes
   "$@" 2>&1 | { grep -v "is ignored" || true; }
@@ -55,8 +65,11 @@ ensure_venv() {
     "$dir/bin/python" -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
     echo "$stamp" >"$dir/.dagmix-stamp"
   fi
-  # This clone's code, every run: an editable install re-pointed at $REPO (no dependency changes).
-  _pip "$dir/bin/pip" install -q --no-deps -e "$REPO" >&2
+  # No dagmix in the venv (dependencies only): an installed or editable copy, e.g. left by an older script, could be
+  # another clone's code. The clone on PYTHONPATH is imported first anyway; this keeps the venv unambiguous.
+  if compgen -G "$dir/lib/python*/site-packages/dagmix-*.dist-info" >/dev/null; then
+    _pip "$dir/bin/pip" uninstall -q -y dagmix >&2
+  fi
   (cd / && "$dir/bin/python" -c "
 import os, sys, dagmix
 want, got = os.path.realpath(sys.argv[1]), os.path.realpath(os.path.dirname(dagmix.__file__))
