@@ -36,6 +36,7 @@ teacher's return, success 0.996-1.000 (benchmarks/RESULTS.md, "The demo in five 
 within 0.007 of its best periodic evaluation in 8 seeds (128 units: up to 0.013), at twice the training time
 ("Stable students: the defaults")."""
 
+
 def student_rnn_hidden_dim(task: str) -> int:
     """Return the GRU size of ``task``'s default student (distillation and MixingDAggerPPO's actor)."""
     del task  # one size for every task today; the function is where a task would get its own
