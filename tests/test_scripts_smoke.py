@@ -298,3 +298,24 @@ def test_compare_dagger_ppo_runs_cue_doors_with_keys_after_the_variant(tmp_path,
     for bad in ("advisor:imitation_flor=0.1", "no_such_variant"):
         with pytest.raises(SystemExit):
             compare_dagger_ppo.main([*argv[:-1], bad])
+
+
+def test_two_clones_sharing_the_venvs_each_import_their_own_code(tmp_path):
+    """Sourcing scripts/_venv.sh puts the sourcing clone first on PYTHONPATH, never another clone's code."""
+    import os
+    import shutil
+    import subprocess
+
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "_venv.sh")
+    seen = {}
+    for name in ("clone_a", "clone_b"):
+        (tmp_path / name / "scripts").mkdir(parents=True)
+        shutil.copy(src, tmp_path / name / "scripts" / "_venv.sh")
+        (tmp_path / name / "__init__.py").write_text(f"WHO = {name!r}\n")  # a clone's package root
+        env = {**os.environ, "DAGMIX_PATHS": str(tmp_path / "paths"), "PYTHONPATH": ""}
+        cmd = 'source scripts/_venv.sh && python3 -c "import dagmix, sys; print(dagmix.WHO)"'
+        out = subprocess.run(["bash", "-c", cmd], cwd=tmp_path / name, env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        seen[name] = out.stdout.strip()
+    assert seen == {"clone_a": "clone_a", "clone_b": "clone_b"}
+    assert len(os.listdir(tmp_path / "paths")) == 2  # one folder per clone path, outside the clones
