@@ -60,3 +60,36 @@ def test_a_seed_beyond_64_bits_is_refused_before_the_run(tmp_path, capsys):
     refused(_argv(tmp_path, "distillation", "--seed", str(2**70)), r"seed=\d+ \(--seed\) does not fit 64 bits", capsys)
     refused(_argv(tmp_path, "distillation", "algorithm.mixing.seed=" + str(2**70)), "does not fit 64 bits", capsys)
     assert _run_folders(tmp_path) == []
+
+
+ENV_MISTAKES = [
+    ("quadcopter", "env.mass=1e999", r"QuadcopterEnvCfg\.mass=inf must be a finite number"),
+    ("quadcopter", "env.inertia=['a','b','c']", r"QuadcopterEnvCfg\.inertia=\('a', 'b', 'c'\) must be 3 finite"),
+    ("quadcopter", "env.goal_z_range=[0.5,'x']", r"QuadcopterEnvCfg\.goal_z_range=\(0\.5, 'x'\) must be 2 finite"),
+    ("quadcopter", "env.mass_range=[0.8]", r"QuadcopterEnvCfg\.mass_range=\(0\.8,\) must be 2 finite numbers"),
+    (
+        "quadcopter",
+        "env.velocity_noise=1e999",
+        r"velocity_noise=inf must be None .* >= 0 \(finite: an infinite noise makes the student's observations inf",
+    ),
+    ("cue_doors", "env.step_reward=-1e999", r"CueDoorsEnvCfg\.step_reward=-inf must be a finite number"),
+]
+
+
+@pytest.mark.parametrize(("task", "override", "match"), ENV_MISTAKES, ids=[o for _, o, _ in ENV_MISTAKES])
+def test_env_overrides_that_cannot_work_name_the_field(tmp_path, task, override, match, capsys):
+    argv = ["distill", "--task", task, *TINY, "--max_iterations", "2", "--log_root", str(tmp_path), *NO_EVAL]
+    refused([*argv, override], match, capsys, tmp_path)
+
+
+def test_env_configs_check_types_and_finiteness_in_python_too():
+    from dagmix.envs.cue_doors import CueDoorsEnvCfg
+    from dagmix.envs.quadcopter import QuadcopterEnvCfg
+
+    with pytest.raises(ValueError, match=r"QuadcopterEnvCfg\.gravity='9' must be a finite number"):
+        QuadcopterEnvCfg(gravity="9")
+    with pytest.raises(ValueError, match=r"QuadcopterEnvCfg\.thrust_to_weight_range=\(2\.0, nan\) must be 2 finite"):
+        QuadcopterEnvCfg(thrust_to_weight_range=(2.0, float("nan")))
+    with pytest.raises(ValueError, match=r"CueDoorsEnvCfg\.dt=True must be a finite number"):
+        CueDoorsEnvCfg(dt=True)
+    assert QuadcopterEnvCfg(velocity_noise=None, mass_range=[1, 1]).mass_range == [1, 1]  # ints, lists: fine
