@@ -13,7 +13,7 @@ from rsl_rl.algorithms import PPO
 from rsl_rl.utils import unpad_trajectories
 from tensordict import TensorDict
 
-from dagmix.algorithms import _compat
+from dagmix.algorithms import _compat, checkpoint_io
 from dagmix.algorithms.finite_guard import FiniteGuard, check_loss, check_student_weights
 from dagmix.algorithms.guidance import TeacherGuidance, set_action_std
 from dagmix.algorithms.mixing_core import CHECKPOINT_KEY, MixingCore, MixingSurface, check_algorithm_keys
@@ -63,6 +63,9 @@ class MixingDAggerPPO(MixingSurface, PPO):
     """
 
     teacher_loaded: bool = False
+    model_cfg: dict[str, Any] | None = None
+    """The train config's model sections (``obs_groups``, ``actor``, ``critic``, ``teacher``), stored in checkpoints;
+    set by :meth:`construct_algorithm` (None when the algorithm is built directly)."""
 
     def __init__(
         self,
@@ -183,6 +186,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
         from rsl_rl.utils import resolve_callable, resolve_obs_groups
 
         cfg["obs_groups"] = resolve_obs_groups(obs, cfg["obs_groups"], ["actor", "critic", "teacher"])
+        model_cfg = checkpoint_io.model_config(cfg)  # before construction: rsl-rl 5.4 pops keys of these dicts
         alg = PPO.construct_algorithm(obs, env, cfg, device)
         if not isinstance(alg, MixingDAggerPPO):  # pragma: no cover - class_name names another class
             raise TypeError(f"algorithm.class_name resolved to {type(alg).__name__}, not MixingDAggerPPO.")
@@ -194,21 +198,29 @@ class MixingDAggerPPO(MixingSurface, PPO):
         print(f"Teacher Model: {teacher}")
         alg.set_teacher(teacher)
         alg.configure_run(max_iterations=cfg.get("max_iterations"), seed=cfg.get("seed"))
+        alg.model_cfg = model_cfg
         return alg
 
     def _load_init_student(self, path: str) -> None:
         """Initialise the actor from the ``student_state_dict`` of the distillation checkpoint at ``path``."""
         try:
-            loaded = torch.load(path, map_location=self.device, weights_only=True)
-        except FileNotFoundError as e:
-            raise ValueError(f"init_student={path!r}: no such file (a distillation checkpoint).") from e
-        if not isinstance(loaded, Mapping) or "student_state_dict" not in loaded:
-            keys = sorted(loaded) if isinstance(loaded, Mapping) else type(loaded).__name__
+            loaded = checkpoint_io.load_checkpoint(path, map_location=self.device)  # weights_only=True
+        except checkpoint_io.CheckpointError as e:
+            raise ValueError(f"init_student: {e}") from None
+        if "student_state_dict" not in loaded:
             raise ValueError(
                 f"init_student={path!r} is not a distillation checkpoint: it has no 'student_state_dict' (keys: "
-                f"{keys}). Pass a checkpoint written by MixingDistillation or rsl_rl's Distillation."
+                f"{sorted(loaded)}). Pass a checkpoint written by MixingDistillation or rsl_rl's Distillation."
             )
-        self._raw_actor.load_state_dict(loaded["student_state_dict"])
+        try:
+            self._raw_actor.load_state_dict(loaded["student_state_dict"])
+        except RuntimeError as e:
+            raise ValueError(
+                f"init_student={path!r}: its student does not fit the actor of this config "
+                f"({checkpoint_io.state_dict_mismatch(e)}). Build the actor as the student was built: the same "
+                "model keys (actor.* as its run's student.*), observation groups and env overrides (e.g. "
+                "env.velocity_noise), as in its run's params/agent.json and params/env.json."
+            ) from None
 
     def set_teacher(self, teacher: Any) -> None:
         """Use ``teacher`` (a model with this env's actions as output) as the teacher; it is never trained."""
@@ -506,7 +518,10 @@ class MixingDAggerPPO(MixingSurface, PPO):
         saved = super().save()
         saved["teacher_state_dict"] = self.teacher.state_dict()
         saved[CHECKPOINT_KEY] = self.mixing_core.state_dict(
-            algorithm="MixingDAggerPPO", guidance=self.guidance.state_dict(), **self._coefficient_schedules()
+            algorithm="MixingDAggerPPO",
+            guidance=self.guidance.state_dict(),
+            model=self.model_cfg,  # eval and export rebuild the actor and teacher from the file alone
+            **self._coefficient_schedules(),
         )
         return saved
 

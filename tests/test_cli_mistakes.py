@@ -6,6 +6,7 @@ Each case must stop before training with ``dagmix: ...`` on one line, no traceba
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -93,3 +94,150 @@ def test_env_configs_check_types_and_finiteness_in_python_too():
     with pytest.raises(ValueError, match=r"CueDoorsEnvCfg\.dt=True must be a finite number"):
         CueDoorsEnvCfg(dt=True)
     assert QuadcopterEnvCfg(velocity_noise=None, mass_range=[1, 1]).mass_range == [1, 1]  # ints, lists: fine
+
+
+def _finished_run(root, algorithm: str, *extra: str) -> str:
+    """Run a tiny ``dagmix distill`` and return its last checkpoint (model_1.pt)."""
+    assert cli.main(_argv(root, algorithm, *extra)) == 0
+    experiment = os.path.join(root, "rsl_rl", f"quadcopter_{algorithm}")
+    (run,) = os.listdir(experiment)
+    return os.path.join(experiment, run, "model_1.pt")
+
+
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory) -> str:
+    """The last checkpoint of a finished distillation run (default GRU student, 16 observations)."""
+    return _finished_run(tmp_path_factory.mktemp("distilled"), "distillation")
+
+
+@pytest.fixture(scope="module")
+def dagger_ppo_run(tmp_path_factory) -> str:
+    """The last checkpoint of a MixingDAggerPPO run with a non-default actor (an MLP) and other dynamics."""
+    if not _compat.PPO_WITH_MODELS:
+        pytest.skip("MixingDAggerPPO needs rsl-rl-lib 5.x")
+    mlp = ["actor.class_name=MLPModel", "actor.hidden_dims=[32,32]"]
+    mlp += [f"actor.{k}=None" for k in ("rnn_type", "rnn_hidden_dim", "rnn_num_layers")]
+    root = tmp_path_factory.mktemp("dagger_ppo")
+    return _finished_run(root, "dagger_ppo", *mlp, "env.thrust_to_weight_range=[1.2,1.2]")
+
+
+def _bad_file(tmp_path, kind: str, good: str) -> str:
+    path = tmp_path / f"{kind}.pt"
+    data = open(good, "rb").read()
+    if kind == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "corrupt": os.urandom(4096)}[kind])
+    return str(path)
+
+
+@needs_ppo_models
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("empty", r"init_student: Checkpoint '.*empty\.pt' is empty"),
+        ("truncated", r"init_student: Checkpoint '.*truncated\.pt' is not a readable torch checkpoint"),
+        ("corrupt", r"init_student: Checkpoint '.*corrupt\.pt' is not a readable torch checkpoint"),
+        ("folder", r"init_student: Checkpoint '.*folder\.pt' is not a file"),
+    ],
+)
+def test_init_student_that_is_not_a_checkpoint(tmp_path, distilled, kind, match, capsys):
+    bad = _bad_file(tmp_path, kind, distilled)
+    refused(_argv(tmp_path / "logs", "dagger_ppo", "--init_student", bad), match, capsys, tmp_path / "logs")
+
+
+@needs_ppo_models
+@pytest.mark.parametrize(
+    ("override", "gist"),
+    [
+        ("actor.rnn_hidden_dim=32", r"is \(64, 256\) in the checkpoint, \(64, 32\) in the model"),
+        ("env.velocity_noise=None", r"is \(1, 16\) in the checkpoint, \(1, 13\) in the model"),
+    ],
+)
+def test_init_student_of_another_size_or_observation_count(tmp_path, distilled, override, gist, capsys):
+    argv = _argv(tmp_path, "dagger_ppo", "--init_student", distilled, override)
+    message = refused(argv, r"init_student=.*model_1\.pt': its student does not fit the actor of this config", capsys)
+    assert re.search(gist, message) and "params/agent.json" in message
+    assert _run_folders(tmp_path) == []
+
+
+@pytest.mark.parametrize("algorithm", ["distillation", pytest.param("dagger_ppo", marks=needs_ppo_models)])
+@pytest.mark.parametrize("groups", ["['policy']", "['teacher','policy']"])
+def test_teacher_observation_groups_that_do_not_fit_the_teacher(tmp_path, algorithm, groups, capsys):
+    message = refused(
+        _argv(tmp_path, algorithm, f"obs_groups.teacher={groups}"),
+        r"the teacher in --checkpoint .*quadcopter_teacher\.pt does not fit the teacher of this config",
+        capsys,
+        tmp_path,
+    )
+    assert "in the checkpoint" in message and "obs_groups.teacher (now [" in message
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "section"), [("distillation", "student"), pytest.param("dagger_ppo", "actor", marks=needs_ppo_models)]
+)
+@pytest.mark.parametrize("change", ["size", "velocity_noise"])
+def test_resume_after_changing_the_model_or_the_observations(tmp_path, algorithm, section, change, capsys):
+    _finished_run(tmp_path, algorithm)
+    (before,) = _run_folders(tmp_path)
+    capsys.readouterr()
+    override, named = {
+        "size": (f"{section}.rnn_hidden_dim=32", f"{section}.rnn_hidden_dim=256 (now 32)"),
+        "velocity_noise": ("env.velocity_noise=None", "env.velocity_noise left at its default (passed None)"),
+    }[change]
+    message = refused(_argv(tmp_path, algorithm, "--resume", override), r"--resume: .*model_1\.pt does not fit", capsys)
+    assert f"This command differs from that run in: {named}." in message
+    assert _run_folders(tmp_path) == [before]  # no new folder
+
+
+@pytest.mark.parametrize("where", ["run folder", "copied alone"])
+def test_dagger_ppo_checkpoints_store_their_model_config_for_eval_and_export(tmp_path, dagger_ppo_run, where, capsys):
+    import torch
+
+    model = torch.load(dagger_ppo_run, weights_only=True)["dagmix"]["model"]
+    assert model["actor"]["class_name"] == "MLPModel" and model["actor"]["hidden_dims"] == [32, 32]
+    assert model["obs_groups"]["actor"] == ["policy"] and model["teacher"]["class_name"] == "MLPModel"
+    ckpt = dagger_ppo_run
+    if where == "copied alone":
+        ckpt = str(tmp_path / "copied.pt")
+        with open(dagger_ppo_run, "rb") as src, open(ckpt, "wb") as dst:
+            dst.write(src.read())
+    assert cli.main(["export", "--checkpoint", ckpt, "--out", str(tmp_path / "exp")]) == 0
+    assert (tmp_path / "exp" / "policy.onnx").is_file()
+    argv = ["eval", "--checkpoint", ckpt, "--num_episodes", "4", SHORT, "env.thrust_to_weight_range=[1.2,1.2]"]
+    assert cli.main(argv) == 0
+    assert "MixingDAggerPPO checkpoint" in capsys.readouterr().out
+    for command in (["eval", "--num_episodes", "4"], ["export", "--out", str(tmp_path / "exp2")]):
+        argv = [*command, "--checkpoint", ckpt, "env.velocity_noise=None"]
+        message = refused(argv, r"the weights in .*\.pt do not fit the model config from the checkpoint", capsys)
+        assert "(1, 16) in the checkpoint, (1, 13) in the model" in message
+        assert "env.velocity_noise=None (passed)" in message and "drop it" in message
+
+
+def test_eval_notes_a_run_made_on_other_dynamics(dagger_ppo_run, capsys):
+    assert cli.main(["eval", "--checkpoint", dagger_ppo_run, "--num_episodes", "4", SHORT]) == 0
+    out = capsys.readouterr().out
+    note = [line for line in out.splitlines() if line.startswith("[dagmix] note:")]
+    assert len(note) == 1 and "env.thrust_to_weight_range=[1.2, 1.2] (not passed)" in note[0]
+    argv = [
+        "eval",
+        "--checkpoint",
+        dagger_ppo_run,
+        "--num_episodes",
+        "4",
+        SHORT,
+        "env.thrust_to_weight_range=[1.2,1.2]",
+    ]
+    assert cli.main(argv) == 0
+    assert "note:" not in capsys.readouterr().out  # the run's own env: nothing to note
+
+
+def test_the_hint_never_asks_for_what_was_passed(tmp_path, distilled, capsys):
+    ckpt = str(tmp_path / "copied.pt")  # no params/env.json beside it: the hint cannot read the run's settings
+    with open(distilled, "rb") as src, open(ckpt, "wb") as dst:
+        dst.write(src.read())
+    message = refused(
+        ["eval", "--checkpoint", ckpt, "--num_episodes", "4", "env.velocity_noise=None"], "do not fit", capsys
+    )
+    assert "add env.velocity_noise=None" not in message
+    assert "env.velocity_noise=None (passed)" in message and "drop it" in message
