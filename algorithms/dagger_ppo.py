@@ -166,7 +166,8 @@ class MixingDAggerPPO(MixingSurface, PPO):
         # every iteration leaves it off, and the algorithm is stock PPO
         active = not options.imitation_coef.always_zero()
         self.guidance = TeacherGuidance(options, self._raw_actor, float(self.learning_rate), active)
-        self._coefs = (1.0, 0.0)  # (ppo, imitation) of the current iteration
+        self._coefs = (self.ppo_coef.value(0), self.imitation_coef.value(0))  # (ppo, imitation), set per iteration
+        self._labelled = 0  # storage steps recorded through act() (labels, who drove) since the storage was emptied
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -262,6 +263,8 @@ class MixingDAggerPPO(MixingSurface, PPO):
         if core.pending:
             core.begin_iteration()
             self._coefs = (self.ppo_coef.value(core.iteration), self.imitation_coef.value(core.iteration))
+        step = self.storage.step  # a Python int: act() labels this step of the storage
+        self._labelled = step + 1 if step in (0, self._labelled) else self._labelled
         student_actions = super().act(obs)
         teacher_actions = self.teacher(obs).detach()
         label = teacher_actions
@@ -293,6 +296,13 @@ class MixingDAggerPPO(MixingSurface, PPO):
     def update(self) -> dict[str, float]:
         """PPO with the imitation term; log and print the iteration's coefficients, beta and teacher fraction."""
         core = self.mixing_core
+        if self.storage.step > self._labelled:  # e.g. a storage filled by hand: no labels, no who-drove flags
+            raise RuntimeError(
+                f"MixingDAggerPPO.update(): {self.storage.step - self._labelled} of the {self.storage.step} stored "
+                "transitions were not recorded through act(), which stores the teacher's labels and who drove (the "
+                "imitation term would read zeros). Fill the storage with alg.act(obs) then "
+                "alg.process_env_step(obs, rewards, dones, extras) per step, as rsl_rl's OnPolicyRunner does."
+            )
         self._finite_guard.check(self.teacher)  # non-finite labels / actions raise, before any gradient step
         ppo_coef, imitation_coef = self._coefs
         dist = torch.distributed
@@ -547,8 +557,9 @@ class MixingDAggerPPO(MixingSurface, PPO):
                     else ""
                 )
                 raise ValueError(
-                    f"MixingDAggerPPO loads a PPO checkpoint (the teacher) or its own checkpoint (to resume); this "
-                    f"one has neither 'actor_state_dict' nor 'teacher_state_dict' (keys: {sorted(loaded_dict)}).{hint}"
+                    f"MixingDAggerPPO loads a PPO checkpoint (the teacher: 'actor_state_dict') or its own checkpoint "
+                    f"(to resume: 'actor_state_dict' and 'teacher_state_dict'); this one has no 'actor_state_dict' "
+                    f"(keys: {sorted(loaded_dict)}).{hint}"
                 )
         resumed = super().load(loaded_dict, {k: v for k, v in load_cfg.items() if k != "teacher"}, strict)
         if load_cfg.get("teacher"):
