@@ -114,14 +114,40 @@ def _safe_globals() -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+def state_dict_mismatch(error: Exception) -> str:
+    """Return the gist of a ``load_state_dict`` error in one line: the first differing weight and both shapes.
+
+    E.g. ``mlp.0.weight is (64, 14) in the checkpoint, (64, 16) in the model`` or ``missing weights: rnn.rnn...``.
+    """
+    text = str(error)
+    size = re.search(
+        r"size mismatch for (\S+): copying a param with shape torch\.Size\(\[([^\]]*)\]\) from "
+        r"checkpoint, the shape in current model is torch\.Size\(\[([^\]]*)\]\)",
+        text,
+    )
+    if size:
+        name, saved, model = size.groups()
+        return f"{name} is ({saved}) in the checkpoint, ({model}) in the model"
+    for label, what in (("Missing key(s)", "weights the checkpoint lacks"), ("Unexpected key(s)", "extra weights")):
+        keys = re.search(re.escape(label) + r" in state_dict: ([^.]*)", text)
+        if keys:
+            names = [k.strip().strip('"') for k in keys.group(1).split(",")]
+            return f"{what}: {', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
+    return " ".join(text.split())[:200]
+
+
 def model_config(train_cfg: dict[str, Any]) -> dict[str, Any]:
-    """Return the model part of an rsl_rl train config (``obs_groups``, ``student``, ``teacher`` or 3.x ``policy``).
+    """Return the model part of an rsl_rl train config: ``obs_groups`` and the model sections it has.
+
+    Distillation's ``student`` and ``teacher`` (or 3.x ``policy``), MixingDAggerPPO's ``actor``, ``critic`` and
+    ``teacher``.
 
     Stored under ``checkpoint["dagmix"]["model"]`` so that eval and export rebuild the run's models from the file
     alone. Values are reduced to plain data (loadable with ``weights_only=True``): a class or function, e.g. a
     callable teacher's ``fn``, becomes its import path ``"module:qualname"``.
     """
-    return {k: _plain(train_cfg[k]) for k in ("obs_groups", "student", "teacher", "policy") if k in train_cfg}
+    sections = ("obs_groups", "student", "teacher", "policy", "actor", "critic")
+    return {k: _plain(train_cfg[k]) for k in sections if k in train_cfg}
 
 
 def _plain(value: Any) -> Any:

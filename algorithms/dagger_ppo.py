@@ -13,7 +13,7 @@ from rsl_rl.algorithms import PPO
 from rsl_rl.utils import unpad_trajectories
 from tensordict import TensorDict
 
-from dagmix.algorithms import _compat
+from dagmix.algorithms import _compat, checkpoint_io
 from dagmix.algorithms.expert_stats import ExpertStats
 from dagmix.algorithms.finite_guard import check_finite, check_loss, check_student_weights
 from dagmix.algorithms.guidance import TeacherGuidance, set_action_std
@@ -67,6 +67,9 @@ class MixingDAggerPPO(MixingSurface, PPO):
 
     teacher_loaded: bool = False
     expert_stats: ExpertStats | None = None  # a multi-teacher's per-expert statistics (set by set_teacher)
+    model_cfg: dict[str, Any] | None = None
+    """The train config's model sections (``obs_groups``, ``actor``, ``critic``, ``teacher``), stored in checkpoints;
+    set by :meth:`construct_algorithm` (None when the algorithm is built directly)."""
 
     def __init__(
         self,
@@ -168,7 +171,8 @@ class MixingDAggerPPO(MixingSurface, PPO):
         # every iteration leaves it off, and the algorithm is stock PPO
         active = not options.imitation_coef.always_zero()
         self.guidance = TeacherGuidance(options, self._raw_actor, float(self.learning_rate), active)
-        self._coefs = (1.0, 0.0)  # (ppo, imitation) of the current iteration
+        self._coefs = (self.ppo_coef.value(0), self.imitation_coef.value(0))  # (ppo, imitation), set per iteration
+        self._labelled = 0  # storage steps recorded through act() (labels, who drove) since the storage was emptied
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -188,6 +192,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
         from rsl_rl.utils import resolve_callable, resolve_obs_groups
 
         cfg["obs_groups"] = resolve_obs_groups(obs, cfg["obs_groups"], ["actor", "critic", "teacher"])
+        model_cfg = checkpoint_io.model_config(cfg)  # before construction: rsl-rl 5.4 pops keys of these dicts
         alg = PPO.construct_algorithm(obs, env, cfg, device)
         if not isinstance(alg, MixingDAggerPPO):  # pragma: no cover - class_name names another class
             raise TypeError(f"algorithm.class_name resolved to {type(alg).__name__}, not MixingDAggerPPO.")
@@ -199,21 +204,29 @@ class MixingDAggerPPO(MixingSurface, PPO):
         print(f"Teacher Model: {teacher}")
         alg.set_teacher(teacher)
         alg.configure_run(max_iterations=cfg.get("max_iterations"), seed=cfg.get("seed"))
+        alg.model_cfg = model_cfg
         return alg
 
     def _load_init_student(self, path: str) -> None:
         """Initialise the actor from the ``student_state_dict`` of the distillation checkpoint at ``path``."""
         try:
-            loaded = torch.load(path, map_location=self.device, weights_only=True)
-        except FileNotFoundError as e:
-            raise ValueError(f"init_student={path!r}: no such file (a distillation checkpoint).") from e
-        if not isinstance(loaded, Mapping) or "student_state_dict" not in loaded:
-            keys = sorted(loaded) if isinstance(loaded, Mapping) else type(loaded).__name__
+            loaded = checkpoint_io.load_checkpoint(path, map_location=self.device)  # weights_only=True
+        except checkpoint_io.CheckpointError as e:
+            raise ValueError(f"init_student: {e}") from None
+        if "student_state_dict" not in loaded:
             raise ValueError(
                 f"init_student={path!r} is not a distillation checkpoint: it has no 'student_state_dict' (keys: "
-                f"{keys}). Pass a checkpoint written by MixingDistillation or rsl_rl's Distillation."
+                f"{sorted(loaded)}). Pass a checkpoint written by MixingDistillation or rsl_rl's Distillation."
             )
-        self._raw_actor.load_state_dict(loaded["student_state_dict"])
+        try:
+            self._raw_actor.load_state_dict(loaded["student_state_dict"])
+        except RuntimeError as e:
+            raise ValueError(
+                f"init_student={path!r}: its student does not fit the actor of this config "
+                f"({checkpoint_io.state_dict_mismatch(e)}). Build the actor as the student was built: the same "
+                "model keys (actor.* as its run's student.*), observation groups and env overrides (e.g. "
+                "env.velocity_noise), as in its run's params/agent.json and params/env.json."
+            ) from None
 
     def set_teacher(self, teacher: Any) -> None:
         """Use ``teacher`` (a model with this env's actions as output) as the teacher; it is never trained."""
@@ -262,6 +275,8 @@ class MixingDAggerPPO(MixingSurface, PPO):
         if core.pending:
             core.begin_iteration()
             self._coefs = (self.ppo_coef.value(core.iteration), self.imitation_coef.value(core.iteration))
+        step = self.storage.step  # a Python int: act() labels this step of the storage
+        self._labelled = step + 1 if step in (0, self._labelled) else self._labelled
         student_actions = super().act(obs)
         teacher_actions = self.teacher(obs).detach()  # stored raw; teacher_action_clip applies in update()
         mask = core.policy.step()
@@ -290,6 +305,13 @@ class MixingDAggerPPO(MixingSurface, PPO):
     def update(self) -> dict[str, float]:
         """PPO with the imitation term; log and print the iteration's coefficients, beta and teacher fraction."""
         core = self.mixing_core
+        if self.storage.step > self._labelled:  # e.g. a storage filled by hand: no labels, no who-drove flags
+            raise RuntimeError(
+                f"MixingDAggerPPO.update(): {self.storage.step - self._labelled} of the {self.storage.step} stored "
+                "transitions were not recorded through act(), which stores the teacher's labels and who drove (the "
+                "imitation term would read zeros). Fill the storage with alg.act(obs) then "
+                "alg.process_env_step(obs, rewards, dones, extras) per step, as rsl_rl's OnPolicyRunner does."
+            )
         observations = self.storage.observations
         # non-finite labels / executed actions raise before any gradient step: the labels are stored raw, so the
         # clip cannot hide an Inf (one reduction per update, nothing per env step)
@@ -540,7 +562,10 @@ class MixingDAggerPPO(MixingSurface, PPO):
         saved = super().save()
         saved["teacher_state_dict"] = self.teacher.state_dict()
         saved[CHECKPOINT_KEY] = self.mixing_core.state_dict(
-            algorithm="MixingDAggerPPO", guidance=self.guidance.state_dict(), **self._coefficient_schedules()
+            algorithm="MixingDAggerPPO",
+            guidance=self.guidance.state_dict(),
+            model=self.model_cfg,  # eval and export rebuild the actor and teacher from the file alone
+            **self._coefficient_schedules(),
         )
         return saved
 
@@ -566,8 +591,9 @@ class MixingDAggerPPO(MixingSurface, PPO):
                     else ""
                 )
                 raise ValueError(
-                    f"MixingDAggerPPO loads a PPO checkpoint (the teacher) or its own checkpoint (to resume); this "
-                    f"one has neither 'actor_state_dict' nor 'teacher_state_dict' (keys: {sorted(loaded_dict)}).{hint}"
+                    f"MixingDAggerPPO loads a PPO checkpoint (the teacher: 'actor_state_dict') or its own checkpoint "
+                    f"(to resume: 'actor_state_dict' and 'teacher_state_dict'); this one has no 'actor_state_dict' "
+                    f"(keys: {sorted(loaded_dict)}).{hint}"
                 )
         resumed = super().load(loaded_dict, {k: v for k, v in load_cfg.items() if k != "teacher"}, strict)
         if load_cfg.get("teacher"):

@@ -8,6 +8,7 @@ from typing import Any
 
 from dagmix.algorithms import checkpoint_io
 from dagmix.algorithms.checkpoint_io import CheckpointError, UnsafeCheckpointError
+from dagmix.cli.run_params import env_differences, model_differences, run_agent
 
 
 def load_file(path: str, device: str, unsafe_load: bool) -> dict[str, Any]:
@@ -16,6 +17,34 @@ def load_file(path: str, device: str, unsafe_load: bool) -> dict[str, Any]:
         return checkpoint_io.load_checkpoint(path, map_location=device, unsafe_load=unsafe_load)
     except CheckpointError as e:
         raise SystemExit(f"dagmix: {e}") from None
+
+
+def restore(runner: Any, loaded: dict[str, Any], path: str, resume: bool, run: dict[str, Any]) -> None:
+    """Load ``loaded`` (read from ``path``) into ``runner``; weights that do not fit are a one-line error.
+
+    ``run`` holds the command's ``cfg`` (train config as given), ``task`` and ``env`` overrides. The error names
+    the first weight that differs and, for ``--resume``, the model keys and env overrides that differ from the run.
+    """
+    try:
+        checkpoint_io.restore_runner(runner, loaded)
+    except RuntimeError as e:
+        if "state_dict" not in str(e):
+            raise
+        gist = checkpoint_io.state_dict_mismatch(e)
+        if not resume:
+            groups = (run["cfg"].get("obs_groups") or {}).get("teacher")
+            raise SystemExit(
+                f"dagmix: the teacher in --checkpoint {path} does not fit the teacher of this config ({gist}). Set "
+                f"obs_groups.teacher (now {groups!r}; the built-in teachers read ['teacher']) and teacher.* to what "
+                "it was trained with (its run's params/agent.json)."
+            ) from None
+        recorded = (loaded.get("dagmix") or {}).get("model") or run_agent(path) or {}
+        diffs = model_differences(recorded, run["cfg"]) + env_differences(path, run["task"], run["env"])
+        changed = f" This command differs from that run in: {'; '.join(diffs)}." if diffs else ""
+        raise SystemExit(
+            f"dagmix: --resume: {path} does not fit the models of this config ({gist}).{changed} Resume with the "
+            "run's model keys and env overrides (its params/agent.json and params/env.json), or start a new run."
+        ) from None
 
 
 def checkpoint_kind(loaded: dict[str, Any]) -> str:

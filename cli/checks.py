@@ -23,6 +23,9 @@ def check_train_cfg(cfg: dict) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             flag = " (--max_iterations)" if key == "max_iterations" else ""
             raise SystemExit(f"dagmix: {key}={value!r}{flag} must be an integer >= 1.")
+    seed = cfg.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool) and not -(2**63) <= seed < 2**63:  # torch's: 64 bits
+        raise SystemExit(f"dagmix: seed={seed} (--seed) does not fit 64 bits; use an integer in [-2**63, 2**63).")
     lr = cfg["algorithm"].get("learning_rate")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
         raise SystemExit(f"dagmix: algorithm.learning_rate={lr!r} must be a number > 0, e.g. 1e-3.")

@@ -19,7 +19,7 @@ import torch
 
 from dagmix.algorithms import checkpoint_io
 from dagmix.algorithms.finite_guard import NonFiniteError
-from dagmix.cli.checkpoints import checkpoint_kind, find_checkpoint, load_file
+from dagmix.cli.checkpoints import checkpoint_kind, find_checkpoint, load_file, restore
 from dagmix.cli.figure import write_figure
 from dagmix.cli.models import format_table, load_models, make_env
 from dagmix.cli.runs import apply_run_flags, num_envs, release_if_unused, reserve_log_dir, write_params
@@ -106,7 +106,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         try:
             runner = _runner_class(args, algo.kind)(env, cfg, log_dir, args.device)
             print(f"[dagmix] loading {'run' if args.resume else 'teacher'} checkpoint {checkpoint}")
-            checkpoint_io.restore_runner(runner, loaded)  # read with weights_only=True (the stock runner would not)
+            restore(runner, loaded, checkpoint, args.resume, {"cfg": params, "task": args.task, "env": env_over})
         except ValueError as e:
             raise SystemExit(f"dagmix: {e}") from e
         write_params(log_dir, params, env_over, args.task)  # the run folder appears only once the run can start

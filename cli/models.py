@@ -12,8 +12,10 @@ from typing import Any
 
 import torch
 
+from dagmix.algorithms.checkpoint_io import state_dict_mismatch
 from dagmix.cli.checkpoints import checkpoint_kind, load_file
 from dagmix.cli.checks import check_device, check_writable_dir
+from dagmix.cli.run_params import env_differences, params_path, run_agent, run_env
 from dagmix.envs.task_configs import dagger_ppo_train_cfg, distill_train_cfg, teacher_train_cfg
 from dagmix.mixing.overrides import apply_overrides
 
@@ -52,46 +54,53 @@ def format_table(rows: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n(± : half-width of the 95% CI: Student-t for means, Wilson for the success rate)"
 
 
-def _run_params(checkpoint: str, name: str) -> str:
-    return os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "params", name)
-
-
 def _model_cfg(task: str, checkpoint: str, loaded: dict[str, Any], kind: str) -> tuple[dict[str, Any], str]:
     """Return the model config of a checkpoint of ``kind`` and where it came from.
 
-    In order: stored in the checkpoint (``checkpoint["dagmix"]["model"]``, so a copied file is enough; not for
-    MixingDAggerPPO's actor), the run's ``params/agent.json`` next to it, the task's default config.
+    In order: stored in the checkpoint (``checkpoint["dagmix"]["model"]``, so a copied file is enough), the run's
+    ``params/agent.json`` next to it, the task's default config.
     """
-    stored = (loaded.get("dagmix") or {}).get("model") if kind != "dagger_ppo" else None
-    if stored:
+    stored = (loaded.get("dagmix") or {}).get("model")
+    if stored and (kind != "dagger_ppo" or "actor" in stored):  # older MixingDAggerPPO files store none
         return copy.deepcopy(stored), "the checkpoint"
-    params = _run_params(checkpoint, "agent.json")
-    if os.path.isfile(params):
-        with open(params) as f:
-            return json.load(f), params
+    params = params_path(checkpoint, "agent.json")
+    recorded = run_agent(checkpoint)
+    if recorded is not None:
+        return recorded, params
     defaults = {"dagger_ppo": dagger_ppo_train_cfg, "ppo": teacher_train_cfg}
     return defaults.get(kind, distill_train_cfg)(task), f"the default {task} config"
 
 
-def _env_hint(checkpoint: str) -> str:
-    """Return a hint naming the env overrides of the run that made ``checkpoint`` (its params/env.json), or ''.
+def _env_hint(checkpoint: str, task: str, given: dict[str, Any] | None) -> str:
+    """Return a hint at the env settings under which ``checkpoint``'s weights fit (from its params/env.json), or ''.
 
     Some overrides change the observations (``env.velocity_noise=None`` takes three from the student's); a checkpoint
-    evaluated without them does not fit the env's shapes. A quadcopter run without a ``velocity_noise`` override
-    may predate its default (0.05): the hint then also names ``env.velocity_noise=None``.
+    evaluated without them does not fit the env's shapes. ``given``: this command's env overrides. The hint never
+    asks for an override that was passed.
     """
-    params = _run_params(checkpoint, "env.json")
-    try:
-        with open(params) as f:
-            run_env = json.load(f)
-        task, overrides = run_env.get("task"), run_env.get("overrides") or {}
-    except (OSError, ValueError, AttributeError):
-        return ""
+    given = json.loads(json.dumps(given or {}, default=str))  # as the run's overrides read back from JSON
+    recorded = run_env(checkpoint)
     hint = ""
-    if overrides:
-        given = " ".join(f"env.{k}={v!r}" for k, v in overrides.items())
-        hint = f" The run that made it set env overrides ({params}); pass the same: {given}."
-    if task == "quadcopter" and "velocity_noise" not in overrides:
+    run_task, run_overrides = recorded if recorded is not None else (task, {})
+    if recorded is not None:
+        params = params_path(checkpoint, "env.json")
+        missing = {k: v for k, v in run_overrides.items() if k not in given or given[k] != v}
+        if missing:
+            shown = " ".join(f"env.{k}={v!r}" for k, v in missing.items())
+            hint = f" The run that made it set env overrides ({params}); pass the same: {shown}."
+        extra = [f"env.{k}={v!r}" for k, v in given.items() if k not in run_overrides]
+        if extra:
+            hint += f" It did not set {' '.join(extra)} (passed here)."
+        if run_task != task:
+            hint += f" It ran --task {run_task} (passed {task})."
+    if run_task != "quadcopter" or task != "quadcopter" or run_overrides.get("velocity_noise", 0) is None:
+        return hint
+    if "velocity_noise" in given and given["velocity_noise"] is None:
+        hint += (
+            " env.velocity_noise=None (passed) takes the velocity estimate from the student's observations (13 "
+            "instead of 16): drop it for a student trained with the default velocity_noise."
+        )
+    elif "velocity_noise" not in given:
         hint += (
             " Runs made before the quadcopter's student observed a velocity estimate by default (velocity_noise "
             "0.05, CHANGELOG) have a 13-observation student: add env.velocity_noise=None."
@@ -99,24 +108,27 @@ def _env_hint(checkpoint: str) -> str:
     return hint
 
 
-def _load_state(model: torch.nn.Module, state: dict, checkpoint: str, source: str) -> None:
+def _load_state(
+    model: torch.nn.Module, state: dict, checkpoint: str, source: str, task: str, given: dict[str, Any] | None
+) -> None:
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         reason = " ".join(str(e).split())[:300]
         raise SystemExit(
-            f"dagmix: the weights in {checkpoint} do not fit the model config from {source}."
-            f"{_env_hint(checkpoint)} Details: {reason}"
+            f"dagmix: the weights in {checkpoint} do not fit the model config from {source} "
+            f"({state_dict_mismatch(e)}).{_env_hint(checkpoint, task, given)} Details: {reason}"
         ) from None
 
 
 def load_models(
-    task: str, checkpoint: str, loaded: dict[str, Any], device: str, env: Any
+    task: str, checkpoint: str, loaded: dict[str, Any], device: str, env: Any, env_overrides: dict | None = None
 ) -> tuple[dict[str, torch.nn.Module], str]:
     """Return a checkpoint's policies on ``device`` and what the checkpoint is.
 
     ``{"student": ..., "teacher": ...}`` of a distillation or MixingDAggerPPO checkpoint (whose actor is the
-    student), ``{"teacher": ...}`` of a PPO checkpoint. ``env`` gives the observation shapes.
+    student), ``{"teacher": ...}`` of a PPO checkpoint. ``env`` (made with ``env_overrides``) gives the observation
+    shapes.
     """
     kind = checkpoint_kind(loaded)
     # per policy: the model config section, the observation set and the checkpoint entry of its weights
@@ -140,7 +152,7 @@ def load_models(
     obs, models = env.get_observations(), {}
     for name, (section, obs_set, weights) in policies.items():
         models[name] = build_model(cfg[section], obs, groups, obs_set, env.num_actions)
-        _load_state(models[name], loaded[f"{weights}_state_dict"], checkpoint, source)
+        _load_state(models[name], loaded[f"{weights}_state_dict"], checkpoint, source, task, env_overrides)
     return {name: model.to(device) for name, model in models.items()}, description
 
 
@@ -171,10 +183,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if os.path.isdir(args.json):
             raise SystemExit(f"dagmix: --json {args.json!r} is a directory; pass a file path such as eval.json.")
         check_writable_dir(os.path.dirname(os.path.abspath(args.json)), "--json (its folder)")
-    env = make_env(args.task, args.num_episodes, args.device, args.seed, _env_overrides(args.overrides, "eval"))
+    env_over = _env_overrides(args.overrides, "eval")
+    env = make_env(args.task, args.num_episodes, args.device, args.seed, env_over)
     loaded = load_file(args.checkpoint, args.device, args.unsafe_load)
-    models, kind = load_models(args.task, args.checkpoint, loaded, args.device, env)
+    models, kind = load_models(args.task, args.checkpoint, loaded, args.device, env, env_over)
     print(f"[dagmix] {args.checkpoint}: {kind}")
+    diffs = env_differences(args.checkpoint, args.task, env_over)
+    if diffs:  # e.g. a run trained on other dynamics, evaluated on the defaults: say so, once
+        print(
+            f"[dagmix] note: this evaluation's env differs from the run that made the checkpoint "
+            f"({params_path(args.checkpoint, 'env.json')}): {'; '.join(diffs)}. Pass the run's env overrides to "
+            "evaluate it on its own env."
+        )
     rows = {name: evaluate_policy(env, m, args.num_episodes) for name, m in models.items()}
     print(format_table(rows))
     if args.json:
@@ -189,7 +209,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Export the student of a distillation (or MixingDAggerPPO) checkpoint as ONNX and TorchScript."""
     from rsl_rl.runners import DistillationRunner
 
-    env = make_env(args.task, 1, "cpu", 0, _env_overrides(args.overrides, "export"))
+    env_over = _env_overrides(args.overrides, "export")
+    env = make_env(args.task, 1, "cpu", 0, env_over)
     loaded = load_file(args.checkpoint, "cpu", args.unsafe_load)
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "exported")
     kind = checkpoint_kind(loaded)
@@ -205,7 +226,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         cfg["algorithm"], state = {"class_name": "Distillation"}, loaded["student_state_dict"]
     with contextlib.redirect_stdout(io.StringIO()):
         runner = DistillationRunner(env, cfg, None, "cpu")
-    _load_state(runner.alg.get_policy(), state, args.checkpoint, source)
+    _load_state(runner.alg.get_policy(), state, args.checkpoint, source, args.task, env_over)
     runner.export_policy_to_onnx(out, "policy.onnx")
     runner.export_policy_to_jit(out, "policy.pt")
     print(f"[dagmix] exported the student to {out}/policy.onnx and {out}/policy.pt")

@@ -8,6 +8,8 @@ import torch
 from rsl_rl.env import VecEnv
 from tensordict import TensorDict
 
+from dagmix.envs.cfg_checks import check_fields
+
 
 @dataclass
 class CueDoorsEnvCfg:
@@ -48,6 +50,7 @@ class CueDoorsEnvCfg:
 
     def __post_init__(self) -> None:
         """Validate; errors name the field, the value and the valid range."""
+        check_fields(self)  # types and finite numbers
         for name in ("max_speed", "dt", "door_radius", "cue_radius", "box"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"CueDoorsEnvCfg.{name}={getattr(self, name)!r} must be > 0.")

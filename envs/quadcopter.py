@@ -9,6 +9,8 @@ import torch
 from rsl_rl.env import VecEnv
 from tensordict import TensorDict
 
+from dagmix.envs.cfg_checks import check_fields, check_range
+
 # Row layout of the state tensor, component-major (STATE_DIM, num_envs): every component is a contiguous row, so
 # the physics runs as a few dozen cheap elementwise kernels, and a reset is one torch.where over the whole state.
 POS, VEL, QUAT, OMEGA, GOAL, MASS, TTW, LAST_ACTION = (
@@ -91,6 +93,15 @@ class QuadcopterEnvCfg:
 
     def __post_init__(self) -> None:
         """Validate; errors name the field, the value and the valid range."""
+        v = self.velocity_noise
+        if v is not None and (
+            isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or not math.isfinite(v)
+        ):
+            raise ValueError(
+                f"QuadcopterEnvCfg.velocity_noise={v!r} must be None (no velocity for the student) or a number >= 0 "
+                "(finite: an infinite noise makes the student's observations infinite)."
+            )
+        check_fields(self)  # types, finite numbers, tuples of the right length
         positive = ("mass", "gravity", "thrust_to_weight", "physics_dt", "episode_length_s", "spawn_height")
         for name in positive:
             if not getattr(self, name) > 0:
@@ -107,21 +118,12 @@ class QuadcopterEnvCfg:
                 f"{self.min_height} and max_height={self.max_height}."
             )
         for name in ("goal_z_range", "mass_range", "thrust_to_weight_range"):
-            lo, hi = getattr(self, name)
-            if not 0 < lo <= hi:
-                raise ValueError(
-                    f"QuadcopterEnvCfg.{name}={getattr(self, name)!r} must be (low, high) with 0 < low <= high."
-                )
-        if not all(i > 0 for i in self.inertia) or len(self.inertia) != 3:
+            check_range(self, name)
+        if not all(i > 0 for i in self.inertia):
             raise ValueError(f"QuadcopterEnvCfg.inertia={self.inertia!r} must be three positive numbers.")
         for name in ("gyro_noise", "gravity_noise", "position_noise"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"QuadcopterEnvCfg.{name}={getattr(self, name)!r} must be >= 0.")
-        v = self.velocity_noise
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0):
-            raise ValueError(
-                f"QuadcopterEnvCfg.velocity_noise={v!r} must be None (no velocity for the student) or a number >= 0."
-            )
         if not isinstance(self.stats_window, int) or self.stats_window < 1:
             raise ValueError(f"QuadcopterEnvCfg.stats_window={self.stats_window!r} must be an int >= 1.")
 

@@ -218,6 +218,8 @@ class MixingConfig:
         check_drawing(self.granularity, self.assignment, "mixing")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"mixing.seed={self.seed!r} must be an int or None.")
+        if self.seed is not None and not -(2**63) <= self.seed < 2**63:  # torch's generator takes 64 bits
+            raise ValueError(f"mixing.seed={self.seed} does not fit 64 bits; use an int in [-2**63, 2**63).")
         schedule = self.build_schedule()  # validates the schedule name and its parameters
         need = schedule.needs_granularity
         if need is not None and self.granularity != need:

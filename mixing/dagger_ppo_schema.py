@@ -17,7 +17,7 @@ from dagmix.mixing.adaptive import AdaptiveSchedule
 from dagmix.mixing.coefficients import CoefficientSchedule
 from dagmix.mixing.config import SCHEDULE_KINDS, MixingConfig, resolve_mixing
 from dagmix.mixing.names import did_you_mean, not_one_of
-from dagmix.mixing.schema import MixingSchema, check_console_and_clip
+from dagmix.mixing.schema import MixingSchema, check_config_dict, check_console_and_clip
 
 ImitationLoss = Literal["mse", "huber", "gaussian_nll"]
 ImitationBalance = Literal["advisor", "fixed"]
@@ -144,8 +144,9 @@ def validate_dagger_ppo(cfg: Mapping[str, Any]) -> DAggerPPOOptions:
     unset).
 
     Raises:
-        ValueError: naming the bad key or value, the valid options and the fix.
+        ValueError: ``cfg`` is not a dict, or naming the bad key or value, the valid options and the fix.
     """
+    check_config_dict(cfg, "validate_dagger_ppo()")
     for key in cfg:
         if key not in DAGGER_PPO_KEYS:
             raise ValueError(

@@ -77,6 +77,11 @@ def apply_overrides(cfg: dict[str, Any], env_cfg: dict[str, Any], overrides: lis
         if key in NUMBER_OR_SCHEDULE_KEYS and isinstance(value, dict):
             node[leaf] = value  # a schedule dict instead of a number (validated when the algorithm is built)
             continue
+        if key in NUMBER_OR_SCHEDULE_KEYS and value is not None:
+            raise ValueError(
+                f"{key}={text} is neither a number nor a schedule dict; e.g. {key}=0.5 or "
+                f"{key}=\"{{'schedule': 'linear', 'start': 1.0, 'end': 0.0, 'iterations': 100}}\"."
+            )
         node[leaf] = check_override(key, value, default, text)
 
 

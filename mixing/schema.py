@@ -185,6 +185,15 @@ def check_console_and_clip(cfg: Mapping[str, Any]) -> tuple[bool, float | None]:
     return console, None if clip is None else float(clip)
 
 
+def check_config_dict(cfg: Any, what: str) -> None:
+    """Raise ValueError unless ``cfg`` is a mapping (a dict of algorithm keys); ``what`` names the validator."""
+    if not isinstance(cfg, Mapping):
+        raise ValueError(
+            f"{what} takes a dict of algorithm keys (an empty dict for the defaults), got {type(cfg).__name__}: "
+            f"{cfg!r}."
+        )
+
+
 def validate(cfg: Mapping[str, Any]) -> AlgorithmOptions:
     """Validate dagmix's keys of an algorithm config dict and return them parsed (every rule is checked here).
 
@@ -192,8 +201,9 @@ def validate(cfg: Mapping[str, Any]) -> AlgorithmOptions:
     configclass dicts that hold every field (None: unset) are accepted.
 
     Raises:
-        ValueError: naming the bad key or value, the valid options and the fix.
+        ValueError: ``cfg`` is not a dict, or naming the bad key or value, the valid options and the fix.
     """
+    check_config_dict(cfg, "validate()")
     for key in cfg:
         if key not in ALGORITHM_KEYS:
             match = closest(key, ALGORITHM_KEYS)

@@ -83,6 +83,24 @@ def test_dagger_ppo_python_dict_front_end_accepts_every_key():
         validate_dagger_ppo({"init_student": 3})
 
 
+@pytest.mark.parametrize("validator", [schema.validate, validate_dagger_ppo], ids=["distillation", "dagger_ppo"])
+@pytest.mark.parametrize("cfg", [None, [], "mixing", 3])
+def test_a_config_that_is_not_a_dict_is_the_documented_value_error(validator, cfg):
+    with pytest.raises(ValueError, match=r"takes a dict of algorithm keys .*got") as info:
+        validator(cfg)
+    assert "'m'" not in str(info.value)  # not "Unknown algorithm key 'm'" from iterating a string
+    assert validator({}).mixing.schedule == "student_only"  # the empty dict: the defaults
+
+
+@pytest.mark.parametrize("validator", [schema.validate, validate_dagger_ppo], ids=["distillation", "dagger_ppo"])
+@pytest.mark.parametrize("seed", [2**63, 2**70, -(2**63) - 1])
+def test_a_mixing_seed_beyond_64_bits_is_refused_at_validation(validator, seed):
+    with pytest.raises(ValueError, match=r"mixing\.seed=.* does not fit 64 bits"):
+        validator({"mixing": {"schedule": "constant", "beta": 0.5, "seed": seed}})
+    for fits in (2**63 - 1, -(2**63)):
+        assert validator({"mixing": {"schedule": "constant", "beta": 0.5, "seed": fits}}).mixing.seed == fits
+
+
 def _assert_cli_sets(cfg, path):
     """``algorithm.<path>=None`` on the command line sets that key of ``cfg`` (None: accepted for every key)."""
     from dagmix.mixing.overrides import apply_overrides
