@@ -121,3 +121,14 @@ def test_compare_schedules_records_each_expert_and_the_report_reads_them(tmp_pat
     out = capsys.readouterr().out
     assert "| both experts | two_stage_third | level (expert 0) |" in out
     assert "| thrown only | two_stage_third | thrown (expert 1) |" in out
+
+
+def test_the_report_has_help_and_refuses_a_folder_without_per_expert_runs(tmp_path, capsys):
+    from dagmix.benchmarks import experts
+
+    with pytest.raises(SystemExit) as exc:
+        experts.main(["--help"])
+    assert exc.value.code == 0 and "LABEL=DIR" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        experts.main(["--runs", f"empty={tmp_path}"])
+    assert "no finished run with per-expert results" in capsys.readouterr().err
