@@ -58,7 +58,7 @@ class MultiTeacherModel(nn.Module):
     observation groups. The selector group is read on the device at every step; a value that names no expert is
     counted there (and replaced by expert 0 for that step's gather) and raised by :meth:`check_selector`, which
     dagmix's algorithms call once per update, before any gradient step. The initial observation is checked at
-    construction.
+    construction. The model runs on any number of envs (e.g. an evaluation env besides the training env).
 
     Attributes:
         experts: The expert models (``nn.ModuleList``), in selector order; their parameters do not require grad.
@@ -142,10 +142,12 @@ class MultiTeacherModel(nn.Module):
                     ) from e
             self.checkpoints_loaded = True
         self.requires_grad_(False)
-        # per-env selector diagnostics on the device (not saved: the state dict holds only the experts' weights)
+        # selector diagnostics on the device (not saved: the state dict holds only the experts' weights); 0-d, so
+        # that the model also runs on batches of another size (an evaluation env)
         self.register_buffer("expert_ids", torch.zeros(num_envs, dtype=torch.long), persistent=False)
-        self.register_buffer("_bad_count", torch.zeros(num_envs, dtype=torch.long), persistent=False)
-        self.register_buffer("_bad_value", torch.zeros(num_envs, dtype=torch.float64), persistent=False)
+        self.register_buffer("_bad_count", torch.zeros((), dtype=torch.long), persistent=False)
+        self.register_buffer("_bad_env", torch.zeros((), dtype=torch.long), persistent=False)
+        self.register_buffer("_bad_value", torch.zeros((), dtype=torch.float64), persistent=False)
         self._select(selector.to("cpu"))  # the buffers are on the CPU until rsl_rl moves the model
         self.check_selector()  # the initial observation: a static misconfiguration fails at construction
 
@@ -158,8 +160,13 @@ class MultiTeacherModel(nn.Module):
         else:
             valid = (sel >= 0) & (sel < self.num_experts)
         bad = ~valid
-        self._bad_count.add_(bad)
-        self._bad_value.copy_(torch.where(bad, sel.to(torch.float64), self._bad_value))
+        count = bad.sum()
+        first = bad.to(torch.int32).argmax()  # the first env with an invalid value (0 if none)
+        seen = count > 0
+        self._bad_env.copy_(torch.where(seen, first, self._bad_env))
+        value = sel.gather(0, first.view(1)).reshape(()).to(torch.float64)  # no host read
+        self._bad_value.copy_(torch.where(seen, value, self._bad_value))
+        self._bad_count.add_(count)
         ids = torch.where(valid, sel, torch.zeros_like(sel)).to(torch.long)  # invalid: expert 0 until checked
         self.expert_ids = ids
         return ids
@@ -170,10 +177,9 @@ class MultiTeacherModel(nn.Module):
         Raises:
             SelectorError: naming an env, its value and the valid range.
         """
-        bad = self._bad_count
-        env = (bad > 0).to(torch.int64).argmax()
-        count, env_i, value = torch.stack([bad.sum().double(), env.double(), self._bad_value[env]]).tolist()
-        bad.zero_()
+        stats = torch.stack([self._bad_count.double(), self._bad_env.double(), self._bad_value])
+        count, env_i, value = stats.tolist()
+        self._bad_count.zero_()
         if not count:
             return
         env_i = int(env_i)

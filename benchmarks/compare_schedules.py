@@ -54,7 +54,8 @@ class Args:
     """Benchmark settings (flags are the field names with dashes)."""
 
     task: str = "quadcopter"
-    """Benchmark task: quadcopter, quadcopter_thrown, pendulum or mjlab_cartpole_swingup (dagmix.benchmarks.tasks)."""
+    """Benchmark task: quadcopter, quadcopter_thrown, quadcopter_blind, quadcopter_experts, cue_doors, pendulum or
+    mjlab_cartpole_swingup (dagmix.benchmarks.tasks)."""
     schedules: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
     """Variants to compare: built-in names, or '<schedule>[:key=value,...]' for any schedule dagmix knows."""
     seeds: int = 5
@@ -292,6 +293,10 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str, label
                 baselines[key] = evaluate_policy(
                     e, RandomPolicy(env.num_actions, scale, seed, args.device), n
                 ).to_dict()
+        if task.experts:  # a multi-expert task: the student and each expert alone, on that expert's envs
+            from dagmix.benchmarks.experts import per_expert_evaluations
+
+            baselines["per_expert"] = per_expert_evaluations(task, alg, args, seed, kw)
     result = {
         **({"task": args.task} if args.task != "quadcopter" else {}),
         "variant": variant,

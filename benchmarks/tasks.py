@@ -5,6 +5,11 @@
   an untrained student's episodes end within about 35 steps of 500; shipped PPO teacher.
 - ``quadcopter_blind``: the built-in quadcopter whose student has no velocity estimate (``velocity_noise=None``), an
   imitation gap; the quadcopter's shipped teacher.
+- ``quadcopter_experts``: the built-in multi-expert example (``dagmix.envs.quadcopter_experts``): half the envs start
+  level, half thrown; a ``MultiTeacherModel`` of the shipped ``quadcopter`` and ``quadcopter_thrown`` teachers labels
+  each env by its own. Its runs also evaluate the student and each expert alone on that expert's envs
+  (``per_expert`` in the run's JSON, :mod:`dagmix.benchmarks.experts`); ``--env-overrides expert_cycle=[k]`` trains
+  on expert ``k``'s envs alone (a student distilled from one expert).
 - ``cue_doors``: the built-in information-gathering task (``dagmix.envs.cue_doors``): only a visit to the cue shows
   the student which door is the goal, so imitating the teacher fails; shipped PPO teacher, an MLP student (the
   ``--student gru`` default means the task's own student here).
@@ -21,6 +26,7 @@ teacher return, as their committed results always were: the blind rows were made
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +53,10 @@ class BenchTask:
     """Start the training envs at random points of their first episode (``learn(init_at_random_ep_len=...)``)."""
     needs: str = ""
     """What to install for this task (named in the error when its import fails)."""
+    experts: tuple[str, ...] = ()
+    """A multi-expert task's experts, in selector order (its teacher is a ``MultiTeacherModel``); () for one teacher."""
+    expert_env: Callable[[int], dict[str, Any]] | None = None
+    """``expert_env(k)`` -> the env overrides that give every env expert ``k`` (the per-expert evaluation's envs)."""
 
 
 class RandomPolicy(torch.nn.Module):
@@ -97,13 +107,26 @@ def _builtin(task: str, defaults: dict[str, Any] | None = None) -> BenchTask:
         return cfg
 
     def load_teacher(runner: Any, device: str) -> None:
-        from dagmix.envs.task_configs import shipped_teacher
+        from dagmix.envs.task_configs import EXPERT_TASKS, shipped_teacher
 
+        if task in EXPERT_TASKS:  # the multi-teacher loaded its experts' checkpoints as it was built
+            return
         runner.load(shipped_teacher(task), map_location=device)
 
     scale = None if task in ("quadcopter", "quadcopter_blind") else 1.0  # the blind rows were made as quadcopter
     sizes = dict(defaults or _BUILTIN_DEFAULTS)
     return BenchTask(task, make_env, train_cfg, load_teacher, sizes, random_action_scale=scale)
+
+
+def _quadcopter_experts() -> BenchTask:
+    from dagmix.envs.quadcopter_experts import LEVEL, THROWN
+
+    def expert_env(k: int) -> dict[str, Any]:
+        return {"expert_cycle": (k,)}
+
+    names = {LEVEL: "level", THROWN: "thrown"}
+    experts = tuple(names[k] for k in sorted(names))
+    return dataclasses.replace(_builtin("quadcopter_experts"), experts=experts, expert_env=expert_env)
 
 
 # ------------------------------------------------------------------------------------------------ gymnasium
@@ -183,6 +206,7 @@ TASKS: dict[str, Callable[[], BenchTask]] = {
     "quadcopter": lambda: _builtin("quadcopter"),
     "quadcopter_thrown": lambda: _builtin("quadcopter_thrown"),
     "quadcopter_blind": lambda: _builtin("quadcopter_blind"),
+    "quadcopter_experts": _quadcopter_experts,
     "cue_doors": lambda: _builtin("cue_doors", _CUE_DOORS_DEFAULTS),
     "pendulum": _pendulum,
     "mjlab_cartpole_swingup": _mjlab_cartpole,

@@ -24,6 +24,7 @@ from dagmix.cli.figure import write_figure
 from dagmix.cli.models import format_table, load_models, make_env
 from dagmix.cli.runs import apply_run_flags, num_envs, release_if_unused, reserve_log_dir, write_params
 from dagmix.envs.task_configs import dagger_ppo_train_cfg, distill_train_cfg, shipped_teacher
+from dagmix.mixing.multi_teacher_schema import multi_teacher_checkpoints
 
 
 def _describe_distillation(alg: Any) -> str:
@@ -105,8 +106,11 @@ def cmd_distill(args: argparse.Namespace) -> int:
         torch.manual_seed(cfg["seed"])
         try:
             runner = _runner_class(args, algo.kind)(env, cfg, log_dir, args.device)
-            print(f"[dagmix] loading {'run' if args.resume else 'teacher'} checkpoint {checkpoint}")
-            restore(runner, loaded, checkpoint, args.resume, {"cfg": params, "task": args.task, "env": env_over})
+            if loaded is None:  # a multi-teacher: its experts' checkpoints were loaded as it was built
+                print(f"[dagmix] experts (teacher section's checkpoints): {', '.join(cfg['teacher']['checkpoints'])}")
+            else:
+                print(f"[dagmix] loading {'run' if args.resume else 'teacher'} checkpoint {checkpoint}")
+                restore(runner, loaded, checkpoint, args.resume, {"cfg": params, "task": args.task, "env": env_over})
         except ValueError as e:
             raise SystemExit(f"dagmix: {e}") from e
         write_params(log_dir, params, env_over, args.task)  # the run folder appears only once the run can start
@@ -133,8 +137,19 @@ def cmd_distill(args: argparse.Namespace) -> int:
         return 0
 
 
-def _checkpoint(args: argparse.Namespace, cfg: dict, algo: Algorithm) -> tuple[str, dict[str, Any]]:
-    """Return the path and contents of the run to resume (``--resume``) or of the teacher (PPO) checkpoint."""
+def _checkpoint(args: argparse.Namespace, cfg: dict, algo: Algorithm) -> tuple[str | None, dict[str, Any] | None]:
+    """Return the path and contents of the run to resume (``--resume``) or of the teacher (PPO) checkpoint.
+
+    (None, None) for a multi-teacher whose experts' checkpoints are in its section (loaded as it is built).
+    """
+    if not args.resume and (experts := multi_teacher_checkpoints(cfg)) is not None:
+        if args.checkpoint is not None:
+            raise SystemExit(
+                f"dagmix: --checkpoint: the teacher of --task {args.task} is a multi-teacher whose experts are loaded "
+                f"from its section's checkpoints ({len(experts)}); drop --checkpoint, or replace them with "
+                "teacher.checkpoints=[PATH,...]."
+            )
+        return None, None
     if args.resume:
         path, loaded = find_checkpoint(
             args.log_root, cfg["experiment_name"], args.load_run, args.load_checkpoint, args.device, args.unsafe_load

@@ -24,7 +24,7 @@ def check_fields(cfg: Any) -> None:
     """Check every field of the dataclass ``cfg`` against the type of its default.
 
     A float default takes a finite number, an int default an integer, a bool default True or False, a tuple of
-    numbers as many finite numbers. None only where the field's annotation allows it (``float | None``).
+    numbers as many finite numbers (a variable-length ``tuple[X, ...]`` field is left to its class's own check). None only where the field's annotation allows it (``float | None``).
 
     Raises:
         ValueError: ``<Class>.<field>=<value> must be ...``, naming the field, the value and what it takes.
@@ -43,7 +43,7 @@ def check_fields(cfg: Any) -> None:
             ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
         elif isinstance(default, float):
             ok, kind = _is_number(value) and math.isfinite(value), "a finite number"
-        elif isinstance(default, tuple) and all(_is_number(d) for d in default):
+        elif isinstance(default, tuple) and "..." not in str(f.type) and all(_is_number(d) for d in default):
             n = len(default)
             ok = isinstance(value, (tuple, list)) and len(value) == n
             ok = ok and all(_is_number(v) and math.isfinite(v) for v in value)

@@ -66,8 +66,8 @@ def wilson_ci95(successes: int, n: int) -> tuple[float, float]:
 def _clone_hidden(hidden: Any) -> Any:
     if hidden is None:
         return None
-    if isinstance(hidden, tuple):
-        return tuple(h.clone() for h in hidden)
+    if isinstance(hidden, tuple):  # an LSTM's (h, c), or one state per expert (None for a feed-forward one)
+        return tuple(_clone_hidden(h) for h in hidden)
     return hidden.clone()
 
 

@@ -237,11 +237,7 @@ class QuadcopterEnv(VecEnv):
         # no episode can end sooner than that after a reset (the fastest way out, full thrust while inverted,
         # needs `min_episode_steps`), so every reset still gets a fresh, never reused draw; the RNG cost drops
         # by that factor (the CPU generator costs ~7 ns a number).
-        ttw_max = c.thrust_to_weight_range[1] / c.mass_range[0]
-        a_max = c.gravity * (1.0 + ttw_max)
-        gap = min(c.spawn_height - c.min_height, c.max_height - c.spawn_height)
-        v0 = c.spawn_lin_vel  # the fastest initial vertical speed (a thrown start)
-        self.min_episode_steps = int((math.sqrt(v0 * v0 + 2.0 * a_max * gap) - v0) / a_max / c.step_dt)
+        self.min_episode_steps = fastest_episode_steps(c, c.spawn_height, c.spawn_lin_vel)
         self.reset_draw_period = max(1, min(8, self.min_episode_steps - 1))  # -1: margin for the Euler steps
         self._steps_since_draw = 0
         self.reset()
@@ -376,6 +372,20 @@ class QuadcopterEnv(VecEnv):
         self.episode_length_buf.masked_fill_(dones, 0)
         self._compute_obs()
         return self._obs(), rewards, dones, extras
+
+
+def fastest_episode_steps(cfg: QuadcopterEnvCfg, spawn_height: float, spawn_lin_vel: float) -> int:
+    """Return a lower bound on the env steps of an episode started at ``spawn_height`` (m).
+
+    The fastest way out: full thrust while inverted toward the nearer height limit, starting at up to
+    ``spawn_lin_vel`` (m/s) that way.
+    """
+    c = cfg
+    ttw_max = c.thrust_to_weight_range[1] / c.mass_range[0]
+    a_max = c.gravity * (1.0 + ttw_max)
+    gap = min(spawn_height - c.min_height, c.max_height - spawn_height)
+    v0 = spawn_lin_vel  # the fastest initial vertical speed (a thrown start)
+    return int((math.sqrt(v0 * v0 + 2.0 * a_max * gap) - v0) / a_max / c.step_dt)
 
 
 def nominal_hover_action(cfg: QuadcopterEnvCfg, thrust_to_weight: float | None = None) -> float:

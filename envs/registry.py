@@ -8,6 +8,7 @@ from typing import Any
 
 from dagmix.envs.cue_doors import CueDoorsEnv, CueDoorsEnvCfg
 from dagmix.envs.quadcopter import QuadcopterEnv, QuadcopterEnvCfg
+from dagmix.envs.quadcopter_experts import QuadcopterExpertsEnv, QuadcopterExpertsEnvCfg
 from dagmix.envs.toy import PointMassEnv
 from dagmix.mixing.overrides import check_override
 
@@ -28,25 +29,38 @@ BLIND_QUADCOPTER = {"velocity_noise": None}
 task: every distillation setting stops near 0.97 of the teacher's return, success 0.82-0.93 (benchmarks/RESULTS.md,
 "What limits the student"). The teacher's observations are the quadcopter's, so it uses the quadcopter's teacher."""
 
+EXPERTS_QUADCOPTER = {k: v for k, v in THROWN_QUADCOPTER.items() if k != "velocity_noise"}
+"""``quadcopter_experts``: the built-in multi-expert example (``dagmix.envs.quadcopter_experts``): the even envs
+start level (expert 0, the ``quadcopter`` teacher's start), the odd ones thrown as ``quadcopter_thrown`` (expert 1,
+its teacher's start); ``expert_id`` says which. The student observes its velocity estimate, as on ``quadcopter``."""
+
 QUADCOPTER_PRESETS: dict[str, dict[str, Any]] = {
     "quadcopter": {},
     "quadcopter_thrown": THROWN_QUADCOPTER,
     "quadcopter_blind": BLIND_QUADCOPTER,
+    "quadcopter_experts": EXPERTS_QUADCOPTER,
 }
 """The quadcopter tasks: each one's defaults on top of ``QuadcopterEnvCfg`` (env overrides go on top of them)."""
+
+
+_QUADCOPTER_CLASSES: dict[str, tuple[type, type]] = {
+    "quadcopter_experts": (QuadcopterExpertsEnvCfg, QuadcopterExpertsEnv),
+}
+"""The quadcopter tasks with their own env class (the others: ``QuadcopterEnvCfg``, ``QuadcopterEnv``)."""
 
 
 def _make_quadcopter(
     num_envs: int, device: str, seed: int, task: str = "quadcopter", **overrides: Any
 ) -> QuadcopterEnv:
-    names = QuadcopterEnvCfg.field_names()
+    cfg_cls, env_cls = _QUADCOPTER_CLASSES.get(task, (QuadcopterEnvCfg, QuadcopterEnv))
+    names = cfg_cls.field_names()
     unknown = [k for k in overrides if k not in names]
     if unknown:
         raise ValueError(f"Unknown {task} config key(s) {unknown}; valid keys: {', '.join(names)}.")
-    defaults = replace(QuadcopterEnvCfg(), **QUADCOPTER_PRESETS[task])
+    defaults = replace(cfg_cls(), **QUADCOPTER_PRESETS[task])
     overrides = {k: check_override(f"env.{k}", v, getattr(defaults, k)) for k, v in overrides.items()}
     cfg = replace(defaults, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
-    return QuadcopterEnv(num_envs, device=device, seed=seed, cfg=cfg)
+    return env_cls(num_envs, device=device, seed=seed, cfg=cfg)
 
 
 def _make_thrown_quadcopter(num_envs: int, device: str, seed: int, **overrides: Any) -> QuadcopterEnv:
@@ -55,6 +69,10 @@ def _make_thrown_quadcopter(num_envs: int, device: str, seed: int, **overrides: 
 
 def _make_blind_quadcopter(num_envs: int, device: str, seed: int, **overrides: Any) -> QuadcopterEnv:
     return _make_quadcopter(num_envs, device, seed, "quadcopter_blind", **overrides)
+
+
+def _make_experts_quadcopter(num_envs: int, device: str, seed: int, **overrides: Any) -> QuadcopterExpertsEnv:
+    return _make_quadcopter(num_envs, device, seed, "quadcopter_experts", **overrides)
 
 
 def _make_cue_doors(num_envs: int, device: str, seed: int, **overrides: Any) -> CueDoorsEnv:
@@ -81,6 +99,7 @@ _TASKS: dict[str, Callable[..., Any]] = {
     "quadcopter": _make_quadcopter,
     "quadcopter_thrown": _make_thrown_quadcopter,
     "quadcopter_blind": _make_blind_quadcopter,
+    "quadcopter_experts": _make_experts_quadcopter,
     "cue_doors": _make_cue_doors,
     "point_mass": _make_point_mass,
 }

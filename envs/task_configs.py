@@ -37,6 +37,11 @@ within 0.007 of its best periodic evaluation in 8 seeds (128 units: up to 0.013)
 ("Stable students: the defaults")."""
 
 
+QUADCOPTER_STUDENT_TASKS = ("quadcopter", "quadcopter_experts")
+"""Tasks with the ``quadcopter`` student's settings (its weight average, ``ema_decay`` 0.99): the student observes its
+velocity estimate. ``quadcopter_experts``' student has them untested there (no committed results yet)."""
+
+
 def student_rnn_hidden_dim(task: str) -> int:
     """Return the GRU size of ``task``'s default student (distillation and MixingDAggerPPO's actor)."""
     del task  # one size for every task today; the function is where a task would get its own
@@ -72,6 +77,31 @@ MLP_STUDENT_TASKS = ("cue_doors",)
 SHARED_TEACHERS = {"quadcopter_blind": "quadcopter"}
 """Tasks that use another task's shipped teacher (the same teacher observations and dynamics)."""
 
+EXPERT_TASKS: dict[str, tuple[str, ...]] = {"quadcopter_experts": ("quadcopter", "quadcopter_thrown")}
+"""Multi-expert tasks and, in expert order, the tasks whose shipped teachers are their experts: ``quadcopter_experts``'
+expert 0 is the ``quadcopter`` teacher (its level starts), expert 1 the ``quadcopter_thrown`` teacher (its thrown
+starts). Their ``teacher`` section is a ``dagmix.models:MultiTeacherModel`` (:func:`expert_teacher_section`)."""
+
+EXPERT_SELECTOR_GROUP = "expert_id"
+"""The observation group with each env's expert in the multi-expert tasks."""
+
+
+def expert_teacher_section(task: str) -> dict[str, Any]:
+    """Return a fresh ``teacher`` section of a multi-expert task: its experts, their shipped checkpoints, selector.
+
+    Every expert is the shipped PPO actor (``TEACHER_MODEL``) reading the ``teacher`` group; the checkpoints are
+    absolute paths, loaded when the model is built (no teacher ``--checkpoint``).
+    """
+    from dagmix.mixing.multi_teacher_schema import MULTI_TEACHER_CLASS_NAME
+
+    experts = EXPERT_TASKS[task]
+    return {
+        "class_name": MULTI_TEACHER_CLASS_NAME,
+        "teachers": [copy.deepcopy(TEACHER_MODEL) for _ in experts],
+        "checkpoints": [shipped_teacher(t) for t in experts],
+        "selector_group": EXPERT_SELECTOR_GROUP,
+    }
+
 
 def task_student_model(task: str) -> dict[str, Any]:
     """Return a fresh copy of ``task``'s default student (distillation) and MixingDAggerPPO actor config."""
@@ -82,6 +112,11 @@ def task_student_model(task: str) -> dict[str, Any]:
 
 def shipped_teacher(task: str) -> str:
     """Return the path of the teacher checkpoint shipped for ``task``; raise if there is none."""
+    if task in EXPERT_TASKS:
+        raise ValueError(
+            f"Task {task!r} has several experts (the shipped teachers of {', '.join(EXPERT_TASKS[task])}), loaded "
+            "from its teacher section's checkpoints, not one teacher checkpoint."
+        )
     path = os.path.join(ASSETS, f"{SHARED_TEACHERS.get(task, task)}_teacher.pt")
     if not os.path.isfile(path):
         raise ValueError(f"No teacher is shipped for task {task!r}; pass --checkpoint PATH (a PPO checkpoint).")
@@ -148,12 +183,12 @@ def distill_train_cfg(task: str) -> dict[str, Any]:
             "warmup_iterations": 0,
             "learning_rate_iterations": None,  # the decay ends with the run (learn()'s last iteration)
             # quadcopter_blind (the student before the velocity estimate) keeps the 0.9 its results were made with
-            "ema_decay": 0.99 if task == "quadcopter" else 0.9,
+            "ema_decay": 0.99 if task in QUADCOPTER_STUDENT_TASKS else 0.9,
             # listed at its default (off) so that `key=value` overrides can set it
             "replay": {"iterations": 0, "ratio": 0.5, "max_memory_gb": None},
         },
         "student": task_student_model(task),
-        "teacher": copy.deepcopy(TEACHER_MODEL),
+        "teacher": expert_teacher_section(task) if task in EXPERT_TASKS else copy.deepcopy(TEACHER_MODEL),
         "logger": "tensorboard",
     }
     if task == "cue_doors":
@@ -186,7 +221,7 @@ def dagger_ppo_train_cfg(task: str) -> dict[str, Any]:
         }
     )
     cfg["actor"] = task_student_model(task)  # the distillation student: a distilled student initialises it
-    cfg["teacher"] = copy.deepcopy(TEACHER_MODEL)
+    cfg["teacher"] = expert_teacher_section(task) if task in EXPERT_TASKS else copy.deepcopy(TEACHER_MODEL)
     if task == "cue_doors":
         cfg["obs_groups"]["critic"] = ["critic"]  # the student's value depends on whether it has seen the cue
         # PPO must explore to find the cue: a wide start and an entropy bonus (as PPO without a teacher learns it)

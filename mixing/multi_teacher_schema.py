@@ -78,3 +78,15 @@ def validate_multi_teacher(
             "index (shape (num_envs, 1), values 0..K-1), e.g. selector_group='expert_id'."
         )
     return parsed, paths, selector_group
+
+
+def multi_teacher_checkpoints(train_cfg: Mapping[str, Any]) -> list[str] | None:
+    """Return the experts' checkpoints of a train config whose ``teacher`` is a multi-teacher, else None.
+
+    None also when the multi-teacher has ``checkpoints=None`` (its weights then come from ``runner.load``).
+    """
+    teacher = train_cfg.get("teacher")
+    if not isinstance(teacher, Mapping) or teacher.get("class_name") != MULTI_TEACHER_CLASS_NAME:
+        return None
+    checkpoints = teacher.get("checkpoints")
+    return None if checkpoints is None else [str(p) for p in checkpoints]

@@ -284,6 +284,33 @@ def test_bad_selector_at_construction_names_env_and_value(experts, value, what):
         distill_runner(experts, env=env)
 
 
+def test_the_model_runs_on_an_evaluation_env_of_another_size(experts):
+    """A periodic evaluation runs the teacher on its own env (another number of envs); bad values there count too."""
+    from dagmix.envs.evaluation import evaluate_policy
+    from dagmix.models import SelectorError
+
+    class EvalEnv(ExpertEnv):
+        def reset(self):  # evaluate_policy resets the env first
+            self._reset(torch.ones(self.num_envs, dtype=torch.bool))
+            self.episode_length_buf.zero_()
+            return self.get_observations()
+
+    runner = distill_runner(experts)  # 16 envs
+    teacher = _compat.raw_teacher(runner.alg)  # an MLP and a GRU expert: hidden states (None, h) are kept
+    with torch.inference_mode():
+        teacher(runner.env.get_observations())
+    hidden = teacher.get_hidden_state()[1].clone()
+    eval_env = EvalEnv(num_envs=5, seed=4)
+    assert evaluate_policy(eval_env, teacher, 5).num_episodes == 5
+    assert teacher.expert_ids.shape == (5,)
+    assert torch.equal(teacher.get_hidden_state()[1], hidden)  # a training run is left untouched
+    teacher.check_selector()  # nothing invalid
+    eval_env.override = {3: 7.0}
+    evaluate_policy(eval_env, teacher, 5)
+    with pytest.raises(SelectorError, match=r"value 7\.0 for env 3, which is out of range"):
+        teacher.check_selector()
+
+
 @pytest.mark.parametrize("make", [distill_runner, ppo_runner])
 def test_bad_selector_during_a_rollout_stops_the_update_before_any_gradient_step(experts, make):
     from dagmix.models import SelectorError
