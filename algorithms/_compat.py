@@ -277,11 +277,7 @@ def raw_teacher(alg: rsl_rl.algorithms.Distillation | rsl_rl.algorithms.PPO) -> 
 
 
 def set_teacher(alg: rsl_rl.algorithms.Distillation, teacher: torch.nn.Module) -> None:
-    """Install ``teacher`` as the algorithm's teacher and mark it loaded.
-
-    4.x/5.x: ``teacher`` (and, 5.4+, the uncompiled ``_raw_teacher``); 3.x: the StudentTeacher module's teacher,
-    fed the concatenated teacher groups without a normalizer.
-    """
+    """Install ``teacher`` (5.4+: also ``_raw_teacher``; 3.x: the StudentTeacher's, unnormalized) as loaded."""
     if STUDENT_TEACHER_POLICY:
         alg.policy.teacher, alg.policy.teacher_obs_normalizer = teacher, torch.nn.Identity()
     else:
