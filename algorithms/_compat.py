@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import Any
 
 import rsl_rl.algorithms
+import torch
 
 from dagmix.algorithms import checkpoint_io
 
@@ -260,12 +261,12 @@ def _upload(runner: Any, path: str) -> None:
         runner.writer.save_model(path, runner.current_learning_iteration)
 
 
-def raw_student(alg: Any) -> Any:
+def raw_student(alg: rsl_rl.algorithms.Distillation | rsl_rl.algorithms.PPO) -> torch.nn.Module | None:
     """Return the uncompiled student module: ``_raw_student`` (5.4+), ``student`` (4.x), None on 3.x (``policy``)."""
     return getattr(alg, "_raw_student", getattr(alg, "student", None))
 
 
-def raw_teacher(alg: Any) -> Any:
+def raw_teacher(alg: rsl_rl.algorithms.Distillation | rsl_rl.algorithms.PPO) -> torch.nn.Module | None:
     """Return the uncompiled teacher module: ``_raw_teacher`` (5.4+), ``teacher`` (4.x), ``policy.teacher`` (3.x)."""
     teacher = getattr(alg, "_raw_teacher", None)
     if teacher is None:
@@ -275,7 +276,18 @@ def raw_teacher(alg: Any) -> Any:
     return teacher
 
 
-def mark_teacher_loaded(alg: Any) -> None:
+def set_teacher(alg: rsl_rl.algorithms.Distillation, teacher: torch.nn.Module) -> None:
+    """Install ``teacher`` (5.4+: also ``_raw_teacher``; 3.x: the StudentTeacher's, unnormalized) as loaded."""
+    if STUDENT_TEACHER_POLICY:
+        alg.policy.teacher, alg.policy.teacher_obs_normalizer = teacher, torch.nn.Identity()
+    else:
+        alg.teacher = teacher
+        if hasattr(alg, "_raw_teacher"):
+            alg._raw_teacher = teacher
+    mark_teacher_loaded(alg)
+
+
+def mark_teacher_loaded(alg: rsl_rl.algorithms.Distillation) -> None:
     """Mark the algorithm's teacher as loaded (for a teacher that is not loaded from a checkpoint)."""
     alg.teacher_loaded = True
 

@@ -32,7 +32,7 @@ from dagmix.algorithms.phase_log import (
     SCALAR_TEACHER_FRACTION,
     SCALAR_TRAINING_PHASE,
 )
-from dagmix.algorithms.replay import AggregationReplay, attach_replay, replay_step
+from dagmix.algorithms.replay import AggregationReplay
 from dagmix.algorithms.schedule_signals import add_label_moments, compute_signal
 from dagmix.mixing.config import MixingConfig
 from dagmix.mixing.options import LossWeighting, ReplayConfig
@@ -136,7 +136,23 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
         self.loss_weights = (
             WhoDroveWeights(self.loss_weighting, steps, num_envs, self.device) if self.loss_weighting.active else None
         )
-        self.replay: AggregationReplay | None = attach_replay(self, self.replay_cfg, num_actions)
+        self.replay: AggregationReplay | None = None
+        if self.replay_cfg.active:
+            self.replay = AggregationReplay(
+                self.replay_cfg,
+                _compat.raw_student(self),
+                storage,
+                self.optimizer,
+                self.loss_fn.fn,
+                seed=self.mixing_policy.seed + 1,
+                num_learning_epochs=self.num_learning_epochs,
+                gradient_length=self.gradient_length,
+                max_grad_norm=self.max_grad_norm,
+                reduce_gradients=self.reduce_parameters if self.is_multi_gpu else None,
+                mixed_precision=bool(getattr(self, "use_mixed_precision", False)),  # rsl-rl-lib >= 5.5 only
+            )
+            if self.gpu_global_rank == 0:
+                print(self.replay.describe())
         teacher = _compat.raw_teacher(self)
         if getattr(teacher, "checkpoints_loaded", False):  # a multi-teacher loads its experts when it is built
             _compat.mark_teacher_loaded(self)
@@ -226,7 +242,7 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
         check_loss(loss_dict, _compat.raw_teacher(self))
         stats.add("behavior_loss", self.loss_fn.sums)
         if self.replay is not None:
-            stats.add("replay_loss", replay_step(self, self.replay, filled))
+            stats.add("replay_loss", self.replay.step(self.student, filled))
         if self.episode_returns is not None:
             stats.add("episode_returns", self.episode_returns.take())
         if experts is not None:

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from rsl_rl.storage import RolloutStorage
 from tensordict import TensorDict
 
+from dagmix.algorithms import _compat
 from dagmix.mixing.options import ReplayConfig
 
 
@@ -57,19 +59,41 @@ class AggregationReplay:
     def __init__(
         self,
         cfg: ReplayConfig,
-        student: torch.nn.Module,
-        observations: TensorDict,
-        num_actions: int,
-        device: str,
+        student: torch.nn.Module | None,
+        storage: RolloutStorage,
+        optimizer: torch.optim.Optimizer,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        *,
+        seed: int,
+        num_learning_epochs: int,
+        gradient_length: int,
+        max_grad_norm: float | None,
+        reduce_gradients: Callable[[], None] | None,
+        mixed_precision: bool,
     ) -> None:
-        """Allocate the buffer for ``observations`` shaped like rsl_rl's storage, (steps, num_envs, ...).
+        """Allocate the buffer for the rollouts of ``storage`` (rsl_rl's: (steps, num_envs, ...)) on its device.
+
+        ``student`` is the uncompiled student (None on rsl-rl-lib 3.x: refused); the replay's gradient steps repeat
+        rsl_rl's update with its ``optimizer``, ``loss_fn(prediction, label)``, ``num_learning_epochs``,
+        ``gradient_length``, ``max_grad_norm``, ``reduce_gradients`` (multi-GPU; None with one process) and
+        ``mixed_precision`` (bf16 autocast); ``seed`` seeds the replay's sampling generator.
 
         Raises:
-            ValueError: for a recurrent student other than one GRU/LSTM with rsl_rl's hidden-state API, or when the
-                buffer exceeds ``max_memory_gb`` or free memory.
+            ValueError: on rsl-rl-lib 3.x, for a recurrent student other than one GRU/LSTM with rsl_rl's hidden-state
+                API, or when the buffer exceeds ``max_memory_gb`` or free memory.
         """
-        self.cfg = cfg
-        self.device = torch.device(device)
+        if student is None:
+            raise ValueError(
+                "replay needs rsl-rl-lib >= 4 (separate student and teacher models); this is rsl-rl-lib "
+                f"{_compat.RSL_RL_VERSION}. Set replay.iterations=0 or upgrade rsl-rl-lib."
+            )
+        self.cfg, self.storage, self.optimizer, self.loss_fn = cfg, storage, optimizer, loss_fn
+        self.epochs, self.gradient_length, self.max_grad_norm = num_learning_epochs, gradient_length, max_grad_norm
+        self.reduce_gradients, self.mixed_precision = reduce_gradients, mixed_precision
+        self.device = torch.device(storage.device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        observations, num_actions = storage.observations, storage.privileged_actions.shape[-1]
         groups = list(getattr(student, "obs_groups", observations.keys()))
         steps, num_envs = observations.batch_size[:2]
         self.steps, self.num_envs = steps, num_envs
@@ -203,60 +227,43 @@ class AggregationReplay:
             student.detach_hidden_state(dones[k])
         return loss, loss.detach().float() / labels.shape[0]
 
+    def step(self, student: torch.nn.Module, filled: int) -> torch.Tensor:
+        """Take the replay's gradient steps on past rollouts, then store this one; return (loss sum, steps).
 
-def attach_replay(alg: Any, cfg: ReplayConfig, num_actions: int) -> AggregationReplay | None:
-    """Create the replay of a MixingDistillation ``alg`` (None when ``cfg`` is off) and its seeded generator."""
-    if not cfg.active:
-        return None
-    from dagmix.algorithms import _compat
+        Runs after rsl_rl's update, with the same optimizer, gradient clipping, multi-GPU gradient reduction and
+        mixed precision; the number of steps is ``ratio`` times the update's on-policy gradient steps.
 
-    if _compat.STUDENT_TEACHER_POLICY:
-        raise ValueError(
-            "replay needs rsl-rl-lib >= 4 (separate student and teacher models); this is rsl-rl-lib "
-            f"{_compat.RSL_RL_VERSION}. Set replay.iterations=0 or upgrade rsl-rl-lib."
-        )
-    replay = AggregationReplay(cfg, alg.student, alg.storage.observations, num_actions, alg.device)
-    replay.generator = torch.Generator(device=alg.device)
-    replay.generator.manual_seed(alg.mixing_policy.seed + 1)
-    if alg.gpu_global_rank == 0:
-        print(replay.describe())
-    return replay
-
-
-def replay_step(alg: Any, replay: AggregationReplay, filled: int) -> torch.Tensor:
-    """Take the replay's gradient steps on past rollouts, then store this one; return (loss sum, steps).
-
-    Runs after rsl_rl's update, with the same optimizer, gradient clipping, multi-GPU gradient reduction and
-    mixed precision; the number of steps is ``ratio`` times the update's on-policy gradient steps.
-    """
-    storage = alg.storage
-    total = torch.zeros(2, device=alg.device)
-    if replay.filled > 0:
-        onpolicy_steps = max(1, alg.num_learning_epochs * filled // alg.gradient_length)
-        n_steps = max(1, round(replay.cfg.ratio * onpolicy_steps))
-        batch = alg.gradient_length * storage.num_envs
-        hidden = alg.student.get_hidden_state() if replay.recurrent else None  # the next rollout's
-        mixed_precision = bool(getattr(alg, "use_mixed_precision", False))  # rsl-rl-lib >= 5.5 only
-        for _ in range(n_steps):
-            with torch.amp.autocast(  # as rsl_rl's update does
-                device_type=torch.device(alg.device).type, enabled=mixed_precision, dtype=torch.bfloat16
-            ):
-                if replay.recurrent:  # num_envs chunks of gradient_length steps: as one on-policy step
-                    loss, logged = replay.sequence_loss(
-                        alg.student, alg.loss_fn.fn, storage.num_envs, alg.gradient_length, replay.generator
-                    )
-                else:
-                    obs, labels = replay.sample(batch, replay.generator)
-                    loss = logged = alg.loss_fn.fn(alg.student(obs), labels)
-            alg.optimizer.zero_grad()
-            loss.backward()
-            if alg.is_multi_gpu:
-                alg.reduce_parameters()
-            if alg.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(alg.student.parameters(), alg.max_grad_norm)
-            alg.optimizer.step()
-            total += torch.stack([logged.detach().float(), torch.ones((), device=alg.device)])
-        if replay.recurrent:
-            alg.student.reset(hidden_state=hidden)
-    replay.add(storage.observations[:filled], storage.privileged_actions[:filled], storage.dones[:filled])
-    return total
+        Args:
+            student: The student the update trains (``alg.student``: compiled under ``torch_compile_mode``).
+            filled: The number of steps of the rollout in ``storage``.
+        """
+        storage = self.storage
+        total = torch.zeros(2, device=self.device)
+        if self.filled > 0:
+            onpolicy_steps = max(1, self.epochs * filled // self.gradient_length)
+            n_steps = max(1, round(self.cfg.ratio * onpolicy_steps))
+            batch = self.gradient_length * self.num_envs
+            hidden = student.get_hidden_state() if self.recurrent else None  # the next rollout's
+            for _ in range(n_steps):
+                with torch.amp.autocast(  # as rsl_rl's update does
+                    device_type=self.device.type, enabled=self.mixed_precision, dtype=torch.bfloat16
+                ):
+                    if self.recurrent:  # num_envs chunks of gradient_length steps: as one on-policy step
+                        loss, logged = self.sequence_loss(
+                            student, self.loss_fn, self.num_envs, self.gradient_length, self.generator
+                        )
+                    else:
+                        obs, labels = self.sample(batch, self.generator)
+                        loss = logged = self.loss_fn(student(obs), labels)
+                self.optimizer.zero_grad()
+                loss.backward()
+                if self.reduce_gradients is not None:
+                    self.reduce_gradients()
+                if self.max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(student.parameters(), self.max_grad_norm)
+                self.optimizer.step()
+                total += torch.stack([logged.detach().float(), torch.ones((), device=self.device)])
+            if self.recurrent:
+                student.reset(hidden_state=hidden)
+        self.add(storage.observations[:filled], storage.privileged_actions[:filled], storage.dones[:filled])
+        return total

@@ -116,19 +116,13 @@ def use_callable_teacher(runner: Any, fn: TeacherFn | str) -> CallableTeacher:
     """
     alg = getattr(runner, "alg", runner)
     num_actions = alg.storage.privileged_actions.shape[-1]
+    teacher = _compat.raw_teacher(alg)
     if _compat.STUDENT_TEACHER_POLICY:  # 3.x: StudentTeacher.evaluate() feeds the concatenated teacher groups
         teacher = CallableTeacher(output_dim=num_actions, fn=fn).to(alg.device)
-        alg.policy.teacher = teacher
-        alg.policy.teacher_obs_normalizer = nn.Identity()
-    elif isinstance(getattr(alg, "_raw_teacher", alg.teacher), CallableTeacher):
-        teacher = getattr(alg, "_raw_teacher", alg.teacher)
+    elif isinstance(teacher, CallableTeacher):
         teacher.fn = _compat.resolve_class(fn, None)
-        alg.teacher = teacher
     else:
-        groups = {"teacher": getattr(getattr(alg, "_raw_teacher", alg.teacher), "obs_groups", ["teacher"])}
+        groups = {"teacher": getattr(teacher, "obs_groups", ["teacher"])}
         teacher = CallableTeacher(None, groups, "teacher", num_actions, fn).to(alg.device)
-        alg.teacher = teacher
-        if hasattr(alg, "_raw_teacher"):
-            alg._raw_teacher = teacher
-    _compat.mark_teacher_loaded(alg)
+    _compat.set_teacher(alg, teacher)
     return teacher

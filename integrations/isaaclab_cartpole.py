@@ -28,9 +28,9 @@ try:
 except ModuleNotFoundError as err:
     if err.name is None or not err.name.split(".")[0].startswith("isaaclab"):
         raise
-    from dagmix.integrations.isaaclab_cfg import _INSTALL_HINT
+    from dagmix.integrations.isaaclab_cfg import INSTALL_HINT
 
-    raise ModuleNotFoundError(_INSTALL_HINT.replace("isaaclab_cfg", "isaaclab_cartpole"), name=err.name) from err
+    raise ModuleNotFoundError(INSTALL_HINT.replace("isaaclab_cfg", "isaaclab_cartpole"), name=err.name) from err
 
 from dagmix.integrations.cartpole_usd import cartpole_usd_path
 from dagmix.integrations.isaaclab_cfg import (

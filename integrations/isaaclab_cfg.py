@@ -20,7 +20,7 @@ from dagmix.mixing.multi_teacher_schema import MultiTeacherSchema, validate_mult
 from dagmix.mixing.options import LossWeighting, ReplayConfig
 from dagmix.mixing.schema import AlgorithmSchema, MixingSchema, validate
 
-_INSTALL_HINT = (
+INSTALL_HINT = (
     "dagmix.integrations.isaaclab_cfg needs Isaac Lab 3.0 (the packages isaaclab and isaaclab_rl), which is not "
     "installed in this environment. Install it into a Python 3.12 environment with "
     "`pip install 'dagmix[isaaclab]'` (or `pip install isaaclab==3.0.0`); see docs/isaaclab.md."
@@ -38,7 +38,7 @@ try:
 except ModuleNotFoundError as err:  # only a missing Isaac Lab is turned into the install hint
     if err.name is None or not err.name.split(".")[0].startswith("isaaclab"):
         raise
-    raise ModuleNotFoundError(_INSTALL_HINT, name=err.name) from err
+    raise ModuleNotFoundError(INSTALL_HINT, name=err.name) from err
 
 MIXING_DISTILLATION_CLASS_NAME = "dagmix.algorithms:MixingDistillation"
 """The rsl_rl ``class_name`` of dagmix's algorithm; rsl_rl resolves it and passes the other fields as kwargs."""

@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from dagmix.mixing.schedules import BetaSchedule, _check_int, _check_unit
+from dagmix.mixing.schedules import BetaSchedule, check_int, check_unit
 
 
 def _check_positive(name: str, value: float, kind: str) -> float:
@@ -37,8 +37,8 @@ class AdaptiveSchedule(BetaSchedule):
     signal: str | None = "behavior_loss"
 
     def __init__(self, initial_beta: float, deadline: int | None) -> None:
-        self.initial_beta = _check_unit("initial_beta", initial_beta, type(self).__name__)
-        self.deadline = None if deadline is None else _check_int("deadline", deadline, type(self).__name__, 1)
+        self.initial_beta = check_unit("initial_beta", initial_beta, type(self).__name__)
+        self.deadline = None if deadline is None else check_int("deadline", deadline, type(self).__name__, 1)
         self._current = self.initial_beta
         self._last_signal = float("nan")
         self._last_observed = -1
@@ -135,10 +135,10 @@ class LossTriggeredSchedule(AdaptiveSchedule):
         initial_beta: float = 1.0,
     ) -> None:
         name = type(self).__name__
-        super().__init__(initial_beta, _check_int("deadline", deadline, name, 1))
+        super().__init__(initial_beta, check_int("deadline", deadline, name, 1))
         self.threshold = _check_positive("threshold", threshold, name)
-        self.patience = _check_int("patience", patience, name, 1)
-        self.step = self.initial_beta if step is None else _check_unit("step", step, name)
+        self.patience = check_int("patience", patience, name, 1)
+        self.step = self.initial_beta if step is None else check_unit("step", step, name)
         if self.step == 0.0:
             raise ValueError(f"{name}: step=0 never changes beta; pass a step in (0, 1] or leave it None.")
         self.switch_back_threshold = None
@@ -184,15 +184,15 @@ class _ProbedSchedule(AdaptiveSchedule):
         self, probe_fraction: float, smoothing: float, min_beta: float, monotone: bool, deadline: int | None
     ) -> None:
         name = type(self).__name__
-        self.probe_fraction = _check_unit("probe_fraction", probe_fraction, name)
+        self.probe_fraction = check_unit("probe_fraction", probe_fraction, name)
         if self.probe_fraction == 0.0:
             raise ValueError(
                 f"{name}: probe_fraction=0 lets the teacher drive every env at the start, so no student-driven "
                 "sample would ever be measured; pass a fraction in (0, 1), e.g. 0.1."
             )
         super().__init__(1.0 - self.probe_fraction, deadline)
-        self.smoothing = _check_unit("smoothing", smoothing, name)
-        self.min_beta = _check_unit("min_beta", min_beta, name)
+        self.smoothing = check_unit("smoothing", smoothing, name)
+        self.min_beta = check_unit("min_beta", min_beta, name)
         if not isinstance(monotone, bool):
             raise ValueError(f"{name}: monotone={monotone!r} must be True or False.")
         self.monotone = monotone

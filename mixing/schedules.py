@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-def _check_unit(name: str, value: float, kind: str) -> float:
+def check_unit(name: str, value: float, kind: str) -> float:
     """Return ``value`` as float if it lies in [0, 1], else raise naming the value and the range."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{kind}: {name}={value!r} must be a finite number in [0, 1].")
@@ -16,7 +16,7 @@ def _check_unit(name: str, value: float, kind: str) -> float:
     return float(value)
 
 
-def _check_int(name: str, value: int, kind: str, minimum: int) -> int:
+def check_int(name: str, value: int, kind: str, minimum: int) -> int:
     """Return ``value`` if it is an int >= ``minimum``, else raise naming the value and the bound."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{kind}: {name}={value!r} must be an integer >= {minimum}.")
@@ -93,7 +93,7 @@ class ConstantSchedule(BetaSchedule):
 
     def __init__(self, beta: float) -> None:
         """Args: beta: teacher probability in [0, 1]."""
-        self.value = _check_unit("beta", beta, "ConstantSchedule")
+        self.value = check_unit("beta", beta, "ConstantSchedule")
 
     def _beta(self, iteration: int) -> float:
         return self.value
@@ -113,7 +113,7 @@ class StepSchedule(BetaSchedule):
 
     def __init__(self, phase1_iterations: int) -> None:
         """Args: phase1_iterations: number of teacher-driven iterations (>= 0); the student drives from then on."""
-        self.phase1_iterations = _check_int("phase1_iterations", phase1_iterations, "StepSchedule", 0)
+        self.phase1_iterations = check_int("phase1_iterations", phase1_iterations, "StepSchedule", 0)
 
     def _beta(self, iteration: int) -> float:
         return 1.0 if iteration < self.phase1_iterations else 0.0
@@ -133,14 +133,14 @@ class LinearSchedule(BetaSchedule):
 
     def __init__(self, start: float = 1.0, end: float = 0.0, iterations: int = 1) -> None:
         """Args: start: beta at iteration 0; end: beta from ``iterations`` on; iterations: ramp length (>= 1)."""
-        self.start = _check_unit("start", start, "LinearSchedule")
-        self.end = _check_unit("end", end, "LinearSchedule")
+        self.start = check_unit("start", start, "LinearSchedule")
+        self.end = check_unit("end", end, "LinearSchedule")
         if isinstance(iterations, int) and not isinstance(iterations, bool) and iterations < 1:
             raise ValueError(
                 f"LinearSchedule: iterations={iterations} must be >= 1 (the ramp length); "
                 "for an immediate switch use StepSchedule or ConstantSchedule."
             )
-        self.iterations = _check_int("iterations", iterations, "LinearSchedule", 1)
+        self.iterations = check_int("iterations", iterations, "LinearSchedule", 1)
 
     def _beta(self, iteration: int) -> float:
         if iteration >= self.iterations:
@@ -164,9 +164,9 @@ class CosineSchedule(BetaSchedule):
 
     def __init__(self, start: float = 1.0, end: float = 0.0, iterations: int = 1) -> None:
         """Args: start: beta at iteration 0; end: beta from ``iterations`` on; iterations: length (>= 1)."""
-        self.start = _check_unit("start", start, "CosineSchedule")
-        self.end = _check_unit("end", end, "CosineSchedule")
-        self.iterations = _check_int("iterations", iterations, "CosineSchedule", 1)
+        self.start = check_unit("start", start, "CosineSchedule")
+        self.end = check_unit("end", end, "CosineSchedule")
+        self.iterations = check_int("iterations", iterations, "CosineSchedule", 1)
 
     def _beta(self, iteration: int) -> float:
         if iteration >= self.iterations:
@@ -196,8 +196,8 @@ class ExponentialSchedule(BetaSchedule):
                 "for a constant beta use ConstantSchedule."
             )
         self.decay = float(decay)
-        self.start = _check_unit("start", start, "ExponentialSchedule")
-        self.cutoff = _check_unit("cutoff", cutoff, "ExponentialSchedule")
+        self.start = check_unit("start", start, "ExponentialSchedule")
+        self.cutoff = check_unit("cutoff", cutoff, "ExponentialSchedule")
         if self.cutoff == 0.0:
             raise ValueError(
                 "ExponentialSchedule: cutoff=0.0 would let beta reach 0 only by floating-point underflow; "
@@ -241,8 +241,8 @@ class PiecewiseLinearSchedule(BetaSchedule):
         for k, point in enumerate(points):
             if not isinstance(point, (list, tuple)) or len(point) != 2:
                 raise ValueError(f"PiecewiseLinearSchedule: points[{k}]={point!r} must be a pair (iteration, beta).")
-            it = _check_int(f"points[{k}] iteration", point[0], "PiecewiseLinearSchedule", 0)
-            b = _check_unit(f"points[{k}] beta", point[1], "PiecewiseLinearSchedule")
+            it = check_int(f"points[{k}] iteration", point[0], "PiecewiseLinearSchedule", 0)
+            b = check_unit(f"points[{k}] beta", point[1], "PiecewiseLinearSchedule")
             if parsed and it <= parsed[-1][0]:
                 raise ValueError(
                     f"PiecewiseLinearSchedule: iterations must increase strictly, got {parsed[-1][0]} then {it} "
