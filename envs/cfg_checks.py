@@ -24,7 +24,8 @@ def check_fields(cfg: Any) -> None:
     """Check every field of the dataclass ``cfg`` against the type of its default.
 
     A float default takes a finite number, an int default an integer, a bool default True or False, a tuple of
-    numbers as many finite numbers (a variable-length ``tuple[X, ...]`` field is left to its class's own check). None only where the field's annotation allows it (``float | None``).
+    numbers as many finite numbers (a variable-length ``tuple[X, ...]`` field is left to its class's own check).
+    None only where the field's annotation allows it (``float | None``).
 
     Raises:
         ValueError: ``<Class>.<field>=<value> must be ...``, naming the field, the value and what it takes.
