@@ -129,9 +129,9 @@ def state_dict_mismatch(error: Exception) -> str:
         name, saved, model = size.groups()
         return f"{name} is ({saved}) in the checkpoint, ({model}) in the model"
     for label, what in (("Missing key(s)", "weights the checkpoint lacks"), ("Unexpected key(s)", "extra weights")):
-        keys = re.search(re.escape(label) + r" in state_dict: ([^.]*)", text)
+        keys = re.search(re.escape(label) + r" in state_dict: ([^\n]*)", text)
         if keys:
-            names = [k.strip().strip('"') for k in keys.group(1).split(",")]
+            names = re.findall(r'"([^"]+)"', keys.group(1))  # the quoted keys, dots and all
             return f"{what}: {', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
     return " ".join(text.split())[:200]
 

@@ -25,6 +25,7 @@ from dagmix.cli.models import format_table, load_models, make_env
 from dagmix.cli.runs import apply_run_flags, num_envs, release_if_unused, reserve_log_dir, write_params
 from dagmix.envs.task_configs import dagger_ppo_train_cfg, distill_train_cfg, shipped_teacher
 from dagmix.mixing.multi_teacher_schema import multi_teacher_checkpoints
+from dagmix.models import SelectorError
 
 
 def _describe_distillation(alg: Any) -> str:
@@ -125,7 +126,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         t0 = time.time()
         try:
             runner.learn(cfg["max_iterations"])
-        except NonFiniteError as e:  # a bad teacher or env: one line, no traceback; nothing non-finite was saved
+        except (NonFiniteError, SelectorError) as e:  # a bad teacher, env or selector: one line; nothing bad saved
             raise SystemExit(f"dagmix: {e}") from None
         print(f"[dagmix] {algo.label} took {time.time() - t0:.0f} s; checkpoints in {log_dir}")
         if args.final_eval_episodes > 0:
@@ -209,7 +210,7 @@ class PeriodicEval:
         if self.teacher is None:
             self.teacher = self.episodes(self.alg.teacher)
         res, teacher = self.episodes(self.alg.get_policy()), self.teacher
-        ratio = res.return_mean / teacher.return_mean
+        ratio = res.return_mean / teacher.return_mean if teacher.return_mean > 0 else float("nan")
         key = best_key(res)
         if self.best is None or key > self.best:
             self.best = key
@@ -261,6 +262,8 @@ def _final_table(args: argparse.Namespace, alg: Any, log_dir: str, seed: int, en
     print(format_table(rows))
     for name, res in rows.items():
         if name != "teacher":
-            print(f"[dagmix] {name} / teacher return: {res.return_mean / rows['teacher'].return_mean:.3f}")
+            teacher_return = rows["teacher"].return_mean  # a ratio only means something over a positive return
+            ratio = f"{res.return_mean / teacher_return:.3f}" if teacher_return > 0 else "n/a (teacher's return <= 0)"
+            print(f"[dagmix] {name} / teacher return: {ratio}")
     if len(rows) == 3:
         print(f"[dagmix] best: the periodic evaluation with the {BEST_RULE}")

@@ -151,7 +151,9 @@ def load_models(
         groups = {obs_set: list(groups[obs_set]) for _, obs_set, _ in policies.values()}
     obs, models = env.get_observations(), {}
     for name, (section, obs_set, weights) in policies.items():
-        models[name] = build_model(cfg[section], obs, groups, obs_set, env.num_actions)
+        # a multi-teacher's weights are in the file: its experts' checkpoint paths (of the run's clone) are not read
+        model_cfg = {k: v for k, v in cfg[section].items() if k != "checkpoints"}
+        models[name] = build_model(model_cfg, obs, groups, obs_set, env.num_actions)
         _load_state(models[name], loaded[f"{weights}_state_dict"], checkpoint, source, task, env_overrides)
     return {name: model.to(device) for name, model in models.items()}, description
 

@@ -16,6 +16,13 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond a float's range (e.g. 10**400)
+        return False
+
+
 def _default(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
@@ -43,11 +50,11 @@ def check_fields(cfg: Any) -> None:
         elif isinstance(default, int):
             ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
         elif isinstance(default, float):
-            ok, kind = _is_number(value) and math.isfinite(value), "a finite number"
+            ok, kind = _is_number(value) and _finite(value), "a finite number"
         elif isinstance(default, tuple) and "..." not in str(f.type) and all(_is_number(d) for d in default):
             n = len(default)
             ok = isinstance(value, (tuple, list)) and len(value) == n
-            ok = ok and all(_is_number(v) and math.isfinite(v) for v in value)
+            ok = ok and all(_is_number(v) and _finite(v) for v in value)
             kind = f"{n} finite numbers, e.g. {default!r}"
         else:
             continue

@@ -31,7 +31,7 @@ _pip() {  # pip, quiet, without the noise of this machine's empty local indexes
   return "${PIPESTATUS[0]}"
 }
 
-_stamp() {  # what decides a venv's contents (not dagmix's own code, which is reinstalled every run)
+_stamp() {  # what decides a venv's contents (not dagmix's own code, which comes from PYTHONPATH)
   local rsl_spec="$1" extras="$2"
   {
     "$PYTHON" --version
@@ -43,6 +43,17 @@ print(json.dumps([p["dependencies"], p.get("optional-dependencies", {})], sort_k
 EOF
     echo "$rsl_spec [$extras]"
   } | sha256sum | cut -c1-16
+}
+
+_dependencies() {  # dagmix's dependencies and those of the comma-separated extras, one per line
+  "$PYTHON" - "$REPO/pyproject.toml" "$1" <<'EOF'
+import sys, tomllib
+p = tomllib.load(open(sys.argv[1], "rb"))["project"]
+deps = list(p["dependencies"])
+for extra in filter(None, sys.argv[2].split(",")):
+    deps += p["optional-dependencies"][extra]
+print("\n".join(deps))
+EOF
 }
 
 ensure_venv() {
@@ -61,12 +72,15 @@ ensure_venv() {
     "$PYTHON" -m venv "$dir"
     _pip "$dir/bin/pip" install -q --upgrade pip >&2
     _pip "$dir/bin/pip" install -q "torch==2.13.0" >&2
-    _pip "$dir/bin/pip" install -q -c "$REPO/constraints.txt" "$REPO[$extras]" "$rsl_spec" >&2
+    local deps
+    mapfile -t deps < <(_dependencies "$extras")  # pyproject's lists: dagmix itself is neither built nor installed
+    _pip "$dir/bin/pip" install -q -c "$REPO/constraints.txt" "${deps[@]}" "$rsl_spec" >&2
     "$dir/bin/python" -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
     echo "$stamp" >"$dir/.dagmix-stamp"
   fi
-  # No dagmix in the venv (dependencies only): an installed or editable copy, e.g. left by an older script, could be
-  # another clone's code. The clone on PYTHONPATH is imported first anyway; this keeps the venv unambiguous.
+  # No dagmix in the venv (dependencies only): an installed or editable copy, left by the scripts before the clone came
+  # from PYTHONPATH, could be another clone's code. The clone on PYTHONPATH is imported first anyway; this keeps the
+  # venv unambiguous.
   if compgen -G "$dir/lib/python*/site-packages/dagmix-*.dist-info" >/dev/null; then
     _pip "$dir/bin/pip" uninstall -q -y dagmix >&2
   fi

@@ -5,4 +5,4 @@ set -euo pipefail
 source "$(dirname "$0")/_venv.sh"
 cd "$REPO"
 bin="$(ensure_venv rsl551 "rsl-rl-lib==5.5.1" dev,gymnasium)"
-exec "$bin/python" -m dagmix.cli distill --task quadcopter "$@"
+exec "$bin/python" -P -m dagmix.cli distill --task quadcopter "$@"  # -P: the clone's folders are not top-level modules

@@ -204,3 +204,16 @@ def test_an_upstream_runner_that_calls_torch_itself_is_patched_in_its_module_for
     monkeypatch.undo()
     assert load_checkpoint(tmp_path / "model_3.pt")["iter"] == 3  # atomic: the previous file survives
     assert torch.load is real_load and torch.save is real_save
+
+
+def test_a_missing_or_extra_weight_is_named_in_full():
+    from dagmix.algorithms.checkpoint_io import state_dict_mismatch
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    with pytest.raises(RuntimeError) as missing:
+        model.load_state_dict({"0.weight": torch.zeros(2, 2), "0.bias": torch.zeros(2)})
+    assert state_dict_mismatch(missing.value) == "weights the checkpoint lacks: 1.weight, 1.bias"
+    extra = {**model.state_dict(), "2.weight": torch.zeros(1)}
+    with pytest.raises(RuntimeError) as unexpected:
+        model.load_state_dict(extra)
+    assert state_dict_mismatch(unexpected.value) == "extra weights: 2.weight"

@@ -94,6 +94,8 @@ def test_env_configs_check_types_and_finiteness_in_python_too():
     with pytest.raises(ValueError, match=r"CueDoorsEnvCfg\.dt=True must be a finite number"):
         CueDoorsEnvCfg(dt=True)
     assert QuadcopterEnvCfg(velocity_noise=None, mass_range=[1, 1]).mass_range == [1, 1]  # ints, lists: fine
+    with pytest.raises(ValueError, match=r"QuadcopterEnvCfg\.mass=1000.* must be a finite number"):
+        QuadcopterEnvCfg(mass=10**400)  # an int beyond a float's range: not an OverflowError traceback
 
 
 def _finished_run(root, algorithm: str, *extra: str) -> str:

@@ -90,6 +90,24 @@ def test_distill_with_the_two_shipped_experts_then_resume(tmp_path, capsys):
     assert "Phase Iteration: 1/60" not in out  # iterations 1 and 2 (1-based: 2 and 3) continue the run
 
 
+def test_a_copied_checkpoint_evaluates_without_its_experts_files(tmp_path, capsys, monkeypatch):
+    """The teacher's weights are in the file: the experts' checkpoint paths of the run's clone are not read."""
+    import shutil
+
+    from dagmix.algorithms.checkpoint_io import load_checkpoint, save_checkpoint
+
+    assert _distill(tmp_path, "--eval_interval", "0", "--final_eval_episodes", "0") == 0
+    (run,) = glob.glob(str(tmp_path / "rsl_rl" / "quadcopter_experts_distillation" / "*"))
+    saved = load_checkpoint(os.path.join(run, "model_1.pt"), "cpu")
+    saved["dagmix"]["model"]["teacher"]["checkpoints"] = ["/moved/level.pt", "/moved/thrown.pt"]  # another clone's
+    copied = str(tmp_path / "copied.pt")
+    save_checkpoint(saved, copied)
+    shutil.rmtree(run)  # no run folder: the checkpoint's own model config is all there is
+    capsys.readouterr()
+    assert cli.main(["eval", "--checkpoint", copied, "--task", "quadcopter_experts", "--num_episodes", "4", SHORT]) == 0
+    assert "teacher" in capsys.readouterr().out
+
+
 def test_a_teacher_checkpoint_with_the_multi_expert_task_is_one_line_error(tmp_path):
     with pytest.raises(SystemExit, match="dagmix: --checkpoint: the teacher of --task quadcopter_experts is a multi"):
         _distill(tmp_path, "--checkpoint", "teacher.pt")
