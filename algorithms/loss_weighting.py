@@ -13,10 +13,13 @@ from dagmix.mixing.options import LossWeighting
 class SplitLoss:
     """Wraps the behaviour loss; also sums it per sample on teacher- and student-driven steps (on the device).
 
-    With per-sample ``weights`` the loss of a gradient step is sum(w * loss_i) / sum(w), else rsl_rl's mean.
+    With per-sample ``weights`` the loss of a gradient step is sum(w * loss_i) / sum(w), else rsl_rl's mean. A
+    gradient step only keeps a reference to its (detached) prediction and label; the per-sample losses and their
+    split by who drove are computed in one batch at :meth:`end`, so the split costs nothing per gradient step.
 
     Attributes:
-        sums: Float tensor, shape (4,): loss sum on teacher-driven samples, their count, the same student-driven.
+        sums: Float tensor, shape (4,): loss sum on teacher-driven samples, their count, the same student-driven
+            (set by :meth:`end`).
     """
 
     def __init__(self, fn: Any, device: str | torch.device) -> None:
@@ -26,6 +29,9 @@ class SplitLoss:
         self.weights: torch.Tensor | None = None  # (steps, num_envs) per-sample weights, or None: the plain mean
         self.per_step: Callable[[int, torch.Tensor], None] | None = None
         self.index = 0
+        self._steps: list[int] = []  # the stored step of each gradient step's samples
+        self._pairs: list[tuple[torch.Tensor, torch.Tensor]] = []  # their detached predictions and labels
+        self._pers: list[torch.Tensor] = []  # or, with weights, their per-sample losses (already computed)
 
     def begin(
         self,
@@ -38,32 +44,41 @@ class SplitLoss:
         ``per_step(step, losses)`` also receives each stored step's per-sample losses (e.g. per-expert sums).
         """
         self.mask, self.weights, self.per_step, self.index = mask, weights, per_step, 0
-        self.sums.zero_()
+        self._steps, self._pairs, self._pers = [], [], []
 
     def end(self) -> None:
-        """End the update: calls outside it (replay, evaluation) are plain."""
+        """End the update: compute :attr:`sums` in one batch; later calls (replay, evaluation) are plain."""
+        if self.mask is not None and self._steps:
+            if self._pairs:
+                preds, labels = (torch.stack(t).float() for t in zip(*self._pairs, strict=True))
+                per = self.fn(preds, labels, reduction="none")
+                per = per.reshape(per.shape[0], per.shape[1], -1).mean(-1)  # (gradient steps, num_envs)
+            else:
+                per = torch.stack(self._pers)
+            driven = self.mask[torch.tensor(self._steps, device=self.mask.device)].to(per.dtype)
+            on_t, count_t = (per * driven).sum(), driven.sum()
+            self.sums = torch.stack([on_t, count_t, per.sum() - on_t, driven.numel() - count_t])
+            if self.per_step is not None:
+                for step, losses in zip(self._steps, per, strict=True):
+                    self.per_step(step, losses)
         self.mask = self.weights = self.per_step = None
+        self._steps, self._pairs, self._pers = [], [], []
 
     def __call__(self, pred: torch.Tensor, target: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        """Return the (weighted) loss of one gradient step; during an update, also add to :attr:`sums`."""
-        if self.weights is not None and self.mask is not None:
-            per = self.fn(pred, target, *args, reduction="none", **kwargs)
-            per = per.reshape(per.shape[0], -1).mean(-1)
-            w = self.weights[self.index % self.weights.shape[0]].to(per.dtype)
-            loss = (per * w).sum() / w.sum().clamp_min(1e-12)
-        else:
-            loss = self.fn(pred, target, *args, **kwargs)
-        if self.mask is not None:
-            with torch.no_grad():
-                per = self.fn(pred.detach().float(), target.float(), reduction="none")
-                per = per.reshape(per.shape[0], -1).mean(-1)
-                m = self.mask[self.index % self.mask.shape[0]].to(per.dtype)
-                on_t = (per * m).sum()
-                self.sums += torch.stack([on_t, m.sum(), per.sum() - on_t, m.numel() - m.sum()])
-                if self.per_step is not None:
-                    self.per_step(self.index % self.mask.shape[0], per)
-            self.index += 1
-        return loss
+        """Return the (weighted) loss of one gradient step; during an update, also keep what its split needs."""
+        if self.mask is None:
+            return self.fn(pred, target, *args, **kwargs)
+        step = self.index % self.mask.shape[0]
+        self.index += 1
+        self._steps.append(step)
+        if self.weights is None:
+            self._pairs.append((pred.detach(), target.detach()))
+            return self.fn(pred, target, *args, **kwargs)
+        per = self.fn(pred, target, *args, reduction="none", **kwargs)
+        per = per.reshape(per.shape[0], -1).mean(-1)
+        w = self.weights[step].to(per.dtype)
+        self._pers.append(per.detach().float())
+        return (per * w).sum() / w.sum().clamp_min(1e-12)
 
 
 class WhoDroveWeights:
