@@ -29,8 +29,8 @@ STUDENT_MODEL: dict[str, Any] = {
 
 DISTILL_RNN_HIDDEN_DIM = 128
 """The GRU size of every built-in task's student (distillation and MixingDAggerPPO's actor, so that a distilled
-student initialises the actor). On ``quadcopter`` at the demo's budget, 5 seeds: the last student 0.997-1.001 of the
-teacher's return, success 0.996-1.000 (benchmarks/RESULTS.md, "The demo in five minutes"); ``quadcopter_thrown``:
+student initialises the actor). On ``quadcopter`` at the demo's 240 iterations, 5 seeds: the last student 0.998-1.005
+of the teacher's return, success 0.995-1.000 (benchmarks/RESULTS.md, "The demo in five minutes"); ``quadcopter_thrown``:
 0.970, 64 units 0.937 ("Stable students"). The larger quadcopter student is one override away
 (``student.rnn_hidden_dim=256``, the default until the demo had to fit in five minutes): its last student stays
 within 0.007 of its best periodic evaluation in 8 seeds (128 units: up to 0.013), at twice the training time
