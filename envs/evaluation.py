@@ -161,7 +161,8 @@ class SameEpisodes:
     A built-in task's seeded generator (``env.gen``) is saved once and restored before each run: those tasks draw
     their resets and noise for every env at once, a fixed number of values per step, so each env's first episode
     depends only on that state, not on the policy. An env with a ``reseed()`` method instead (the gymnasium
-    adapter) is reseeded with its own seed before each run. Returns are then paired: the student's divided by the
+    adapter, the mjlab benchmark env) is reseeded with its own seed before each run: the episodes after the reseed
+    are then the same for every run. Returns are then paired: the student's divided by the
     teacher's on the same episodes has no noise of its own from the episode draw.
     """
 
@@ -173,6 +174,8 @@ class SameEpisodes:
                 f"{type(env).__name__} has no seeded generator `gen` and no reseed() method: a same-episode "
                 "evaluation needs one (the built-in tasks and dagmix's gymnasium adapter have them)."
             )
+        if not isinstance(gen, torch.Generator) and getattr(env, "seed", 0) is None:
+            raise ValueError(f"This {type(env).__name__} is unseeded (seed=None): it cannot replay the same episodes.")
         self.env, self.num_episodes = env, num_episodes
         self._state = gen.get_state() if isinstance(gen, torch.Generator) else None
 
