@@ -98,10 +98,10 @@ class SeededMjlabVecEnv(RslRlVecEnvWrapper):
         if episode_length_s is not None:
             env_cfg.episode_length_s = float(episode_length_s)
         env_cfg.seed = None  # mjlab would seed the global generators; the private stream replaces that
-        self._seed, self._device = seed, torch.device(device)
-        self._rng = _PrivateRng(seed, self._device)
+        self._rng = _PrivateRng(seed, torch.device(device))
         with self._rng.active():
             super().__init__(ManagerBasedRlEnv(cfg=env_cfg, device=device), registry.load_rl_cfg(task_id).clip_actions)
+        self._rng_start = copy.deepcopy(self._rng)  # the stream as the first reset() finds it (for reseed)
 
     def reset(self) -> tuple[TensorDict, dict]:
         """Reset every env; return the observations and extras."""
@@ -109,13 +109,13 @@ class SeededMjlabVecEnv(RslRlVecEnvWrapper):
             return super().reset()
 
     def reseed(self) -> None:
-        """Restart the private stream at the constructor's seed: the next resets replay the same episodes.
+        """Restart the private stream where it stood after construction: the next resets replay the first episodes.
 
         The same-episode evaluation (:class:`dagmix.envs.evaluation.SameEpisodes`) calls this before each run: every
         policy then starts from the same states; later draws stay the same as long as the envs' resets do (the
         swing-up's episodes all end together, at the time limit).
         """
-        self._rng = _PrivateRng(self._seed, self._device)
+        self._rng = copy.deepcopy(self._rng_start)
 
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
         """Step every env (done envs are reset in place, on the private stream)."""
