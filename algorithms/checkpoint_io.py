@@ -136,6 +136,10 @@ def state_dict_mismatch(error: Exception) -> str:
     return " ".join(text.split())[:200]
 
 
+MODEL_SECTIONS = ("obs_groups", "student", "teacher", "policy", "actor", "critic")
+"""The train-config sections that decide the models' shapes (stored in ``checkpoint["dagmix"]["model"]``)."""
+
+
 def model_config(train_cfg: dict[str, Any]) -> dict[str, Any]:
     """Return the model part of an rsl_rl train config: ``obs_groups`` and the model sections it has.
 
@@ -146,8 +150,7 @@ def model_config(train_cfg: dict[str, Any]) -> dict[str, Any]:
     alone. Values are reduced to plain data (loadable with ``weights_only=True``): a class or function, e.g. a
     callable teacher's ``fn``, becomes its import path ``"module:qualname"``.
     """
-    sections = ("obs_groups", "student", "teacher", "policy", "actor", "critic")
-    return {k: _plain(train_cfg[k]) for k in sections if k in train_cfg}
+    return {k: _plain(train_cfg[k]) for k in MODEL_SECTIONS if k in train_cfg}
 
 
 def _plain(value: Any) -> Any:

@@ -10,8 +10,7 @@ import json
 import os
 from typing import Any
 
-MODEL_SECTIONS = ("obs_groups", "student", "teacher", "actor", "critic", "policy")
-"""The train-config sections that decide the models' shapes (as stored in ``checkpoint["dagmix"]["model"]``)."""
+from dagmix.algorithms.checkpoint_io import MODEL_SECTIONS
 
 
 def params_path(checkpoint: str, name: str) -> str:

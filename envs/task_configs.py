@@ -42,12 +42,6 @@ QUADCOPTER_STUDENT_TASKS = ("quadcopter", "quadcopter_experts")
 velocity estimate. ``quadcopter_experts``' student has them untested there (no committed results yet)."""
 
 
-def student_rnn_hidden_dim(task: str) -> int:
-    """Return the GRU size of ``task``'s default student (distillation and MixingDAggerPPO's actor)."""
-    del task  # one size for every task today; the function is where a task would get its own
-    return DISTILL_RNN_HIDDEN_DIM
-
-
 def student_model(kind: str = "gru", rnn_hidden_dim: int | None = None) -> dict[str, Any]:
     """Return a fresh copy of the student model config: ``gru`` (the default) or ``mlp`` (same MLP, no memory).
 
@@ -112,7 +106,7 @@ def task_student_model(task: str) -> dict[str, Any]:
     """Return a fresh copy of ``task``'s default student (distillation) and MixingDAggerPPO actor config."""
     if task in MLP_STUDENT_TASKS:
         return student_model("mlp")
-    return student_model(rnn_hidden_dim=student_rnn_hidden_dim(task))
+    return student_model(rnn_hidden_dim=DISTILL_RNN_HIDDEN_DIM)
 
 
 def shipped_teacher(task: str) -> str:

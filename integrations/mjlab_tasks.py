@@ -269,7 +269,7 @@ def register_distillation_task(
     if algorithm is None:
         algorithm = DagmixDistillationAlgorithmCfg(gradient_length=base.num_steps_per_env)
     rl_cfg = DagmixDistillationRunnerCfg(
-        **{f.name: copy.deepcopy(getattr(base, f.name)) for f in dataclasses.fields(RslRlBaseRunnerCfg)},
+        **_base_runner_fields(base),
         student=student,
         teacher=copy.deepcopy(base.actor),
         algorithm=algorithm,
@@ -278,6 +278,11 @@ def register_distillation_task(
     rl_cfg.experiment_name = f"{base.experiment_name}_distillation"
     registry.register_mjlab_task(task_id, env_cfg, play_env_cfg, rl_cfg, runner_cls=MjlabMixingDistillationRunner)
     return rl_cfg
+
+
+def _base_runner_fields(base: RslRlBaseRunnerCfg) -> dict[str, Any]:
+    """Return copies of the base task's runner fields (iterations, steps per env, logging, ...) for a variant."""
+    return {f.name: copy.deepcopy(getattr(base, f.name)) for f in dataclasses.fields(RslRlBaseRunnerCfg)}
 
 
 def register_dagger_ppo_task(
@@ -318,7 +323,7 @@ def register_dagger_ppo_task(
         del ppo["class_name"]
         algorithm = DagmixDAggerPPOAlgorithmCfg(**copy.deepcopy({**ppo, "schedule": "fixed"}))
     rl_cfg = DagmixDAggerPPORunnerCfg(
-        **{f.name: copy.deepcopy(getattr(base, f.name)) for f in dataclasses.fields(RslRlBaseRunnerCfg)},
+        **_base_runner_fields(base),
         actor=student,
         critic=copy.deepcopy(base.critic),
         teacher=copy.deepcopy(base.actor),

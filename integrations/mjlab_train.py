@@ -14,6 +14,8 @@ mjlab's ``main``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from mjlab.rl import RslRlModelCfg
 from mjlab.tasks import registry
 
@@ -33,26 +35,25 @@ STUDENT = RslRlModelCfg(
 """A GRU student: without velocities it needs memory."""
 
 
-def register_builtin_variants() -> list[str]:
-    """Register the dagmix variants of mjlab's Cartpole tasks (once); return their ids."""
+def _register_cartpole_variants(suffix: str, register: Any) -> list[str]:
+    """Register ``register(task_id, base, ...)`` for each Cartpole task as ``<base><suffix>`` (once); return the ids."""
     ids = []
     for base in ("Mjlab-Cartpole-Balance", "Mjlab-Cartpole-Swingup"):
-        task_id = f"{base}-Dagmix"
+        task_id = f"{base}{suffix}"
         if task_id not in registry.list_tasks():
-            register_distillation_task(task_id, base, student_terms=STUDENT_TERMS, student=STUDENT)
+            register(task_id, base, student_terms=STUDENT_TERMS, student=STUDENT)
         ids.append(task_id)
     return ids
+
+
+def register_builtin_variants() -> list[str]:
+    """Register the dagmix variants of mjlab's Cartpole tasks (once); return their ids."""
+    return _register_cartpole_variants("-Dagmix", register_distillation_task)
 
 
 def register_builtin_dagger_ppo_variants() -> list[str]:
     """Register the MixingDAggerPPO variants of mjlab's Cartpole tasks (once; the distillation variants' student)."""
-    ids = []
-    for base in ("Mjlab-Cartpole-Balance", "Mjlab-Cartpole-Swingup"):
-        task_id = f"{base}-Dagmix-DAggerPPO"
-        if task_id not in registry.list_tasks():
-            register_dagger_ppo_task(task_id, base, student_terms=STUDENT_TERMS, student=STUDENT)
-        ids.append(task_id)
-    return ids
+    return _register_cartpole_variants("-Dagmix-DAggerPPO", register_dagger_ppo_task)
 
 
 def main() -> None:
