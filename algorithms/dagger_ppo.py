@@ -13,7 +13,7 @@ from rsl_rl.algorithms import PPO
 from rsl_rl.utils import unpad_trajectories
 from tensordict import TensorDict
 
-from dagmix.algorithms import _compat, checkpoint_io
+from dagmix.algorithms import checkpoint_io, compat
 from dagmix.algorithms.expert_stats import ExpertStats
 from dagmix.algorithms.finite_guard import check_finite, check_loss, check_student_weights
 from dagmix.algorithms.guidance import TeacherGuidance, set_action_std
@@ -127,7 +127,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
 
         Every key is declared and documented once in :class:`~dagmix.mixing.dagger_ppo_schema.DAggerPPOSchema`.
         """
-        _compat.require_ppo_with_models("MixingDAggerPPO")
+        compat.require_ppo_with_models("MixingDAggerPPO")
         check_algorithm_keys("MixingDAggerPPO", kwargs, DAGGER_PPO_KEYS, PPO, _PARENT_KEYS)
         if kwargs.get("symmetry_cfg") is not None:
             raise ValueError(
@@ -182,7 +182,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
         The teacher is built with the global RNG state saved and restored (its weights come from the checkpoint),
         so a run draws exactly the random numbers stock PPO draws.
         """
-        _compat.require_ppo_with_models("MixingDAggerPPO")
+        compat.require_ppo_with_models("MixingDAggerPPO")
         if not isinstance(cfg.get("teacher"), Mapping) or "class_name" not in cfg["teacher"]:
             raise ValueError(
                 "MixingDAggerPPO needs a 'teacher' model section in the train config (like 'actor', e.g. "
@@ -528,7 +528,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
             if mean_rnd_loss is not None:
                 mean_rnd_loss += rnd_loss.item()
 
-        if _compat.NORMALIZER_UPDATED_IN_UPDATE:  # 5.5: once per update; 5.4: on every process_env_step
+        if compat.NORMALIZER_UPDATED_IN_UPDATE:  # 5.5: once per update; 5.4: on every process_env_step
             obs = self.storage.observations.flatten(0, 1)
             self.actor.update_normalization(obs)
             self.critic.update_normalization(obs)
@@ -556,6 +556,14 @@ class MixingDAggerPPO(MixingSurface, PPO):
         return loss_dict, stats
 
     # ------------------------------------------------------------------ checkpoints
+    def describe(self) -> str:
+        """Return the one-line summary of the settings that ``dagmix distill`` prints."""
+        return (
+            f"MixingDAggerPPO: mixing {self.beta_schedule.describe()}, granularity={self.mixing_cfg.granularity}; "
+            f"imitation_coef {self.imitation_coef.describe()}; ppo_coef {self.ppo_coef.describe()}; "
+            f"imitation_loss {self.imitation_loss}"
+        )
+
     def save(self) -> dict:
         """Return rsl_rl's PPO checkpoint dict plus ``teacher_state_dict`` and the state under ``"dagmix"``."""
         check_student_weights(self._raw_actor)  # nothing non-finite is saved

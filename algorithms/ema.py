@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from dagmix.algorithms import _compat
+from dagmix.algorithms import compat
 from dagmix.mixing.options import WeightAveragingConfig
 
 
@@ -60,10 +60,10 @@ class WeightAverage:
         """
         if cfg.ema_decay is None:
             return None
-        if _compat.STUDENT_TEACHER_POLICY:
+        if compat.STUDENT_TEACHER_POLICY:
             raise ValueError(
                 "ema_decay needs rsl-rl-lib >= 4 (separate student and teacher models); this is rsl-rl-lib "
-                f"{_compat.RSL_RL_VERSION}. Set ema_decay=None or upgrade rsl-rl-lib."
+                f"{compat.RSL_RL_VERSION}. Set ema_decay=None or upgrade rsl-rl-lib."
             )
         average = cls(student, cfg.ema_decay)
         optimizer.register_step_post_hook(lambda *_: average.update(student))

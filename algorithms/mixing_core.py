@@ -356,6 +356,10 @@ class MixingSurface:
     last_losses = _forward("last_losses")
     extras_log = _forward("extras_log")
 
+    def describe(self) -> str:
+        """Return the one-line summary of the settings that ``dagmix distill`` prints."""
+        return f"mixing: {self.beta_schedule.describe()}, granularity={self.mixing_cfg.granularity}"
+
     def configure_run(self, max_iterations: int | None = None, seed: int | None = None) -> None:
         """See :meth:`MixingCore.configure_run`."""
         self.mixing_core.configure_run(max_iterations, seed)

@@ -10,7 +10,7 @@ import torch
 from rsl_rl.algorithms import Distillation
 from tensordict import TensorDict
 
-from dagmix.algorithms import _compat, checkpoint_io
+from dagmix.algorithms import checkpoint_io, compat
 from dagmix.algorithms.ema import WeightAverage, loads_student, restore_student
 from dagmix.algorithms.episode_returns import EpisodeReturns
 from dagmix.algorithms.expert_stats import ExpertStats
@@ -38,7 +38,7 @@ from dagmix.mixing.config import MixingConfig
 from dagmix.mixing.options import LossWeighting, ReplayConfig
 from dagmix.mixing.schema import ALGORITHM_KEYS, validate
 
-_compat.check_rsl_rl_version()
+compat.check_rsl_rl_version()
 
 __all__ = ["CHECKPOINT_KEY", "MIXING_STATE_FORMAT_VERSION", "MixingDistillation"]
 
@@ -47,7 +47,7 @@ SCALAR_LEARNING_RATE = "Distillation/learning_rate"
 _PARENT_KEYS = set(inspect.signature(Distillation.__init__).parameters) - {"self"} | {"rnd_cfg", "symmetry_cfg"}
 
 
-class MixingDistillation(MixingSurface, _compat.DistillationBase):
+class MixingDistillation(MixingSurface, compat.DistillationBase):
     """Distillation where, per env and step, the teacher's action is executed with probability beta.
 
     The student and the teacher run on every step; the student is trained on the teacher's action for every
@@ -115,7 +115,7 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
         storage = self.storage
         self._base_learning_rate = self.lr_schedule.check_base(self.optimizer.param_groups[0]["lr"])
         self._lr_end: int | None = None  # iteration at which a decaying schedule reaches min_learning_rate
-        self.ema = WeightAverage.attach(self.ema_cfg, _compat.raw_student(self), self.optimizer)
+        self.ema = WeightAverage.attach(self.ema_cfg, compat.raw_student(self), self.optimizer)
 
         num_envs, steps = storage.num_envs, storage.num_transitions_per_env
         num_actions = storage.privileged_actions.shape[-1]
@@ -140,7 +140,7 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
         if self.replay_cfg.active:
             self.replay = AggregationReplay(
                 self.replay_cfg,
-                _compat.raw_student(self),
+                compat.raw_student(self),
                 storage,
                 self.optimizer,
                 self.loss_fn.fn,
@@ -153,9 +153,9 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
             )
             if self.gpu_global_rank == 0:
                 print(self.replay.describe())
-        teacher = _compat.raw_teacher(self)
+        teacher = compat.raw_teacher(self)
         if getattr(teacher, "checkpoints_loaded", False):  # a multi-teacher loads its experts when it is built
-            _compat.mark_teacher_loaded(self)
+            compat.mark_teacher_loaded(self)
         self.expert_stats = ExpertStats.attach(teacher, steps, num_envs, self.device)  # None: one teacher
 
     # ------------------------------------------------------------------ construction
@@ -239,7 +239,7 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
             loss_dict = super().update()
         finally:
             self.loss_fn.end()
-        check_loss(loss_dict, _compat.raw_teacher(self))
+        check_loss(loss_dict, compat.raw_teacher(self))
         stats.add("behavior_loss", self.loss_fn.sums)
         if self.replay is not None:
             stats.add("replay_loss", self.replay.step(self.student, filled))
@@ -264,7 +264,7 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
         both cost one reduction and one in-place clamp per update, nothing per env step.
         """
         labels = self.storage.privileged_actions[:filled]
-        check_finite(labels, self.executed_actions[:filled], _compat.raw_teacher(self))
+        check_finite(labels, self.executed_actions[:filled], compat.raw_teacher(self))
         if self.teacher_action_clip is not None:
             labels.clamp_(-self.teacher_action_clip, self.teacher_action_clip)
 
@@ -302,7 +302,7 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
         """Return the student to evaluate and export: the averaged one with ``ema_decay``, else rsl_rl's."""
         if self.ema is None:
             return super().get_policy()
-        self.ema.share_distribution(_compat.raw_student(self))  # rsl_rl's logger reads get_policy().output_std
+        self.ema.share_distribution(compat.raw_student(self))  # rsl_rl's logger reads get_policy().output_std
         return self.ema.model
 
     def broadcast_parameters(self) -> None:
@@ -319,7 +319,7 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
         With ``ema_decay``, ``student_state_dict`` is the averaged student (what stock rsl_rl loads) and the raw
         training weights are under ``["dagmix"]["raw_student_state_dict"]`` (``optimizer_state_dict`` is theirs).
         """
-        check_student_weights(_compat.raw_student(self) or self.get_policy())
+        check_student_weights(compat.raw_student(self) or self.get_policy())
         saved = super().save()
         saved[CHECKPOINT_KEY] = self.mixing_core.state_dict(model=getattr(self, "model_cfg", None))
         if self.ema is not None:
@@ -329,9 +329,9 @@ class MixingDistillation(MixingSurface, _compat.DistillationBase):
     def load(self, loaded_dict: dict, load_cfg: dict | None, strict: bool) -> bool:
         """Load as rsl_rl does; when the iteration is resumed, also resume the schedule and the mask generator."""
         load_iteration = super().load(loaded_dict, load_cfg, strict)
-        if not _compat.STUDENT_TEACHER_POLICY and loads_student(loaded_dict, load_cfg):
+        if not compat.STUDENT_TEACHER_POLICY and loads_student(loaded_dict, load_cfg):
             restore_student(
-                self.ema, _compat.raw_student(self), loaded_dict.get(CHECKPOINT_KEY), bool(load_iteration), strict
+                self.ema, compat.raw_student(self), loaded_dict.get(CHECKPOINT_KEY), bool(load_iteration), strict
             )
         if load_iteration:
             self.mixing_core.resume(loaded_dict.get(CHECKPOINT_KEY), int(loaded_dict["iter"]))

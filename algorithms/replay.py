@@ -16,7 +16,7 @@ import torch
 from rsl_rl.storage import RolloutStorage
 from tensordict import TensorDict
 
-from dagmix.algorithms import _compat
+from dagmix.algorithms import compat
 from dagmix.mixing.options import ReplayConfig
 
 
@@ -85,7 +85,7 @@ class AggregationReplay:
         if student is None:
             raise ValueError(
                 "replay needs rsl-rl-lib >= 4 (separate student and teacher models); this is rsl-rl-lib "
-                f"{_compat.RSL_RL_VERSION}. Set replay.iterations=0 or upgrade rsl-rl-lib."
+                f"{compat.RSL_RL_VERSION}. Set replay.iterations=0 or upgrade rsl-rl-lib."
             )
         self.cfg, self.storage, self.optimizer, self.loss_fn = cfg, storage, optimizer, loss_fn
         self.epochs, self.gradient_length, self.max_grad_norm = num_learning_epochs, gradient_length, max_grad_norm

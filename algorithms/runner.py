@@ -6,13 +6,13 @@ from typing import Any
 
 from rsl_rl.runners import DistillationRunner
 
-from dagmix.algorithms import _compat
+from dagmix.algorithms import compat
 from dagmix.algorithms.mixing_distillation import MixingDistillation
 
 DEFAULT_CLASS_NAME = "dagmix.algorithms:MixingDistillation"
 
 
-class MixingDistillationRunner(_compat.RunnerMixin, DistillationRunner):
+class MixingDistillationRunner(compat.RunnerMixin, DistillationRunner):
     """A DistillationRunner that defaults the algorithm to MixingDistillation and tells it the exact run length."""
 
     alg: MixingDistillation

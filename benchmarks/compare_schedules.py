@@ -26,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 # The variants and the run bookkeeping live in their own modules; their names stay importable from here, and
 # ``run_all`` / ``run_one`` look ``code_version`` up in this module (so tests can replace it here).
@@ -37,15 +37,18 @@ from dagmix.benchmarks.variants import (  # noqa: F401
     DEFAULT_VARIANTS,
     OVERRIDES_KEY,
     VARIANTS,
-    _apply_config_overrides,
-    _base_cfg,
-    _mixing_only,
+    apply_config_overrides,
+    mixing_only,
     resolve_variant,
     variant_dir_name,
 )
 
 if TYPE_CHECKING:
+    from rsl_rl.env import VecEnv
+
+    from dagmix.algorithms import MixingDistillation
     from dagmix.benchmarks.tasks import BenchTask
+    from dagmix.envs.evaluation import SameEpisodes
 
 
 # ------------------------------------------------------------------------------------------------ args
@@ -180,17 +183,24 @@ def _train_cfg(args: Args, mixing: dict[str, Any], seed: int, variant: str = "")
 
     cfg = get_task(args.task).train_cfg(args.student)
     cfg.update(num_steps_per_env=args.steps_per_env, max_iterations=args.iterations, seed=seed, logger="tensorboard")
-    cfg["algorithm"]["mixing"] = _mixing_only(mixing)
+    cfg["algorithm"]["mixing"] = mixing_only(mixing)
     for key in ALGORITHM_KEYS:
         if key in mixing:
             cfg["algorithm"][key] = mixing[key]
     cfg["algorithm"]["phase_console_output"] = False
-    _apply_config_overrides(cfg, mixing.get(OVERRIDES_KEY, {}), variant)  # last: a variant may change the student
+    apply_config_overrides(cfg, mixing.get(OVERRIDES_KEY, {}), variant)  # last: a variant may change the student
     return cfg
 
 
 def evaluate_periodically(
-    row: dict[str, Any], episodes: Any, alg: Any, args: Any, console: Any, label: str, seed: int, t0: float
+    row: dict[str, Any],
+    episodes: SameEpisodes,
+    alg: MixingDistillation,
+    args: Args,
+    console: TextIO,
+    label: str,
+    seed: int,
+    t0: float,
 ) -> None:
     """Evaluate the student alone, add the ``eval_*`` fields to the iteration's ``row``, print a progress line.
 
@@ -214,7 +224,7 @@ def evaluate_periodically(
 
 
 def same_episode_evaluations(
-    episodes: Any, final_env: Any, alg: Any, args: Any
+    episodes: SameEpisodes, final_env: VecEnv, alg: MixingDistillation, args: Args
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Return the JSON forms of ``teacher_eval`` (on ``episodes``, the periodic ones), ``final``, ``teacher_final``.
 

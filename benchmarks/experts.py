@@ -15,10 +15,17 @@ import math
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dagmix.algorithms import MixingDistillation
+    from dagmix.benchmarks import compare_schedules
+    from dagmix.benchmarks.tasks import BenchTask
 
 
-def per_expert_evaluations(task: Any, alg: Any, args: Any, seed: int, env_kwargs: dict[str, Any]) -> list[dict]:
+def per_expert_evaluations(
+    task: BenchTask, alg: MixingDistillation, args: compare_schedules.Args, seed: int, env_kwargs: dict[str, Any]
+) -> list[dict]:
     """Return, per expert ``k``, the last student and expert ``k`` alone on the same fresh episodes of its envs.
 
     Expert ``k``'s envs are ``task.make_env`` with ``task.expert_env(k)`` on top of ``env_kwargs``, seeded as the
@@ -28,10 +35,10 @@ def per_expert_evaluations(task: Any, alg: Any, args: Any, seed: int, env_kwargs
     Returns:
         One dict per expert: ``expert`` (k), ``name``, ``student`` and ``expert_alone`` (EvalResult JSON forms).
     """
-    from dagmix.algorithms import _compat
+    from dagmix.algorithms import compat
     from dagmix.envs.evaluation import SameEpisodes
 
-    experts = _compat.raw_teacher(alg).experts
+    experts = compat.raw_teacher(alg).experts
     out = []
     for k, name in enumerate(task.experts):
         kwargs = {**env_kwargs, **task.expert_env(k)}

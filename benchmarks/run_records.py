@@ -65,7 +65,7 @@ def versions() -> dict[str, str]:
     import torch
 
     from dagmix import __version__
-    from dagmix.algorithms._compat import RSL_RL_VERSION
+    from dagmix.algorithms.compat import RSL_RL_VERSION
 
     return {
         "dagmix": __version__,

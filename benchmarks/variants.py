@@ -103,9 +103,9 @@ def resolve_variant(name: str, iterations: int, base_cfg: dict[str, Any] | None 
                 mixing.setdefault(OVERRIDES_KEY, {})[key] = parse_value(value)
             else:
                 mixing[key] = parse_value(value)
-    MixingConfig.from_dict(_mixing_only(mixing))  # validate it now
-    base = copy.deepcopy(base_cfg) if base_cfg is not None else _base_cfg()
-    _apply_config_overrides(base, mixing.get(OVERRIDES_KEY, {}), name)
+    MixingConfig.from_dict(mixing_only(mixing))  # validate it now
+    base = copy.deepcopy(base_cfg) if base_cfg is not None else quadcopter_train_cfg()
+    apply_config_overrides(base, mixing.get(OVERRIDES_KEY, {}), name)
     from dagmix.mixing.options import LossWeighting, ReplayConfig
 
     LossWeighting.from_dict(mixing.get("loss_weighting"))
@@ -113,17 +113,19 @@ def resolve_variant(name: str, iterations: int, base_cfg: dict[str, Any] | None 
     return mixing
 
 
-def _mixing_only(variant: dict[str, Any]) -> dict[str, Any]:
+def mixing_only(variant: dict[str, Any]) -> dict[str, Any]:
+    """Return the variant's mixing section alone (without its algorithm keys and train-config overrides)."""
     return {k: v for k, v in variant.items() if k not in (*ALGORITHM_KEYS, OVERRIDES_KEY)}
 
 
-def _base_cfg() -> dict[str, Any]:
+def quadcopter_train_cfg() -> dict[str, Any]:
+    """Return the quadcopter's distillation train config (the default base of variant overrides)."""
     from dagmix.envs.task_configs import distill_train_cfg
 
     return distill_train_cfg("quadcopter")
 
 
-def _apply_config_overrides(cfg: dict[str, Any], overrides: dict[str, Any], variant: str) -> None:
+def apply_config_overrides(cfg: dict[str, Any], overrides: dict[str, Any], variant: str) -> None:
     """Set dotted train-config keys in ``cfg`` (each must exist, as for the CLI's key=value); errors name it."""
     from dagmix.mixing.overrides import apply_overrides
 

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -27,17 +27,12 @@ from dagmix.envs.task_configs import dagger_ppo_train_cfg, distill_train_cfg, sh
 from dagmix.mixing.multi_teacher_schema import multi_teacher_checkpoints
 from dagmix.models import SelectorError
 
+if TYPE_CHECKING:
+    from rsl_rl.env import VecEnv
 
-def _describe_distillation(alg: Any) -> str:
-    return f"mixing: {alg.schedule.describe()}, granularity={alg.mixing_cfg.granularity}"
+    from dagmix.algorithms import MixingDAggerPPO, MixingDistillation
 
-
-def _describe_dagger_ppo(alg: Any) -> str:
-    return (
-        f"MixingDAggerPPO: mixing {alg.beta_schedule.describe()}, granularity={alg.mixing_cfg.granularity}; "
-        f"imitation_coef {alg.imitation_coef.describe()}; ppo_coef {alg.ppo_coef.describe()}; "
-        f"imitation_loss {alg.imitation_loss}"
-    )
+    MixingAlgorithm = MixingDistillation | MixingDAggerPPO
 
 
 def _runner_class(args: argparse.Namespace, kind: str) -> type:
@@ -58,7 +53,6 @@ class Algorithm:
     kind: str  # the checkpoint_kind of the checkpoints it writes
     holds: str  # what such a checkpoint holds (named when --resume finds another kind)
     train_cfg: Callable[[str], dict[str, Any]]  # the task's default train config
-    describe: Callable[[Any], str]  # the console line of the built algorithm's settings
 
 
 ALGORITHMS = {
@@ -67,14 +61,12 @@ ALGORITHMS = {
         "distillation",
         "no student_state_dict; a PPO checkpoint?",
         distill_train_cfg,
-        _describe_distillation,
     ),
     "dagger_ppo": Algorithm(
         "MixingDAggerPPO",
         "dagger_ppo",
         "it needs both actor_state_dict and teacher_state_dict",
         dagger_ppo_train_cfg,
-        _describe_dagger_ppo,
     ),
 }
 
@@ -115,7 +107,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise SystemExit(f"dagmix: {e}") from e
         write_params(log_dir, params, env_over, args.task)  # the run folder appears only once the run can start
-        print(f"[dagmix] {algo.describe(runner.alg)}")
+        print(f"[dagmix] {runner.alg.describe()}")
         if args.eval_episodes > 0 and args.eval_interval > 0:
             eval_env = make_env(args.task, args.eval_episodes, args.device, cfg["seed"] + 10_000, env_over)
             last_it = runner.current_learning_iteration + cfg["max_iterations"] - 1
@@ -188,7 +180,9 @@ class PeriodicEval:
     ``infos``). Beta is recorded every iteration for the figure.
     """
 
-    def __init__(self, alg: Any, eval_env: Any, episodes: int, interval: int, last_it: int, log_dir: str) -> None:
+    def __init__(
+        self, alg: MixingAlgorithm, eval_env: VecEnv, episodes: int, interval: int, last_it: int, log_dir: str
+    ) -> None:
         from dagmix.envs.evaluation import SameEpisodes
 
         self.alg, self.interval, self.last_it, self.log_dir = alg, interval, last_it, log_dir
@@ -241,7 +235,7 @@ class PeriodicEval:
         }
 
 
-def _final_table(args: argparse.Namespace, alg: Any, log_dir: str, seed: int, env_over: dict) -> None:
+def _final_table(args: argparse.Namespace, alg: MixingAlgorithm, log_dir: str, seed: int, env_over: dict) -> None:
     """Print the last student, the best (``model_best.pt``) and the teacher, each alone, on the same fresh episodes."""
     from dagmix.envs.evaluation import BEST_RULE, SameEpisodes
 

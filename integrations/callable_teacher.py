@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dagmix.algorithms import _compat
+from dagmix.algorithms import compat
 
 TeacherFn = Callable[[torch.Tensor], torch.Tensor]
 """``fn(obs) -> actions``: obs float tensor (num_envs, teacher_obs_dim) on the algorithm's device (the teacher
@@ -46,7 +46,7 @@ class CallableTeacher(nn.Module):
         """
         super().__init__()
         self.obs_groups = list(obs_groups[obs_set]) if obs_groups is not None else []
-        self.fn: TeacherFn | None = _compat.resolve_class(fn, None) if fn is not None else None
+        self.fn: TeacherFn | None = compat.resolve_class(fn, None) if fn is not None else None
         self.register_buffer("num_actions", torch.tensor(int(output_dim)))
         self._output_dim = int(output_dim)
         self._checked_fn: Any = None  # the function whose output was validated (once per function)
@@ -116,13 +116,13 @@ def use_callable_teacher(runner: Any, fn: TeacherFn | str) -> CallableTeacher:
     """
     alg = getattr(runner, "alg", runner)
     num_actions = alg.storage.privileged_actions.shape[-1]
-    teacher = _compat.raw_teacher(alg)
-    if _compat.STUDENT_TEACHER_POLICY:  # 3.x: StudentTeacher.evaluate() feeds the concatenated teacher groups
+    teacher = compat.raw_teacher(alg)
+    if compat.STUDENT_TEACHER_POLICY:  # 3.x: StudentTeacher.evaluate() feeds the concatenated teacher groups
         teacher = CallableTeacher(output_dim=num_actions, fn=fn).to(alg.device)
     elif isinstance(teacher, CallableTeacher):
-        teacher.fn = _compat.resolve_class(fn, None)
+        teacher.fn = compat.resolve_class(fn, None)
     else:
         groups = {"teacher": getattr(teacher, "obs_groups", ["teacher"])}
         teacher = CallableTeacher(None, groups, "teacher", num_actions, fn).to(alg.device)
-    _compat.set_teacher(alg, teacher)
+    compat.set_teacher(alg, teacher)
     return teacher

@@ -30,7 +30,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dagmix.algorithms import MixingDistillationRunner, _compat
+from dagmix.algorithms import MixingDistillationRunner, compat
 from dagmix.integrations.callable_teacher import use_callable_teacher
 from dagmix.integrations.gymnasium_env import GymnasiumVecEnv
 from dagmix.mixing.config import schedule_names, schedule_parameters
@@ -146,7 +146,7 @@ def train_cfg(args: Args) -> dict[str, Any]:
     }
     teacher = {"class_name": "dagmix.integrations.callable_teacher:CallableTeacher"}  # 4.x/5.x; 3.x: replaced
     cfg.update(
-        _compat.distillation_model_cfg([64, 64], init_std=0.3, rnn_type="gru", rnn_hidden_dim=32, teacher=teacher)
+        compat.distillation_model_cfg([64, 64], init_std=0.3, rnn_type="gru", rnn_hidden_dim=32, teacher=teacher)
     )
     return cfg
 

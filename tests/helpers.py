@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from dagmix.algorithms import _compat
+from dagmix.algorithms import compat
 from dagmix.envs.toy import PointMassEnv
 
 
@@ -32,7 +32,7 @@ def make_train_cfg(
         },
         "logger": "tensorboard",
     }
-    if _compat.STUDENT_TEACHER_POLICY:  # rsl-rl 3.x: one StudentTeacher module
+    if compat.STUDENT_TEACHER_POLICY:  # rsl-rl 3.x: one StudentTeacher module
         policy: dict = {
             "class_name": "StudentTeacher",
             "student_hidden_dims": [32, 32],
@@ -51,7 +51,7 @@ def make_train_cfg(
         "activation": "elu",
         "obs_normalization": True,
     }
-    if _compat.NEW_DISTRIBUTION_CFG:
+    if compat.NEW_DISTRIBUTION_CFG:
         student_cfg["distribution_cfg"] = {"class_name": "GaussianDistribution", "init_std": 0.1}
     else:  # rsl-rl 4.x
         student_cfg.update(stochastic=True, init_noise_std=0.1)
@@ -68,7 +68,7 @@ def make_train_cfg(
 def teacher_checkpoint(path, env) -> str:
     """Save a PPO-style checkpoint (random weights) for the teacher of ``make_train_cfg``; return its path."""
     torch.manual_seed(123)
-    if _compat.STUDENT_TEACHER_POLICY:  # rsl-rl 3.x: an ActorCritic state dict under model_state_dict
+    if compat.STUDENT_TEACHER_POLICY:  # rsl-rl 3.x: an ActorCritic state dict under model_state_dict
         from rsl_rl.networks import MLP
 
         obs = env.get_observations()
@@ -107,7 +107,7 @@ def make_runner(
     cls = MixingDistillationRunner if runner == "mixing" else DistillationRunner
     cfg = make_train_cfg(algorithm, student=student, **cfg_kwargs)
     env = make_env(num_envs=num_envs, seed=cfg["seed"])
-    log = log or _compat.STUDENT_TEACHER_POLICY  # rsl-rl 3.x runners cannot learn() without a log_dir
+    log = log or compat.STUDENT_TEACHER_POLICY  # rsl-rl 3.x runners cannot learn() without a log_dir
     r = cls(env, cfg, str(tmp_path / "logs") if log else None, "cpu")
     if teacher_path is not None:
         r.load(teacher_path)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers import make_runner
 
-from dagmix.algorithms import _compat
+from dagmix.algorithms import compat
 from dagmix.algorithms.checkpoint_io import CheckpointError, load_checkpoint, save_checkpoint
 from dagmix.envs.task_configs import shipped_teacher
 
@@ -130,7 +130,7 @@ def test_runner_saves_atomically(tmp_path, teacher_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["model_0.pt", "teacher.pt"]
 
 
-@pytest.mark.parametrize("runner", ["mixing", "stock"] if _compat.RESOLVES_CLASS_PATHS else ["mixing"])
+@pytest.mark.parametrize("runner", ["mixing", "stock"] if compat.RESOLVES_CLASS_PATHS else ["mixing"])
 def test_checkpoints_hold_the_model_config(tmp_path, teacher_path, runner):
     from helpers import make_train_cfg
 
@@ -138,7 +138,7 @@ def test_checkpoints_hold_the_model_config(tmp_path, teacher_path, runner):
     r.save(str(tmp_path / "model_0.pt"))
     model = load_checkpoint(tmp_path / "model_0.pt")["dagmix"]["model"]
     cfg = make_train_cfg(student="gru")
-    section = "policy" if _compat.STUDENT_TEACHER_POLICY else "student"
+    section = "policy" if compat.STUDENT_TEACHER_POLICY else "student"
     assert model[section] == cfg[section] and model["obs_groups"] == cfg["obs_groups"]
 
 
@@ -164,7 +164,7 @@ class UpstreamRunner(OnPolicyRunner):
 '''
 
 
-@pytest.mark.skipif(_compat.STUDENT_TEACHER_POLICY, reason="rsl-rl 3.x runners save and load through dagmix only")
+@pytest.mark.skipif(compat.STUDENT_TEACHER_POLICY, reason="rsl-rl 3.x runners save and load through dagmix only")
 def test_an_upstream_runner_that_calls_torch_itself_is_patched_in_its_module_for_the_call(
     tmp_path, teacher_path, monkeypatch
 ):

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from dagmix import cli
-from dagmix.algorithms import _compat
+from dagmix.algorithms import compat
 
-pytestmark = pytest.mark.skipif(not _compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
+pytestmark = pytest.mark.skipif(not compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
 TINY = ["--num_envs", "32", "--seed", "3"]
 SHORT = "env.episode_length_s=1.0"
 

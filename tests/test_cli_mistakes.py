@@ -11,12 +11,12 @@ import re
 import pytest
 
 from dagmix import cli
-from dagmix.algorithms import _compat
+from dagmix.algorithms import compat
 
 TINY = ["--num_envs", "8", "--seed", "3"]
 SHORT = "env.episode_length_s=0.5"
 NO_EVAL = ["--eval_interval", "0", "--final_eval_episodes", "0"]
-needs_ppo_models = pytest.mark.skipif(not _compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
+needs_ppo_models = pytest.mark.skipif(not compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
 
 
 def _argv(root, algorithm: str, *extra: str) -> list[str]:
@@ -115,7 +115,7 @@ def distilled(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def dagger_ppo_run(tmp_path_factory) -> str:
     """The last checkpoint of a MixingDAggerPPO run with a non-default actor (an MLP) and other dynamics."""
-    if not _compat.PPO_WITH_MODELS:
+    if not compat.PPO_WITH_MODELS:
         pytest.skip("MixingDAggerPPO needs rsl-rl-lib 5.x")
     mlp = ["actor.class_name=MLPModel", "actor.hidden_dims=[32,32]"]
     mlp += [f"actor.{k}=None" for k in ("rnn_type", "rnn_hidden_dim", "rnn_num_layers")]

@@ -11,11 +11,11 @@ import pytest
 import torch
 from helpers import make_env, make_runner
 
-from dagmix.algorithms import CHECKPOINT_KEY, MixingDAggerPPO, _compat
+from dagmix.algorithms import CHECKPOINT_KEY, MixingDAggerPPO, compat
 from dagmix.algorithms.dagger_ppo import DRIVEN_KEY, LABEL_KEY
 from dagmix.mixing import CoefficientSchedule
 
-pytestmark = pytest.mark.skipif(not _compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
+pytestmark = pytest.mark.skipif(not compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
 CLASS = "dagmix.algorithms:MixingDAggerPPO"
 MLP = {"class_name": "MLPModel", "hidden_dims": [32, 32], "activation": "elu"}
 
@@ -424,6 +424,6 @@ def test_missing_teacher_section_and_teacher_raise(tmp_path):
 
 
 def test_refused_clearly_without_rsl_rl_5(monkeypatch):
-    monkeypatch.setattr(_compat, "PPO_WITH_MODELS", False)
+    monkeypatch.setattr(compat, "PPO_WITH_MODELS", False)
     with pytest.raises(ValueError, match="MixingDAggerPPO needs rsl-rl-lib 5.4.2-5.5.x"):
         MixingDAggerPPO(None, None, None)

@@ -11,9 +11,9 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from dagmix.algorithms import MixingDAggerPPO, _compat
+from dagmix.algorithms import MixingDAggerPPO, compat
 
-pytestmark = pytest.mark.skipif(not _compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
+pytestmark = pytest.mark.skipif(not compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
 NUM_ENVS, NUM_STEPS, OBS_DIM, NUM_ACTIONS = 4, 6, 8, 3
 
 

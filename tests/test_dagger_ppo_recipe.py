@@ -9,10 +9,10 @@ import torch
 from helpers import make_env, make_runner
 from test_dagger_ppo import collect, grads_of_next_step, runner, save_teacher
 
-from dagmix.algorithms import CHECKPOINT_KEY, _compat
+from dagmix.algorithms import CHECKPOINT_KEY, compat
 from dagmix.algorithms.dagger_ppo import WEIGHT_KEY
 
-pytestmark = pytest.mark.skipif(not _compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
+pytestmark = pytest.mark.skipif(not compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from dagmix.algorithms import _compat
+from dagmix.algorithms import compat
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 
@@ -129,14 +129,14 @@ def _worker_averaged(rank: int, store: str, out: str) -> None:
         dist.destroy_process_group()
 
 
-@pytest.mark.skipif(_compat.STUDENT_TEACHER_POLICY, reason="rsl-rl-lib 3.x: no weight averaging or replay")
+@pytest.mark.skipif(compat.STUDENT_TEACHER_POLICY, reason="rsl-rl-lib 3.x: no weight averaging or replay")
 def test_two_ranks_keep_identical_raw_and_averaged_students_with_recurrent_replay(tmp_path):
     mp.spawn(_worker_averaged, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
     assert r0["replay_loss"] == r1["replay_loss"] > 0  # all-reduced
     for part in ("raw", "averaged"):
         for k in r0[part]:
-            if k.startswith("obs_normalizer") and _compat._V < (5, 5, 0):
+            if k.startswith("obs_normalizer") and compat._V < (5, 5, 0):
                 continue  # before 5.5 rsl_rl's normalizer keeps per-rank statistics; 5.5 all-reduces them
             assert torch.allclose(r0[part][k], r1[part][k]), (part, k)
 
@@ -176,7 +176,7 @@ def _worker_dagger_ppo(rank: int, store: str, out: str) -> None:
         dist.destroy_process_group()
 
 
-@pytest.mark.skipif(not _compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
+@pytest.mark.skipif(not compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
 def test_two_ranks_keep_identical_weights_and_advisor_under_the_teacher_guided_recipe(tmp_path):
     mp.spawn(_worker_dagger_ppo, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
@@ -186,6 +186,6 @@ def test_two_ranks_keep_identical_weights_and_advisor_under_the_teacher_guided_r
             assert m0[key] == pytest.approx(m1[key], rel=1e-6), key
     for name in ("actor", "critic", "advisor"):
         for k in r0["models"][name]:
-            if k.startswith("obs_normalizer") and _compat._V < (5, 5, 0):
+            if k.startswith("obs_normalizer") and compat._V < (5, 5, 0):
                 continue  # before 5.5 rsl_rl's normalizer keeps per-rank statistics
             assert torch.allclose(r0["models"][name][k], r1["models"][name][k], atol=1e-6), (name, k)

@@ -9,11 +9,11 @@ import pytest
 import torch
 from helpers import make_runner
 
-from dagmix.algorithms import _compat
+from dagmix.algorithms import compat
 from dagmix.algorithms.finite_guard import NonFiniteError
 from dagmix.integrations.callable_teacher import use_callable_teacher
 
-RUNNERS = ["mixing", "stock"] if _compat.RESOLVES_CLASS_PATHS else ["mixing"]
+RUNNERS = ["mixing", "stock"] if compat.RESOLVES_CLASS_PATHS else ["mixing"]
 
 
 def inf_in_env_3(obs: torch.Tensor) -> torch.Tensor:
@@ -34,7 +34,7 @@ def huge_labels(obs: torch.Tensor) -> torch.Tensor:
 
 
 def _student_params(r) -> list[torch.Tensor]:
-    student = r.alg.policy if _compat.STUDENT_TEACHER_POLICY else r.alg.student
+    student = r.alg.policy if compat.STUDENT_TEACHER_POLICY else r.alg.student
     return [p.detach().clone() for p in student.parameters()]
 
 
@@ -95,7 +95,7 @@ def test_huge_labels_stop_the_run_and_no_non_finite_checkpoint_is_saved(tmp_path
 def test_non_finite_student_weights_are_never_saved(tmp_path, teacher_path):
     r = make_runner(tmp_path, teacher_path)
     with torch.no_grad():
-        next(iter((r.alg.policy if _compat.STUDENT_TEACHER_POLICY else r.alg.student).parameters()))[0] = float("nan")
+        next(iter((r.alg.policy if compat.STUDENT_TEACHER_POLICY else r.alg.student).parameters()))[0] = float("nan")
     with pytest.raises(NonFiniteError, match="refusing to save"):
         r.save(str(tmp_path / "model_x.pt"))
     assert not (tmp_path / "model_x.pt").exists()
@@ -115,7 +115,7 @@ def test_inf_observations_of_one_env_stop_the_run(tmp_path, teacher_path):
         r.learn(2)
 
 
-@pytest.mark.skipif(not _compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
+@pytest.mark.skipif(not compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
 def test_dagger_ppo_stops_on_a_nan_teacher_before_any_gradient_step(tmp_path):
     """The student drives, so the env never sees the NaN: only the labels carry it (it used to train on them)."""
     from test_dagger_ppo import runner, save_teacher
@@ -130,7 +130,7 @@ def test_dagger_ppo_stops_on_a_nan_teacher_before_any_gradient_step(tmp_path):
     assert not glob.glob(os.path.join(str(tmp_path / "logs"), "model_*.pt"))  # nothing saved
 
 
-@pytest.mark.skipif(not _compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
+@pytest.mark.skipif(not compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
 def test_dagger_ppo_stops_on_an_infinite_teacher_the_label_clip_would_hide(tmp_path):
     from test_dagger_ppo import runner, save_teacher
 

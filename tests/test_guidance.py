@@ -8,7 +8,7 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from dagmix.algorithms import _compat
+from dagmix.algorithms import compat
 from dagmix.algorithms.guidance import (
     AdvisorHead,
     CriticWarmup,
@@ -18,7 +18,7 @@ from dagmix.algorithms.guidance import (
 )
 from dagmix.mixing.dagger_ppo_schema import validate_dagger_ppo
 
-pytestmark = pytest.mark.skipif(not _compat.PPO_WITH_MODELS, reason="the recipe needs rsl-rl-lib 5.x models")
+pytestmark = pytest.mark.skipif(not compat.PPO_WITH_MODELS, reason="the recipe needs rsl-rl-lib 5.x models")
 
 
 def _actor(kind: str = "mlp"):

@@ -10,7 +10,7 @@ import torch
 
 gym = pytest.importorskip("gymnasium")
 
-from dagmix.algorithms import MixingDistillationRunner, _compat  # noqa: E402
+from dagmix.algorithms import MixingDistillationRunner, compat  # noqa: E402
 from dagmix.integrations import gymnasium_pendulum as pendulum  # noqa: E402
 from dagmix.integrations.callable_teacher import CallableTeacher, use_callable_teacher  # noqa: E402
 from dagmix.integrations.gymnasium_env import GymnasiumVecEnv  # noqa: E402
@@ -115,7 +115,7 @@ def test_pendulum_distillation_end_to_end(tmp_path, capsys):
     # the checkpoint loads: into a runner built from the same config (the student acts identically) ...
     ckpt = sorted(glob.glob(str(tmp_path / "run" / "model_*.pt")))[-1]
     env = pendulum.make_env(8, seed=5)
-    if _compat.STUDENT_TEACHER_POLICY:  # 3.x: the teacher network is replaced, before loading, as in training
+    if compat.STUDENT_TEACHER_POLICY:  # 3.x: the teacher network is replaced, before loading, as in training
         other = MixingDistillationRunner(env, pendulum.train_cfg(args), str(tmp_path / "other"), "cpu")
         use_callable_teacher(other, pendulum.pendulum_expert)
     else:  # 4.x/5.x: rsl_rl's own runner builds the CallableTeacher from the config, without its function

@@ -10,10 +10,10 @@ import torch
 from helpers import make_env
 from test_config_schema import _defaults
 
-from dagmix.algorithms import _compat
+from dagmix.algorithms import compat
 from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, DAggerPPOSchema
 
-pytestmark = pytest.mark.skipif(not _compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
+pytestmark = pytest.mark.skipif(not compat.PPO_WITH_MODELS, reason="MixingDAggerPPO needs rsl-rl-lib 5.x")
 
 
 def _runner_cfg(isaaclab_cfg, **algorithm):

@@ -151,3 +151,59 @@ def test_no_import_cycles():
         f"{where}: {a} imports {b}" for group in new for a, b, where in EDGES if a in group and b in group
     ]  # the arrows that hold each cycle together
     assert not new, "import cycles (a lazy import inside a function is still an arrow):\n" + "\n".join(lines)
+
+
+def private_reaches(root: pathlib.Path) -> list[str]:
+    """Return "path:line: ..." for each import of another module's private name, or of a private module from outside
+    its package, and for each ``alg: Any`` parameter (a helper reaching into an algorithm it does not type)."""
+    mods = modules(root)
+    out = []
+    for name, path in mods.items():
+        package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(root)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.arg) and node.arg == "alg" and node.annotation is not None:
+                if ast.unparse(node.annotation).strip("'\"") == "Any":
+                    out.append(f"{where}: parameter alg: Any")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in ("dagmix", ""):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join([*package[: len(package) - node.level + 1], *base.split(".")]).strip(".")
+                for a in node.names:
+                    target = f"{base}.{a.name}"
+                    if a.name.startswith("_") and not a.name.startswith("__") and target not in mods and base != name:
+                        out.append(f"{where}: {name} imports the private name {a.name} of {base}")
+                    mod = target if target in mods else base
+                    private = [p for p in mod.split(".")[1:] if p.startswith("_") and not p.startswith("__")]
+                    if private and not name.startswith(mod.rsplit(".", 1)[0] + "."):
+                        out.append(f"{where}: {name} imports the private module {mod} from outside its package")
+    return out
+
+
+def test_no_module_reaches_into_another_modules_private_names():
+    bad = private_reaches(ROOT)
+    assert not bad, "private names reached from another module:\n" + "\n".join(bad)
+
+
+def test_the_private_name_check_finds_each_kind(tmp_path):
+    pkg = tmp_path / "dagmix"
+    (pkg / "algorithms").mkdir(parents=True)
+    (pkg / "cli").mkdir()
+    for rel, code in {
+        "__init__.py": "",
+        "algorithms/__init__.py": "",
+        "algorithms/_compat.py": "",
+        "algorithms/core.py": "from dagmix.algorithms import _compat\n_x = 1\n",
+        "cli/__init__.py": "",
+        "cli/run.py": (
+            "from typing import Any\nfrom dagmix.algorithms.core import _x\nfrom dagmix.algorithms import _compat\n"
+            "def f(alg: Any): pass\n"
+        ),
+    }.items():
+        (pkg / rel).write_text(code)
+    assert private_reaches(pkg) == [
+        "cli/run.py:2: dagmix.cli.run imports the private name _x of dagmix.algorithms.core",
+        "cli/run.py:3: dagmix.cli.run imports the private module dagmix.algorithms._compat from outside its package",
+        "cli/run.py:4: parameter alg: Any",
+    ]

@@ -10,11 +10,11 @@ import pytest
 import torch
 from helpers import make_runner, rollout
 
-from dagmix.algorithms import CHECKPOINT_KEY, _compat
+from dagmix.algorithms import CHECKPOINT_KEY, compat
 from dagmix.mixing.options import LearningRateScheduleConfig
 
 NEEDS_MODELS = pytest.mark.skipif(
-    _compat.STUDENT_TEACHER_POLICY, reason="rsl-rl-lib 3.x: one StudentTeacher module, no weight averaging"
+    compat.STUDENT_TEACHER_POLICY, reason="rsl-rl-lib 3.x: one StudentTeacher module, no weight averaging"
 )
 
 
@@ -62,11 +62,11 @@ def test_constant_schedule_leaves_the_optimizer_alone_and_logs_its_rate(tmp_path
 
 
 def test_stock_runner_decays_over_max_iterations(tmp_path, teacher_path):
-    if not _compat.RESOLVES_CLASS_PATHS:
+    if not compat.RESOLVES_CLASS_PATHS:
         pytest.skip("rsl-rl-lib 3.0.1's stock runner cannot build MixingDistillation")
     algo = {"class_name": "dagmix.algorithms:MixingDistillation", "learning_rate_schedule": "linear"}
     r = make_runner(tmp_path, teacher_path, algo, runner="stock", max_iterations=4)
-    if _compat.STUDENT_TEACHER_POLICY:  # the 3.x runner builds the algorithm itself and never passes max_iterations
+    if compat.STUDENT_TEACHER_POLICY:  # the 3.x runner builds the algorithm itself and never passes max_iterations
         with pytest.raises(ValueError, match=r"needs the run length.*learning_rate_iterations=N"):
             r.learn(4)
         return
@@ -107,7 +107,7 @@ def test_bad_keys_fail_before_training(tmp_path, algo, match):
 
 
 def test_decaying_schedule_without_a_run_length_is_an_error(tmp_path, teacher_path):
-    if not _compat.RESOLVES_CLASS_PATHS:
+    if not compat.RESOLVES_CLASS_PATHS:
         pytest.skip("rsl-rl-lib 3.0.1's stock runner cannot build MixingDistillation")
     algo = {"class_name": "dagmix.algorithms:MixingDistillation", "learning_rate_schedule": "cosine"}
     r = make_runner(tmp_path, teacher_path, algo, runner="stock", max_iterations=None)
@@ -226,7 +226,7 @@ def test_resuming_an_averaged_checkpoint_without_averaging_continues_the_raw_wei
 
 
 def test_weight_averaging_is_refused_on_rsl_rl_3(tmp_path):
-    if not _compat.STUDENT_TEACHER_POLICY:
+    if not compat.STUDENT_TEACHER_POLICY:
         pytest.skip("rsl-rl-lib >= 4 supports weight averaging")
     with pytest.raises(ValueError, match=r"ema_decay needs rsl-rl-lib >= 4"):
         make_runner(tmp_path, None, {"ema_decay": 0.9})

@@ -10,13 +10,13 @@ import pytest
 import torch
 from helpers import make_runner, rollout
 
-from dagmix.algorithms import CHECKPOINT_KEY, MixingDistillation, MixingDistillationRunner, _compat
+from dagmix.algorithms import CHECKPOINT_KEY, MixingDistillation, MixingDistillationRunner, compat
 
 # rsl_rl's stock DistillationRunner can build MixingDistillation from a "pkg.mod:Cls" class_name from 3.3 on
 # (3.0.1 uses eval); only the 4.x/5.x runners save, load and start learn() through the algorithm, so on 3.x
 # resuming the schedule needs MixingDistillationRunner.
-RUNNERS = ["mixing", "stock"] if _compat.RESOLVES_CLASS_PATHS else ["mixing"]
-RESUME_RUNNERS = RUNNERS if not _compat.STUDENT_TEACHER_POLICY else ["mixing"]
+RUNNERS = ["mixing", "stock"] if compat.RESOLVES_CLASS_PATHS else ["mixing"]
+RESUME_RUNNERS = RUNNERS if not compat.STUDENT_TEACHER_POLICY else ["mixing"]
 BAR = "=" * 80
 
 
@@ -241,10 +241,10 @@ def test_student_only_trains_bit_for_bit_like_stock_distillation(tmp_path, teach
     mixing = {"class_name": "dagmix.algorithms:MixingDistillation", **(EXPLICIT_DEFAULTS if explicit else {})}
     for algo in ({"class_name": "Distillation"}, mixing):
         torch.manual_seed(7)
-        runner = "stock" if algo["class_name"] == "Distillation" or _compat.RESOLVES_CLASS_PATHS else "mixing"
+        runner = "stock" if algo["class_name"] == "Distillation" or compat.RESOLVES_CLASS_PATHS else "mixing"
         r = make_runner(tmp_path, teacher_path, algo, runner=runner, student=student)
         r.learn(3)
-        states.append((r.alg.policy if _compat.STUDENT_TEACHER_POLICY else r.alg.student).state_dict())
+        states.append((r.alg.policy if compat.STUDENT_TEACHER_POLICY else r.alg.student).state_dict())
     assert states[0].keys() == states[1].keys()
     for k in states[0]:
         assert torch.equal(states[0][k], states[1][k]), k
@@ -314,7 +314,7 @@ def test_no_teacher_loaded_is_an_error(tmp_path, runner):
 
 
 def test_switch_beyond_run_end_warns_with_both_numbers(tmp_path, teacher_path):
-    if not _compat.STUDENT_TEACHER_POLICY:  # the 4.x/5.x stock runner starts learn() through the algorithm
+    if not compat.STUDENT_TEACHER_POLICY:  # the 4.x/5.x stock runner starts learn() through the algorithm
         r = make_runner(
             tmp_path,
             teacher_path,
@@ -345,7 +345,7 @@ def test_teacher_action_clip_changes_only_the_stored_label(tmp_path, teacher_pat
         tmp_path, teacher_path, {"mixing": {"schedule": "teacher_only"}, "teacher_action_clip": 1.0}, num_envs=64
     )
     with torch.no_grad():
-        teacher_mlp = r.alg.policy.teacher if _compat.STUDENT_TEACHER_POLICY else r.alg.teacher.mlp
+        teacher_mlp = r.alg.policy.teacher if compat.STUDENT_TEACHER_POLICY else r.alg.teacher.mlp
         teacher_mlp[-1].weight.mul_(100.0)  # a teacher whose actions leave [-1, 1]
     r.alg.train_mode()
     rollout(r.alg, r.env, 8)
@@ -374,9 +374,9 @@ def test_iteration_callbacks_add_scalars_to_the_iteration_log(tmp_path, teacher_
 
 
 def test_mixed_precision_keeps_working(tmp_path, teacher_path):
-    from dagmix.algorithms import _compat
+    from dagmix.algorithms import compat
 
-    if not _compat.HAS_MIXED_PRECISION:
+    if not compat.HAS_MIXED_PRECISION:
         pytest.skip("rsl-rl-lib < 5.5 has no use_mixed_precision")
     algo = {"mixing": {"schedule": "constant", "beta": 0.5}, "use_mixed_precision": True}
     r = make_runner(tmp_path, teacher_path, algo, student="gru", num_envs=32)

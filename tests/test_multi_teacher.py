@@ -10,10 +10,10 @@ import torch
 from helpers import make_train_cfg
 from tensordict import TensorDict
 
-from dagmix.algorithms import _compat
+from dagmix.algorithms import compat
 from dagmix.envs.toy import PointMassEnv
 
-pytestmark = pytest.mark.skipif(not _compat.PPO_WITH_MODELS, reason="MultiTeacherModel needs rsl-rl-lib 5.x")
+pytestmark = pytest.mark.skipif(not compat.PPO_WITH_MODELS, reason="MultiTeacherModel needs rsl-rl-lib 5.x")
 
 CLASS = "dagmix.models:MultiTeacherModel"
 MLP = {"class_name": "MLPModel", "hidden_dims": [16, 16], "activation": "elu", "obs_normalization": False}
@@ -119,7 +119,7 @@ def rollout_with_reference(runner, steps=STEPS):
     Returns (the executed actions, each env's own expert's action by reference), both (steps, num_envs, actions).
     """
     alg, env = runner.alg, runner.env
-    teacher = _compat.raw_teacher(alg)
+    teacher = compat.raw_teacher(alg)
     refs = [copy.deepcopy(e) for e in teacher.experts]
     alg.train_mode()
     obs = env.get_observations()
@@ -176,7 +176,7 @@ def test_student_only_and_teacher_only_keep_their_meaning(experts, schedule, tea
 
 
 def test_experts_read_their_own_observation_sets(experts):
-    teacher = _compat.raw_teacher(distill_runner(experts).alg)
+    teacher = compat.raw_teacher(distill_runner(experts).alg)
     assert teacher.expert_obs_sets == ["teacher", "teacher_1"]
     assert teacher.experts[0].obs_groups == ["teacher"] and teacher.experts[1].obs_groups == ["alt"]
     assert teacher.experts[1].obs_dim == 2 and teacher.experts[0].obs_dim == 4
@@ -184,7 +184,7 @@ def test_experts_read_their_own_observation_sets(experts):
 
 def test_recurrent_experts_reset_hidden_states_of_done_envs_only(experts):
     runner = distill_runner(experts)
-    teacher = _compat.raw_teacher(runner.alg)
+    teacher = compat.raw_teacher(runner.alg)
     obs = runner.env.get_observations()
     with torch.inference_mode():
         teacher(obs)
@@ -204,7 +204,7 @@ def test_recurrent_experts_reset_hidden_states_of_done_envs_only(experts):
 # ----------------------------------------------------------------------------------------------- checkpoints
 def test_checkpoints_load_at_construction_and_stock_runner_learns_without_load(experts):
     runner = distill_runner(experts)
-    teacher = _compat.raw_teacher(runner.alg)
+    teacher = compat.raw_teacher(runner.alg)
     for expert, path in zip(teacher.experts, experts, strict=True):
         saved = torch.load(path, weights_only=True)["actor_state_dict"]
         assert all(torch.equal(v, saved[k]) for k, v in expert.state_dict().items())
@@ -242,7 +242,7 @@ def test_checkpoint_round_trip_resumes_everything(tmp_path, experts):
     resumed.load(path)
     a, b = runner.alg, resumed.alg
     assert b.teacher_loaded and resumed.current_learning_iteration == runner.current_learning_iteration
-    for x, y in ((_compat.raw_teacher(a), _compat.raw_teacher(b)), (a.student, b.student)):
+    for x, y in ((compat.raw_teacher(a), compat.raw_teacher(b)), (a.student, b.student)):
         sx, sy = x.state_dict(), y.state_dict()
         assert sx.keys() == sy.keys() and all(torch.equal(sx[k], sy[k]) for k in sx)
     assert torch.equal(a.mixing_policy.generator.get_state(), b.mixing_policy.generator.get_state())
@@ -296,7 +296,7 @@ def test_the_model_runs_on_an_evaluation_env_of_another_size(experts):
             return self.get_observations()
 
     runner = distill_runner(experts)  # 16 envs
-    teacher = _compat.raw_teacher(runner.alg)  # an MLP and a GRU expert: hidden states (None, h) are kept
+    teacher = compat.raw_teacher(runner.alg)  # an MLP and a GRU expert: hidden states (None, h) are kept
     with torch.inference_mode():
         teacher(runner.env.get_observations())
     hidden = teacher.get_hidden_state()[1].clone()
@@ -318,7 +318,7 @@ def test_bad_selector_during_a_rollout_stops_the_update_before_any_gradient_step
     runner = make(experts)
     runner.env.override = {6: 1.5}  # after construction: seen only on the device while stepping
     alg = runner.alg
-    student = _compat.raw_student(alg) or alg.actor
+    student = compat.raw_student(alg) or alg.actor
     alg.train_mode()
     obs = runner.env.get_observations()
     with torch.inference_mode():
@@ -338,7 +338,7 @@ def test_the_selector_check_is_one_read_per_update_not_per_step(experts, monkeyp
     """The per-step path never reads a tensor to the host: Tensor.item / tolist / __bool__ are not called."""
     runner = distill_runner(experts)
     alg = runner.alg
-    teacher = _compat.raw_teacher(alg)
+    teacher = compat.raw_teacher(alg)
     obs = runner.env.get_observations()
     calls = []
     for name in ("item", "tolist", "__bool__", "cpu"):
@@ -361,7 +361,7 @@ def test_per_expert_scalars_are_the_fractions_and_losses_of_each_experts_samples
     alg = runner.alg
     rollout_with_reference(runner)
     ids = alg.expert_stats.ids.clone()
-    student = _compat.raw_student(alg)
+    student = compat.raw_student(alg)
     with torch.inference_mode():  # the behaviour loss per sample before the (single) gradient step
         per = torch.stack(
             [

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from dagmix import cli
-from dagmix.algorithms import _compat
+from dagmix.algorithms import compat
 from dagmix.envs import make
 from dagmix.envs.quadcopter import OMEGA, QUAT, VEL
 
-pytestmark = pytest.mark.skipif(not _compat.PPO_WITH_MODELS, reason="MultiTeacherModel needs rsl-rl-lib 5.x")
+pytestmark = pytest.mark.skipif(not compat.PPO_WITH_MODELS, reason="MultiTeacherModel needs rsl-rl-lib 5.x")
 
 SHORT = "env.episode_length_s=1.0"  # 50-step episodes
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from dagmix.algorithms import MixingDistillation, _compat
+from dagmix.algorithms import MixingDistillation, compat
 
 pytestmark = pytest.mark.skipif(
-    _compat.STUDENT_TEACHER_POLICY, reason="rsl-rl 3.x has no separate student/teacher models"
+    compat.STUDENT_TEACHER_POLICY, reason="rsl-rl 3.x has no separate student/teacher models"
 )
 
 NUM_ENVS, NUM_STEPS, OBS_DIM, NUM_ACTIONS = 4, 12, 8, 4

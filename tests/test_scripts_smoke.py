@@ -201,7 +201,7 @@ def test_compare_schedules_task_pendulum_normalises_by_random_actions(tmp_path):
 
 # ------------------------------------------------------------------------------------------ compare_dagger_ppo
 @pytest.mark.skipif(
-    not __import__("dagmix.algorithms", fromlist=["_compat"])._compat.PPO_WITH_MODELS, reason="needs rsl-rl-lib 5.x"
+    not __import__("dagmix.algorithms", fromlist=["compat"]).compat.PPO_WITH_MODELS, reason="needs rsl-rl-lib 5.x"
 )
 def test_compare_dagger_ppo_smoke_outputs_exist_parse_and_resume(tmp_path, capsys):
     import csv

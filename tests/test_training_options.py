@@ -6,7 +6,7 @@ import pytest
 import torch
 from helpers import make_runner, rollout
 
-from dagmix.algorithms import _compat
+from dagmix.algorithms import compat
 from dagmix.algorithms.loss_weighting import SplitLoss
 from dagmix.mixing.options import LossWeighting, ReplayConfig
 
@@ -38,12 +38,12 @@ def test_split_loss_weights_reduce_to_the_mean_over_the_weighted_samples():
 def test_zero_weight_on_teacher_driven_samples_leaves_the_student_untouched(tmp_path, teacher_path):
     alg_cfg = {"mixing": {"schedule": "teacher_only"}, "loss_weighting": {"teacher_driven": 0.0}}
     r = make_runner(tmp_path, teacher_path, alg_cfg)
-    student = r.alg.policy.student if _compat.STUDENT_TEACHER_POLICY else r.alg.student  # 3.x: StudentTeacher
+    student = r.alg.policy.student if compat.STUDENT_TEACHER_POLICY else r.alg.student  # 3.x: StudentTeacher
     before = _params(student)
     r.learn(1)
     assert not _changed(before, student)  # every sample was teacher-driven and weighted 0
     plain = make_runner(tmp_path, teacher_path, {"mixing": {"schedule": "teacher_only"}})
-    student = plain.alg.policy.student if _compat.STUDENT_TEACHER_POLICY else plain.alg.student
+    student = plain.alg.policy.student if compat.STUDENT_TEACHER_POLICY else plain.alg.student
     before = _params(student)
     plain.learn(1)
     assert _changed(before, student)
@@ -119,12 +119,12 @@ def test_options_are_off_by_default():
 
 # ------------------------------------------------------------------------------------------ replay
 NEEDS_MODELS = pytest.mark.skipif(
-    _compat.STUDENT_TEACHER_POLICY, reason="rsl-rl-lib 3.x: replay needs separate student and teacher models"
+    compat.STUDENT_TEACHER_POLICY, reason="rsl-rl-lib 3.x: replay needs separate student and teacher models"
 )
 
 
 def test_replay_is_refused_on_rsl_rl_3(tmp_path):
-    if not _compat.STUDENT_TEACHER_POLICY:
+    if not compat.STUDENT_TEACHER_POLICY:
         pytest.skip("rsl-rl-lib >= 4 supports replay")
     with pytest.raises(ValueError, match=r"replay needs rsl-rl-lib >= 4"):
         make_runner(tmp_path, None, {"replay": {"iterations": 2}})
