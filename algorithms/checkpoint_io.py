@@ -21,12 +21,6 @@ from typing import Any
 
 import torch
 
-SAFE_GLOBALS: list[Any] = []
-"""Globals allowlisted for ``weights_only`` loading, besides torch's defaults (tensors, dicts, lists, numbers,
-strings, None). Empty on purpose: rsl_rl's checkpoints (state dicts of the models and optimizers, ``iter``, and
-``infos``, None or a dict of plain values) and dagmix's ``checkpoint["dagmix"]`` entry (plain values, the mask
-generator's state as a uint8 tensor) need nothing more. Add a global here only when such a file really holds it."""
-
 UNSAFE_LOAD_HINT = "pass --unsafe_load on the command line, or unsafe_load=True in the API"
 
 
@@ -53,7 +47,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = None, unsafe_lo
     Raises:
         CheckpointError: the file is missing, a directory, empty, truncated, not a torch file or not a dict.
         UnsafeCheckpointError: the file needs full unpickling (the message names the first object it holds that is
-            not allowlisted) and ``unsafe_load`` is False.
+            refused by ``weights_only``) and ``unsafe_load`` is False.
     """
     return _load(path, map_location, unsafe_load)
 
@@ -73,11 +67,9 @@ def _load(path: str | os.PathLike, map_location: Any, unsafe_load: bool, **torch
             stacklevel=3,
         )
     try:
-        if unsafe_load:
-            loaded = torch.load(path, map_location=map_location, weights_only=False, **torch_kwargs)
-        else:
-            with _safe_globals():
-                loaded = torch.load(path, map_location=map_location, weights_only=True, **torch_kwargs)
+        # weights_only: tensors, dicts, lists, numbers, strings, None: all that rsl_rl's checkpoints and dagmix's
+        # ``checkpoint["dagmix"]`` entry (the mask generator's state as a uint8 tensor) hold
+        loaded = torch.load(path, map_location=map_location, weights_only=not unsafe_load, **torch_kwargs)
     except Exception as e:  # noqa: BLE001 - torch raises many types for bad files; all mean "not loadable"
         unsafe = None if unsafe_load else _unsafe_global(path, e)
         if unsafe:
@@ -99,19 +91,13 @@ def _unsafe_global(path: str, error: Exception) -> str | None:
     finder = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)  # torch >= 2.5
     if finder is not None:
         try:
-            names = [n for n in finder(path) if n not in {f"{g.__module__}.{g.__qualname__}" for g in SAFE_GLOBALS}]
+            names = list(finder(path))
         except Exception:  # noqa: BLE001 - not a zip checkpoint: broken, or the legacy format (read the message)
             names = []
         if names:
             return names[0]
     match = re.search(r"GLOBAL (\S+)", str(error))
     return match.group(1) if match else None
-
-
-def _safe_globals() -> contextlib.AbstractContextManager:
-    if SAFE_GLOBALS and hasattr(torch.serialization, "safe_globals"):
-        return torch.serialization.safe_globals(SAFE_GLOBALS)
-    return contextlib.nullcontext()
 
 
 def state_dict_mismatch(error: Exception) -> str:

@@ -17,7 +17,7 @@ from dagmix.algorithms import checkpoint_io, compat
 from dagmix.algorithms.expert_stats import ExpertStats
 from dagmix.algorithms.finite_guard import check_finite, check_loss, check_student_weights
 from dagmix.algorithms.guidance import TeacherGuidance, set_action_std
-from dagmix.algorithms.mixing_core import CHECKPOINT_KEY, MixingCore, MixingSurface, check_algorithm_keys
+from dagmix.algorithms.mixing_core import CHECKPOINT_KEY, MixingSurface, check_algorithm_keys
 from dagmix.algorithms.phase_log import SCALAR_BETA, SCALAR_TEACHER_FRACTION
 from dagmix.mixing.config import MixingConfig
 from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, validate_dagger_ppo
@@ -98,34 +98,12 @@ class MixingDAggerPPO(MixingSurface, PPO):
     ) -> None:
         """Build the algorithm; rsl_rl's PPO keys (``learning_rate``, ``clip_param``, ...) pass through.
 
-        Args:
-            actor: The student (MLPModel or RNNModel with a distribution), reading its own observation groups.
-            critic: The critic model (may read privileged groups).
-            storage: rsl_rl's ``rl`` RolloutStorage; two buffers are added for the labels and the who-drove flags.
-            teacher: The teacher model; :meth:`construct_algorithm` builds it from the config's ``teacher`` section.
-            imitation_coef: Weight of the imitation loss: a number >= 0 or a schedule dict (see
-                :class:`~dagmix.mixing.coefficients.CoefficientSchedule`).
-            ppo_coef: Weight of the actor's PPO terms (clipped surrogate and entropy bonus), same forms; 0 is pure
-                DAgger.
-            imitation_loss: ``mse`` or ``huber`` between the student's mean action and the teacher's action, or
-                ``gaussian_nll``: minus the student's log-likelihood of the teacher's action (trains the std too).
-            mixing: Flat mixing dict, exactly as for MixingDistillation (adaptive kinds are not supported here).
-            init_student: Path of a distillation checkpoint whose ``student_state_dict`` initialises the actor.
-            teacher_action_clip: If set, the imitation label is clamped to [-clip, clip] (the executed action is not).
-            phase_console_output: Print the phase lines and the switch banner (rank 0 only).
-            imitation_balance: ``advisor`` (per-state weights from the advisor head) or ``fixed``.
-            advisor_alpha: Sharpness of the advisor weight ``exp(-alpha * d)``.
-            advisor_learning_rate: Adam learning rate of the advisor head.
-            imitation_floor: The least per-state imitation weight under ``advisor``.
-            critic_warmup: With ``init_student``: the explained variance that ends the critic warm-up; None: none.
-            critic_warmup_max_iterations: The iteration at which the warm-up ends regardless.
-            ppo_ramp_iterations: Iterations over which PPO ramps in after the warm-up.
-            min_learning_rate: Floor of the KL-adaptive learning rate; None: the configured one.
-            init_student_std: With ``init_student``: the action std to start from; None: the checkpoint's.
-            init_critic_from_teacher: Load the teacher's PPO critic where it fits (None), always (True), never.
-            **kwargs: rsl_rl PPO keys.
-
-        Every key is declared and documented once in :class:`~dagmix.mixing.dagger_ppo_schema.DAggerPPOSchema`.
+        ``actor`` is the student (MLPModel or RNNModel with a distribution, reading its own observation groups),
+        ``critic`` the critic (it may read privileged groups), ``storage`` rsl_rl's ``rl`` RolloutStorage (two
+        buffers are added: the labels and the who-drove flags), ``teacher`` the teacher model
+        (:meth:`construct_algorithm` builds it from the config's ``teacher`` section). The keywords between
+        ``teacher`` and ``**kwargs`` are dagmix's keys, each declared and documented once in
+        :class:`~dagmix.mixing.dagger_ppo_schema.DAggerPPOSchema` (``docs/config.md``).
         """
         compat.require_ppo_with_models("MixingDAggerPPO")
         check_algorithm_keys("MixingDAggerPPO", kwargs, DAGGER_PPO_KEYS, PPO, _PARENT_KEYS)
@@ -152,14 +130,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
         storage.observations.set(LABEL_KEY, torch.zeros(steps, num_envs, num_actions, device=self.device))
         storage.observations.set(DRIVEN_KEY, torch.zeros(steps, num_envs, 1, device=self.device))
         storage.observations.set(WEIGHT_KEY, torch.ones(steps, num_envs, 1, device=self.device))
-        self.mixing_core = MixingCore(
-            options.mixing,
-            num_envs,
-            self.device,
-            console=options.phase_console_output,
-            rank=self.gpu_global_rank,
-            world_size=self.gpu_world_size,
-        )
+        self.mixing_core = self.build_mixing_core(options.mixing, num_envs, options.phase_console_output)
         self.init_student = init_student
         if init_student is not None:
             self._load_init_student(init_student)
@@ -365,19 +336,12 @@ class MixingDAggerPPO(MixingSurface, PPO):
 
         ``weights`` (one per sample) weigh each sample's loss (its mean over action dimensions) in the mean.
         """
+        if weights is not None:
+            return (self._imitation_per_sample(labels) * weights).mean()  # negation and products are exact
         if self.imitation_loss == "gaussian_nll":
-            log_prob = self.actor.get_output_log_prob(labels)
-            return -(log_prob if weights is None else log_prob * weights).mean()
-        mean = self.actor.output_mean
-        if weights is None:
-            if self.imitation_loss == "huber":
-                return nn.functional.huber_loss(mean, labels)
-            return nn.functional.mse_loss(mean, labels)
-        if self.imitation_loss == "huber":
-            per_sample = nn.functional.huber_loss(mean, labels, reduction="none").mean(-1)
-        else:
-            per_sample = (mean - labels).pow(2).mean(-1)
-        return (per_sample * weights).mean()
+            return -self.actor.get_output_log_prob(labels).mean()
+        loss = nn.functional.huber_loss if self.imitation_loss == "huber" else nn.functional.mse_loss
+        return loss(self.actor.output_mean, labels)
 
     def _imitation_per_sample(self, labels: torch.Tensor) -> torch.Tensor:
         """Return each sample's imitation loss (shape (batch,); the mean over action dimensions) for logging."""

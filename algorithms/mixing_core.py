@@ -347,6 +347,9 @@ class MixingSurface:
     """The public surface both algorithms give their :class:`MixingCore` (``mixing_core``), forwarded to it."""
 
     mixing_core: MixingCore
+    device: str | torch.device  # set by the rsl_rl algorithm the surface is mixed into
+    gpu_global_rank: int
+    gpu_world_size: int
     mixing_cfg = _forward("cfg")
     mixing_policy = _forward("policy")
     beta_schedule = _forward("schedule")
@@ -355,6 +358,12 @@ class MixingSurface:
     last_metrics = _forward("last_metrics")
     last_losses = _forward("last_losses")
     extras_log = _forward("extras_log")
+
+    def build_mixing_core(self, cfg: MixingConfig, num_envs: int, console: bool) -> MixingCore:
+        """Return the :class:`MixingCore` of this algorithm's device and process group (rsl_rl's attributes)."""
+        return MixingCore(
+            cfg, num_envs, self.device, console=console, rank=self.gpu_global_rank, world_size=self.gpu_world_size
+        )
 
     def describe(self) -> str:
         """Return the one-line summary of the settings that ``dagmix distill`` prints."""

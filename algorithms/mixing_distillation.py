@@ -20,7 +20,6 @@ from dagmix.algorithms.loss_weighting import SplitLoss, WhoDroveWeights
 from dagmix.algorithms.mixing_core import (
     CHECKPOINT_KEY,
     MIXING_STATE_FORMAT_VERSION,
-    MixingCore,
     MixingSurface,
     check_algorithm_keys,
 )
@@ -82,25 +81,11 @@ class MixingDistillation(MixingSurface, compat.DistillationBase):
     ) -> None:
         """Build the algorithm; rsl_rl's own keys (``learning_rate``, ...) pass through to ``Distillation``.
 
-        Args:
-            *models: rsl_rl's positional arguments: ``(student, teacher, storage)`` on rsl-rl 4.x/5.x (models such
-                as MLPModel / RNNModel and a ``distillation`` RolloutStorage), ``(policy, storage)`` on 3.x (one
-                StudentTeacher module).
-            mixing: Flat mixing dict, e.g. ``{"schedule": "linear", "iterations": 300, "granularity": "episode"}``.
-            use_two_stage_training: The two-stage patch's switch (None: not given).
-            phase1_iterations: The two-stage patch's teacher-driven iterations.
-            phase_console_output: Print the phase lines and the switch banner (rank 0 only).
-            teacher_action_clip: Clamp the stored label to [-clip, clip]; None keeps the raw teacher action.
-            loss_weighting: Who-drove-aware loss weights; off by default.
-            replay: Bounded aggregation of past rollouts; off by default.
-            learning_rate_schedule: ``constant`` (default), ``linear`` or ``cosine``.
-            min_learning_rate: The learning rate a decaying schedule reaches.
-            warmup_iterations: Iterations of linear learning-rate warmup.
-            learning_rate_iterations: The iteration at which the decay ends; None: the end of the run.
-            ema_decay: Average the student's weights; None (default): off.
-            **kwargs: Passed to rsl_rl's ``Distillation`` (e.g. ``multi_gpu_cfg``).
-
-        Every dagmix key is declared and documented once in :mod:`dagmix.mixing.schema` (``docs/config.md``).
+        ``models`` are rsl_rl's positional arguments: ``(student, teacher, storage)`` on rsl-rl 4.x/5.x (models such
+        as MLPModel / RNNModel and a ``distillation`` RolloutStorage), ``(policy, storage)`` on 3.x (one
+        StudentTeacher module). The keywords before ``**kwargs`` are dagmix's keys, each declared and documented
+        once in :mod:`dagmix.mixing.schema` (``docs/config.md``); ``**kwargs`` go to rsl_rl's ``Distillation``
+        (e.g. ``multi_gpu_cfg``).
         """
         check_algorithm_keys("MixingDistillation", kwargs, ALGORITHM_KEYS, Distillation, _PARENT_KEYS)
         for key in ("num_learning_epochs", "gradient_length"):  # rsl_rl divides by them (mid-run for the epochs)
@@ -119,14 +104,7 @@ class MixingDistillation(MixingSurface, compat.DistillationBase):
 
         num_envs, steps = storage.num_envs, storage.num_transitions_per_env
         num_actions = storage.privileged_actions.shape[-1]
-        self.mixing_core = MixingCore(
-            options.mixing,
-            num_envs,
-            self.device,
-            console=options.phase_console_output,
-            rank=self.gpu_global_rank,
-            world_size=self.gpu_world_size,
-        )
+        self.mixing_core = self.build_mixing_core(options.mixing, num_envs, options.phase_console_output)
         self.teacher_masks = torch.zeros(steps, num_envs, dtype=torch.bool, device=self.device)
         self.executed_actions = torch.zeros(steps, num_envs, num_actions, device=self.device)
         self.loss_fn = SplitLoss(self.loss_fn, self.device)

@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
-import inspect
 from typing import Any
 
-
-def field_docs(cls: type) -> dict[str, str]:
-    """Return each dataclass field's docstring (the string literal right after it in the class body)."""
-    body = ast.parse(inspect.getsource(cls)).body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, nxt in zip(body, body[1:], strict=False):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-            docs[node.target.id] = " ".join(str(nxt.value.value).split())  # type: ignore[union-attr]
-    return docs
+from dagmix.mixing.schema import field_docs
 
 
 def dataclass_parser(cls: type, prog: str, description: str | None) -> argparse.ArgumentParser:

@@ -196,7 +196,7 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
         steps_per_it = args.num_envs * args.steps_per_env
         rows: list[dict[str, Any]] = []
 
-        def record(it: int, metrics: dict[str, float]) -> None:
+        def record(it: int, metrics: dict[str, float], losses: dict[str, float]) -> None:
             row: dict[str, Any] = {
                 "iteration": it,
                 "env_steps": (it + 1) * steps_per_it,
@@ -208,18 +208,9 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
             }
             if it % args.eval_interval == 0 or it == args.iterations - 1 or it in handover:
                 compare_schedules.evaluate_periodically(row, episodes, alg, args, console, variant, seed, t0)
-            rows.append(row)
+            rows.append({**row, "loss": losses["imitation"], "surrogate_loss": losses["surrogate"]})
 
         alg.iteration_callbacks.append(record)
-        original_update = alg.update
-
-        def update() -> dict[str, float]:
-            losses = original_update()
-            rows[-1]["loss"] = losses["imitation"]
-            rows[-1]["surrogate_loss"] = losses["surrogate"]
-            return losses
-
-        alg.update = update  # type: ignore[method-assign]
         runner.learn(args.iterations)
         train_s = time.time() - t0
         final_env = make(args.task, num_envs=args.final_eval_episodes, device=args.device, seed=20_000 + seed, **kw)

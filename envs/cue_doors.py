@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from rsl_rl.env import VecEnv
@@ -65,11 +65,6 @@ class CueDoorsEnvCfg:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"CueDoorsEnvCfg.{name}={value!r} must be an int >= 1.")
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        """Return the names of the configurable fields."""
-        return [f.name for f in fields(cls)]
 
 
 class CueDoorsEnv(VecEnv):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from rsl_rl.env import VecEnv
@@ -136,11 +136,6 @@ class QuadcopterEnvCfg:
     def step_dt(self) -> float:
         """Env step duration (s)."""
         return self.physics_dt * self.decimation
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        """Return the names of the configurable fields."""
-        return [f.name for f in fields(cls)]
 
 
 class QuadcopterEnv(VecEnv):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import fields, replace
+from functools import partial
 from typing import Any
 
 from dagmix.envs.cue_doors import CueDoorsEnv, CueDoorsEnvCfg
@@ -43,46 +44,25 @@ QUADCOPTER_PRESETS: dict[str, dict[str, Any]] = {
 """The quadcopter tasks: each one's defaults on top of ``QuadcopterEnvCfg`` (env overrides go on top of them)."""
 
 
-_QUADCOPTER_CLASSES: dict[str, tuple[type, type]] = {
+_ENV_CLASSES: dict[str, tuple[type, type]] = {
     "quadcopter_experts": (QuadcopterExpertsEnvCfg, QuadcopterExpertsEnv),
+    "cue_doors": (CueDoorsEnvCfg, CueDoorsEnv),
 }
-"""The quadcopter tasks with their own env class (the others: ``QuadcopterEnvCfg``, ``QuadcopterEnv``)."""
+"""The tasks with their own config and env class (the other quadcopter tasks: ``QuadcopterEnvCfg``,
+``QuadcopterEnv``)."""
 
 
-def _make_quadcopter(
-    num_envs: int, device: str, seed: int, task: str = "quadcopter", **overrides: Any
-) -> QuadcopterEnv:
-    cfg_cls, env_cls = _QUADCOPTER_CLASSES.get(task, (QuadcopterEnvCfg, QuadcopterEnv))
-    names = cfg_cls.field_names()
+def _make_cfg_env(task: str, num_envs: int, device: str, seed: int, **overrides: Any) -> Any:
+    """Build a task whose env takes a dataclass config: its preset, then the overrides (each checked)."""
+    cfg_cls, env_cls = _ENV_CLASSES.get(task, (QuadcopterEnvCfg, QuadcopterEnv))
+    names = [f.name for f in fields(cfg_cls)]
     unknown = [k for k in overrides if k not in names]
     if unknown:
         raise ValueError(f"Unknown {task} config key(s) {unknown}; valid keys: {', '.join(names)}.")
-    defaults = replace(cfg_cls(), **QUADCOPTER_PRESETS[task])
+    defaults = replace(cfg_cls(), **QUADCOPTER_PRESETS.get(task, {}))
     overrides = {k: check_override(f"env.{k}", v, getattr(defaults, k)) for k, v in overrides.items()}
     cfg = replace(defaults, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
     return env_cls(num_envs, device=device, seed=seed, cfg=cfg)
-
-
-def _make_thrown_quadcopter(num_envs: int, device: str, seed: int, **overrides: Any) -> QuadcopterEnv:
-    return _make_quadcopter(num_envs, device, seed, "quadcopter_thrown", **overrides)
-
-
-def _make_blind_quadcopter(num_envs: int, device: str, seed: int, **overrides: Any) -> QuadcopterEnv:
-    return _make_quadcopter(num_envs, device, seed, "quadcopter_blind", **overrides)
-
-
-def _make_experts_quadcopter(num_envs: int, device: str, seed: int, **overrides: Any) -> QuadcopterExpertsEnv:
-    return _make_quadcopter(num_envs, device, seed, "quadcopter_experts", **overrides)
-
-
-def _make_cue_doors(num_envs: int, device: str, seed: int, **overrides: Any) -> CueDoorsEnv:
-    names = CueDoorsEnvCfg.field_names()
-    unknown = [k for k in overrides if k not in names]
-    if unknown:
-        raise ValueError(f"Unknown cue_doors config key(s) {unknown}; valid keys: {', '.join(names)}.")
-    defaults = CueDoorsEnvCfg()
-    overrides = {k: check_override(f"env.{k}", v, getattr(defaults, k)) for k, v in overrides.items()}
-    return CueDoorsEnv(num_envs, device=device, seed=seed, cfg=replace(defaults, **overrides))
 
 
 def _make_point_mass(num_envs: int, device: str, seed: int, **overrides: Any) -> PointMassEnv:
@@ -96,11 +76,7 @@ def _make_point_mass(num_envs: int, device: str, seed: int, **overrides: Any) ->
 
 
 _TASKS: dict[str, Callable[..., Any]] = {
-    "quadcopter": _make_quadcopter,
-    "quadcopter_thrown": _make_thrown_quadcopter,
-    "quadcopter_blind": _make_blind_quadcopter,
-    "quadcopter_experts": _make_experts_quadcopter,
-    "cue_doors": _make_cue_doors,
+    **{task: partial(_make_cfg_env, task) for task in (*QUADCOPTER_PRESETS, "cue_doors")},
     "point_mass": _make_point_mass,
 }
 

@@ -100,7 +100,7 @@ class RslRlMixingDistillationAlgorithmCfg(RslRlDistillationAlgorithmCfg, Algorit
 
     def validate_config(self) -> None:
         """Raise ValueError if a dagmix field is invalid; Isaac Lab's ``cfg.validate()`` calls this hook too."""
-        if not isinstance(self.class_name, str) or not _is_mixing_distillation(self.class_name):
+        if not isinstance(self.class_name, str) or not _is_subclass_of(self.class_name, "MixingDistillation"):
             raise ValueError(
                 f"class_name={self.class_name!r}: RslRlMixingDistillationAlgorithmCfg needs dagmix's algorithm, "
                 f"class_name={MIXING_DISTILLATION_CLASS_NAME!r} (or a subclass). rsl_rl's 'Distillation' would "
@@ -237,11 +237,6 @@ def _expert_dict(k: int, cfg: object) -> dict:
             "RslRlMLPModelCfg.GaussianDistributionCfg(init_std=1.0)) so that its PPO checkpoint loads."
         )
     return {key: v for key, v in d.items() if key not in _LEGACY_MODEL_KEYS}
-
-
-def _is_mixing_distillation(class_name: str) -> bool:
-    """Return True if ``class_name`` ("pkg.mod:Cls") names MixingDistillation or a subclass of it."""
-    return _is_subclass_of(class_name, "MixingDistillation")
 
 
 def _is_subclass_of(class_name: str, algorithm: str) -> bool:

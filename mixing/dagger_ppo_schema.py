@@ -109,9 +109,6 @@ class DAggerPPOSchema:
 DAGGER_PPO_KEYS: tuple[str, ...] = tuple(f.name for f in fields(DAggerPPOSchema))
 """The algorithm config keys MixingDAggerPPO adds to rsl_rl's PPO keys."""
 
-DAGGER_PPO_SECTIONS: dict[str, type] = {"dagger_ppo": DAggerPPOSchema}
-"""The schema classes of MixingDAggerPPO's config by section (its ``mixing`` is :class:`MixingSchema`)."""
-
 
 @dataclass
 class DAggerPPOOptions:
@@ -201,39 +198,24 @@ def _integer(key: str, value: Any, low: int) -> int:
 
 def _validate_recipe(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Validate the teacher-guided recipe's keys (imitation balance, warm-up, hand-off)."""
-    d = {f.name: f.default for f in fields(DAggerPPOSchema)}
-    balance = cfg.get("imitation_balance", d["imitation_balance"])
-    if balance not in IMITATION_BALANCES:
-        raise ValueError(
-            f"imitation_balance={balance!r} is not one of {', '.join(map(repr, IMITATION_BALANCES))}."
-            + did_you_mean(balance, IMITATION_BALANCES)
-        )
-    teacher_critic = cfg.get("init_critic_from_teacher", d["init_critic_from_teacher"])
+    v = {f.name: cfg.get(f.name, f.default) for f in fields(DAggerPPOSchema)}
+    if v["imitation_balance"] not in IMITATION_BALANCES:
+        raise ValueError(not_one_of("imitation_balance", v["imitation_balance"], IMITATION_BALANCES))
+    teacher_critic = v["init_critic_from_teacher"]
     if teacher_critic is not None and not isinstance(teacher_critic, bool):
         raise ValueError(f"init_critic_from_teacher={teacher_critic!r} must be True, False or None.")
-    std = _number("init_student_std", cfg.get("init_student_std", d["init_student_std"]), 0.0, optional=True)
+    std = _number("init_student_std", v["init_student_std"], 0.0, optional=True)
     if std is not None and std <= 0.0:
         raise ValueError(f"init_student_std={std!r} must be > 0 (or None: the distilled checkpoint's std).")
-    lr_min = _number("min_learning_rate", cfg.get("min_learning_rate", d["min_learning_rate"]), 0.0, optional=True)
     return {
-        "imitation_balance": str(balance),
-        "advisor_alpha": _number("advisor_alpha", cfg.get("advisor_alpha", d["advisor_alpha"]), 0.0),
-        "advisor_learning_rate": _number(
-            "advisor_learning_rate", cfg.get("advisor_learning_rate", d["advisor_learning_rate"]), 0.0
-        ),
-        "imitation_floor": _number("imitation_floor", cfg.get("imitation_floor", d["imitation_floor"]), 0.0, 1.0),
-        "critic_warmup": _number(
-            "critic_warmup", cfg.get("critic_warmup", d["critic_warmup"]), -math.inf, 1.0, optional=True
-        ),
-        "critic_warmup_max_iterations": _integer(
-            "critic_warmup_max_iterations",
-            cfg.get("critic_warmup_max_iterations", d["critic_warmup_max_iterations"]),
-            0,
-        ),
-        "ppo_ramp_iterations": _integer(
-            "ppo_ramp_iterations", cfg.get("ppo_ramp_iterations", d["ppo_ramp_iterations"]), 1
-        ),
-        "min_learning_rate": lr_min,
+        "imitation_balance": str(v["imitation_balance"]),
+        "advisor_alpha": _number("advisor_alpha", v["advisor_alpha"], 0.0),
+        "advisor_learning_rate": _number("advisor_learning_rate", v["advisor_learning_rate"], 0.0),
+        "imitation_floor": _number("imitation_floor", v["imitation_floor"], 0.0, 1.0),
+        "critic_warmup": _number("critic_warmup", v["critic_warmup"], -math.inf, 1.0, optional=True),
+        "critic_warmup_max_iterations": _integer("critic_warmup_max_iterations", v["critic_warmup_max_iterations"], 0),
+        "ppo_ramp_iterations": _integer("ppo_ramp_iterations", v["ppo_ramp_iterations"], 1),
+        "min_learning_rate": _number("min_learning_rate", v["min_learning_rate"], 0.0, optional=True),
         "init_student_std": std,
         "init_critic_from_teacher": teacher_critic,
     }

@@ -126,26 +126,29 @@ class StepSchedule(BetaSchedule):
         return f"StepSchedule(phase1_iterations={self.phase1_iterations})"
 
 
-class LinearSchedule(BetaSchedule):
-    """Beta goes linearly from ``start`` (iteration 0) to ``end`` (iteration ``iterations`` and after)."""
+class _RampSchedule(BetaSchedule):
+    """Beta goes from ``start`` (iteration 0) to ``end`` (iteration ``iterations`` and after) along ``_shape``.
 
-    kind = "linear"
+    A subclass gives ``kind`` and ``_shape(iteration)``, beta before the end of the ramp.
+    """
 
     def __init__(self, start: float = 1.0, end: float = 0.0, iterations: int = 1) -> None:
         """Args: start: beta at iteration 0; end: beta from ``iterations`` on; iterations: ramp length (>= 1)."""
-        self.start = check_unit("start", start, "LinearSchedule")
-        self.end = check_unit("end", end, "LinearSchedule")
+        name = type(self).__name__
+        self.start = check_unit("start", start, name)
+        self.end = check_unit("end", end, name)
         if isinstance(iterations, int) and not isinstance(iterations, bool) and iterations < 1:
             raise ValueError(
-                f"LinearSchedule: iterations={iterations} must be >= 1 (the ramp length); "
+                f"{name}: iterations={iterations} must be >= 1 (the ramp length); "
                 "for an immediate switch use StepSchedule or ConstantSchedule."
             )
-        self.iterations = check_int("iterations", iterations, "LinearSchedule", 1)
+        self.iterations = check_int("iterations", iterations, name, 1)
+
+    def _shape(self, iteration: int) -> float:
+        raise NotImplementedError
 
     def _beta(self, iteration: int) -> float:
-        if iteration >= self.iterations:
-            return self.end
-        return self.start + (self.end - self.start) * (iteration / self.iterations)
+        return self.end if iteration >= self.iterations else self._shape(iteration)
 
     def first_zero_iteration(self) -> int | None:
         """Return the first iteration where the ramp reaches 0, if it does."""
@@ -154,33 +157,25 @@ class LinearSchedule(BetaSchedule):
         return self.iterations if self.end == 0.0 else None
 
     def __repr__(self) -> str:
-        return f"LinearSchedule(start={self.start}, end={self.end}, iterations={self.iterations})"
+        return f"{type(self).__name__}(start={self.start}, end={self.end}, iterations={self.iterations})"
 
 
-class CosineSchedule(BetaSchedule):
+class LinearSchedule(_RampSchedule):
+    """Beta goes linearly from ``start`` (iteration 0) to ``end`` (iteration ``iterations`` and after)."""
+
+    kind = "linear"
+
+    def _shape(self, iteration: int) -> float:
+        return self.start + (self.end - self.start) * (iteration / self.iterations)
+
+
+class CosineSchedule(_RampSchedule):
     """Beta follows half a cosine from ``start`` (iteration 0) to ``end`` (iteration ``iterations`` and after)."""
 
     kind = "cosine"
 
-    def __init__(self, start: float = 1.0, end: float = 0.0, iterations: int = 1) -> None:
-        """Args: start: beta at iteration 0; end: beta from ``iterations`` on; iterations: length (>= 1)."""
-        self.start = check_unit("start", start, "CosineSchedule")
-        self.end = check_unit("end", end, "CosineSchedule")
-        self.iterations = check_int("iterations", iterations, "CosineSchedule", 1)
-
-    def _beta(self, iteration: int) -> float:
-        if iteration >= self.iterations:
-            return self.end
+    def _shape(self, iteration: int) -> float:
         return self.end + (self.start - self.end) * 0.5 * (1.0 + math.cos(math.pi * iteration / self.iterations))
-
-    def first_zero_iteration(self) -> int | None:
-        """Return the first iteration where the curve reaches 0, if it does."""
-        if self.start == 0.0:
-            return 0
-        return self.iterations if self.end == 0.0 else None
-
-    def __repr__(self) -> str:
-        return f"CosineSchedule(start={self.start}, end={self.end}, iterations={self.iterations})"
 
 
 class ExponentialSchedule(BetaSchedule):
