@@ -1,18 +1,10 @@
 """MultiTeacherModel: several experts as one rsl_rl teacher model; each env is labelled by its own expert.
 
 Name it as the ``teacher`` section's ``class_name`` (``"dagmix.models:MultiTeacherModel"``) for MixingDistillation
-or MixingDAggerPPO under rsl_rl's stock runners (rsl-rl-lib 5.4.2 / 5.5.x model API)::
-
-    train_cfg["teacher"] = {
-        "class_name": "dagmix.models:MultiTeacherModel",
-        "teachers": [{"class_name": "MLPModel", "hidden_dims": [256, 256]}, {"class_name": "RNNModel", ...}],
-        "checkpoints": ["walk_expert.pt", "climb_expert.pt"],
-        "selector_group": "expert_id",
-    }
-
-Every expert runs on every env at every step (a recurrent expert's hidden state therefore follows every env's
-trajectory and is ready when the selector hands it an env); one ``gather`` on the device picks each env's own
-expert's action, so no step reads the selector to the host. See docs/multi_teacher.md.
+or MixingDAggerPPO under rsl_rl's stock runners (rsl-rl-lib 5.4.2 / 5.5.x model API); the config, the Isaac Lab and
+mjlab forms and the errors are in docs/multi_teacher.md. Every expert runs on every env at every step (a recurrent
+expert's hidden state therefore follows every env's trajectory and is ready when the selector hands it an env); one
+``gather`` on the device picks each env's own expert's action, so no step reads the selector to the host.
 """
 
 from __future__ import annotations

@@ -1,20 +1,6 @@
-"""Weight averaging of the student: an exponential moving average of its parameters and buffers (on the device).
+"""Weight averaging of the student (``ema_decay``): an exponential moving average of its parameters and buffers.
 
-In the algorithm config: ``"ema_decay": 0.99`` (None, the default: off). After every optimizer step of the student
-(rsl_rl's gradient steps and replay's), ``avg <- decay * avg + (1 - decay) * raw`` for every parameter and
-floating-point buffer (the observation normalizer's running mean and variance); integer buffers (the normalizer's
-count) are copied. The average starts at the student's initial weights; it spans about ``1 / (1 - decay)``
-optimizer steps.
-
-Which weights go where (MixingDistillation):
-
-- ``checkpoint["student_state_dict"]`` holds the **averaged** student, so stock rsl_rl, ``dagmix eval`` /
-  ``export`` and ``runner.get_inference_policy()`` load and evaluate it with no dagmix code;
-- ``checkpoint["dagmix"]["raw_student_state_dict"]`` holds the raw (training) weights, and
-  ``optimizer_state_dict`` stays the optimizer of the raw weights: a resumed run restores raw weights, optimizer
-  and average exactly;
-- ``alg.get_policy()`` returns the averaged student (a separate module with its own recurrent hidden state);
-  rollouts and gradient steps use the raw student.
+What is averaged, where each set of weights is stored and how a run resumes: docs/config.md (``ema_decay``).
 """
 
 from __future__ import annotations
