@@ -306,7 +306,7 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str, label
         if task.experts:  # a multi-expert task: the student and each expert alone, on that expert's envs
             from dagmix.benchmarks.experts import per_expert_evaluations
 
-            baselines["per_expert"] = per_expert_evaluations(task, alg, args, seed, kw)
+            baselines["per_expert"] = per_expert_evaluations(task, alg, args.final_eval_episodes, args.device, seed, kw)
     result = {
         **({"task": args.task} if args.task != "quadcopter" else {}),
         "variant": variant,

@@ -19,17 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dagmix.algorithms import MixingDistillation
-    from dagmix.benchmarks import compare_schedules
     from dagmix.benchmarks.tasks import BenchTask
 
 
 def per_expert_evaluations(
-    task: BenchTask, alg: MixingDistillation, args: compare_schedules.Args, seed: int, env_kwargs: dict[str, Any]
+    task: BenchTask, alg: MixingDistillation, num_episodes: int, device: str, seed: int, env_kwargs: dict[str, Any]
 ) -> list[dict]:
     """Return, per expert ``k``, the last student and expert ``k`` alone on the same fresh episodes of its envs.
 
     Expert ``k``'s envs are ``task.make_env`` with ``task.expert_env(k)`` on top of ``env_kwargs``, seeded as the
-    run's final evaluation (``20_000 + seed``); ``args`` gives ``final_eval_episodes`` and ``device``. The student's
+    run's final evaluation (``20_000 + seed``), ``num_episodes`` of them on ``device``. The student's
     ``behavior_loss`` is measured against expert ``k``.
 
     Returns:
@@ -42,8 +41,8 @@ def per_expert_evaluations(
     out = []
     for k, name in enumerate(task.experts):
         kwargs = {**env_kwargs, **task.expert_env(k)}
-        env = task.make_env(args.final_eval_episodes, args.device, 20_000 + seed, **kwargs)
-        episodes = SameEpisodes(env, args.final_eval_episodes)
+        env = task.make_env(num_episodes, device, 20_000 + seed, **kwargs)
+        episodes = SameEpisodes(env, num_episodes)
         student = episodes(alg.get_policy(), experts[k], alg.teacher_action_clip)
         out.append(
             {"expert": k, "name": name, "student": student.to_dict(), "expert_alone": episodes(experts[k]).to_dict()}

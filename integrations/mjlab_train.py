@@ -14,7 +14,7 @@ mjlab's ``main``.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from mjlab.rl import RslRlModelCfg
 from mjlab.tasks import registry
@@ -35,7 +35,7 @@ STUDENT = RslRlModelCfg(
 """A GRU student: without velocities it needs memory."""
 
 
-def _register_cartpole_variants(suffix: str, register: Any) -> list[str]:
+def _register_cartpole_variants(suffix: str, register: Callable[..., object]) -> list[str]:
     """Register ``register(task_id, base, ...)`` for each Cartpole task as ``<base><suffix>`` (once); return the ids."""
     ids = []
     for base in ("Mjlab-Cartpole-Balance", "Mjlab-Cartpole-Swingup"):
