@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--init_student", default=None, help="dagger_ppo: distillation checkpoint that initialises the actor"
     )
+    p.add_argument(
+        "--init_at_random_ep_len",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="start the training envs at random points of their first episode, as `isaaclab train` and mjlab's "
+        "train do (rsl_rl's learn(init_at_random_ep_len=True)); default: on for dagger_ppo, off for distillation",
+    )
     p.add_argument("--resume", action="store_true", help="continue a distillation run (see --load_run)")
     p.add_argument("--load_run", default=".*", help="regex of the run folder to resume (newest match)")
     p.add_argument("--load_checkpoint", default=r"model_.*\.pt", help="regex of the checkpoint (newest match)")

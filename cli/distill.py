@@ -53,6 +53,7 @@ class Algorithm:
     kind: str  # the checkpoint_kind of the checkpoints it writes
     holds: str  # what such a checkpoint holds (named when --resume finds another kind)
     train_cfg: Callable[[str], dict[str, Any]]  # the task's default train config
+    out_of_step: bool  # the default of --init_at_random_ep_len
 
 
 ALGORITHMS = {
@@ -61,12 +62,16 @@ ALGORITHMS = {
         "distillation",
         "no student_state_dict; a PPO checkpoint?",
         distill_train_cfg,
+        False,  # the demo's and the results' distillation runs start in step
     ),
     "dagger_ppo": Algorithm(
         "MixingDAggerPPO",
         "dagger_ppo",
         "it needs both actor_state_dict and teacher_state_dict",
         dagger_ppo_train_cfg,
+        # in step, the envs that survive time out together: every rollout then holds one phase of the episode,
+        # and the critic never explains the returns (benchmarks/RESULTS.md, "quadcopter_blind")
+        True,
     ),
 }
 
@@ -115,9 +120,12 @@ def cmd_distill(args: argparse.Namespace) -> int:
             runner.alg.iteration_callbacks.append(evaluate)
         else:
             evaluate = None
+        out_of_step = algo.out_of_step if args.init_at_random_ep_len is None else args.init_at_random_ep_len
+        if out_of_step:
+            print("[dagmix] the training envs start at random points of their first episode (init_at_random_ep_len)")
         t0 = time.time()
         try:
-            runner.learn(cfg["max_iterations"])
+            runner.learn(cfg["max_iterations"], init_at_random_ep_len=out_of_step)
         except (NonFiniteError, SelectorError) as e:  # a bad teacher, env or selector: one line; nothing bad saved
             raise SystemExit(f"dagmix: {e}") from None
         print(f"[dagmix] {algo.label} took {time.time() - t0:.0f} s; checkpoints in {log_dir}")

@@ -93,3 +93,35 @@ def test_default_config_builds(tmp_path):
     cfg = dagger_ppo_train_cfg("quadcopter")
     assert cfg["algorithm"]["class_name"] == "dagmix.algorithms:MixingDAggerPPO" and "teacher" in cfg
     assert torch.load(shipped_teacher("quadcopter"), weights_only=False)["actor_state_dict"]
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "flag", "out_of_step"),
+    [("dagger_ppo", None, True), ("dagger_ppo", "--no-init_at_random_ep_len", False), ("distillation", None, False)],
+)
+def test_training_episodes_start_out_of_step_for_dagger_ppo(
+    tmp_path, teacher_ckpt, monkeypatch, capsys, algorithm, flag, out_of_step
+):
+    from rsl_rl.runners import OnPolicyRunner
+
+    from dagmix.algorithms import MixingDistillationRunner
+
+    seen = []
+    for cls in (OnPolicyRunner, MixingDistillationRunner):
+        learn = cls.learn
+
+        def spy(self, n, init_at_random_ep_len=False, _learn=learn):
+            before = self.env.episode_length_buf.clone()
+            _learn(self, n, init_at_random_ep_len)
+            seen.append((init_at_random_ep_len, before, self.env.episode_length_buf.clone()))
+
+        monkeypatch.setattr(cls, "learn", spy)
+    argv = ["distill", "--algorithm", algorithm, *TINY, "--max_iterations", "1", "--log_root", str(tmp_path)]
+    argv += ["--checkpoint", teacher_ckpt, "--eval_interval", "0", "--final_eval_episodes", "0", SHORT]
+    assert cli.main(argv + ([flag] if flag else [])) == 0
+    flag_seen, before, after = seen[-1]  # the outermost call (DistillationRunner's learn may call OnPolicyRunner's)
+    assert flag_seen is out_of_step and not before.any()  # every env at step 0 until learn() spreads them
+    if out_of_step:  # 32 envs started anywhere in their 50-step episodes, 24 steps ago
+        assert after.unique().numel() > 8
+    line = "[dagmix] the training envs start at random points of their first episode (init_at_random_ep_len)"
+    assert (line in capsys.readouterr().out) is out_of_step
