@@ -3,8 +3,8 @@
 Variants: ``distillation_student_only`` (MixingDistillation with beta 0, i.e. what stock rsl_rl ``Distillation``
 does), ``distillation_<v>`` for any compare_schedules variant ``v`` (e.g. ``distillation_two_stage:phase1_iterations=
 30``), and the MixingDAggerPPO variants of :data:`DAGGER_PPO` (``ppo_no_teacher``, ``dagger_ppo_fixed``,
-``dagger_then_ppo``, ``dagger_ppo_recommended``, ``advisor``), each optionally with algorithm keys after a colon.
-Tasks: ``--task quadcopter`` (default), ``quadcopter_blind``, ``cue_doors``.
+``dagger_then_ppo``, ``dagger_ppo_recommended``, ``advisor``, ``handoff``), each optionally with algorithm keys after
+a colon. Tasks: ``--task quadcopter`` (default), ``quadcopter_blind``, ``cue_doors``.
 
 Same machinery, flags, resumable output layout and reports as ``compare_schedules`` (``runs/<variant>/seed<k>.json``,
 ``per_iteration.csv``, ``summary.csv``, ``summary.md``, figures); ``loss`` is the behaviour loss for distillation
@@ -71,6 +71,7 @@ DAGGER_PPO: dict[str, Callable[[int], dict[str, Any]]] = {
     "dagger_then_ppo": _dagger_then_ppo,
     "dagger_ppo_recommended": _recommended,
     "advisor": lambda n: {},
+    "handoff": lambda n: {"distill_iterations": n // 2, "init_at_random_ep_len": True},
 }
 """MixingDAggerPPO variants: algorithm keys over ``dagger_ppo_train_cfg`` as a function of the run length.
 
@@ -83,10 +84,20 @@ DAGGER_PPO: dict[str, Callable[[int], dict[str, Any]]] = {
 - ``dagger_ppo_recommended``: MixingDAggerPPO's default before the recipe (teacher drives 10%, PPO ramps in until
   1/3, imitation anneals to 0 at 5/6, fixed weights on every state);
 - ``advisor``: the recipe, MixingDAggerPPO's defaults (``imitation_balance="advisor"``, no floor; a critic warm-up
-  only with ``init_student``).
+  only with ``init_student``);
+- ``handoff``: the two commands of docs/dagger_ppo.md in one run: dagmix distillation (the task's two-stage default,
+  the teacher driving the first fifth) for ``distill_iterations`` (default half the run), then the recipe from that
+  student (``init_student``) for the rest, its training episodes out of step as ``dagmix distill --algorithm
+  dagger_ppo`` starts them. The budget counts both stages.
 
-Any of them takes algorithm keys after a colon, e.g. ``advisor:imitation_floor=0.0,critic_warmup=None``.
+Any of them takes algorithm keys after a colon, e.g. ``advisor:imitation_floor=0.0,critic_warmup=None``, and the
+run keys of :data:`RUN_KEYS`.
 """
+
+RUN_KEYS = ("init_at_random_ep_len", "distill_iterations")
+"""Variant keys that set the run, not the algorithm: ``init_at_random_ep_len`` (start the training envs at random
+points of their first episode, rsl_rl's ``learn(init_at_random_ep_len=...)``; default False, ``handoff`` True) and
+``distill_iterations`` (``handoff`` only: the iterations of its distillation stage)."""
 
 BASELINE = "distillation_student_only"
 RECIPE_SCALARS = (
@@ -151,9 +162,17 @@ def resolve_dagger_ppo(variant: str, iterations: int) -> dict[str, Any]:
     algo = DAGGER_PPO[name](iterations)
     for item in filter(None, re.split(r",(?![^\[\]]*\])", params)):
         key, eq, value = item.partition("=")
-        if not eq or key not in (*DAGGER_PPO_KEYS, "learning_rate", "schedule", "entropy_coef"):
-            raise ValueError(f"variant {variant!r}: {item!r} is not <MixingDAggerPPO key>=value")
+        if not eq or key not in (*DAGGER_PPO_KEYS, "learning_rate", "schedule", "entropy_coef", *RUN_KEYS):
+            raise ValueError(f"variant {variant!r}: {item!r} is not <MixingDAggerPPO key or run key>=value")
         algo[key] = parse_value(value)
+    if "distill_iterations" in algo:
+        n = algo["distill_iterations"]
+        if name != "handoff":
+            raise ValueError(f"variant {variant!r}: distill_iterations belongs to handoff")
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n < iterations:
+            raise ValueError(f"variant {variant!r}: distill_iterations={n!r} must be an int in [1, {iterations - 1}]")
+    if not isinstance(algo.get("init_at_random_ep_len", False), bool):
+        raise ValueError(f"variant {variant!r}: init_at_random_ep_len must be True or False")
     return algo
 
 
@@ -174,8 +193,14 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
 
     torch.set_num_threads(args.threads)
     algo = resolve_dagger_ppo(variant, args.iterations)
+    out_of_step = algo.pop("init_at_random_ep_len", False)
+    first = algo.pop("distill_iterations", 0)  # the iterations before this stage (a hand-off's distillation)
+    stage = _distillation_stage(args, variant, seed, path, first) if first else None
+    if stage is not None:
+        algo["init_student"] = stage["checkpoint"]
     cfg = dagger_ppo_train_cfg(args.task)
-    cfg.update(num_steps_per_env=args.steps_per_env, max_iterations=args.iterations, seed=seed, logger="tensorboard")
+    cfg.update(num_steps_per_env=args.steps_per_env, max_iterations=args.iterations - first, seed=seed)
+    cfg.update(logger="tensorboard")
     cfg["algorithm"].update(algo, phase_console_output=False)
     if args.student != "gru" and args.task != "cue_doors":  # the GRU: the task's distillation student's size
         cfg["actor"] = student_model(args.student)
@@ -197,6 +222,7 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
         rows: list[dict[str, Any]] = []
 
         def record(it: int, metrics: dict[str, float], losses: dict[str, float]) -> None:
+            it += first
             row: dict[str, Any] = {
                 "iteration": it,
                 "env_steps": (it + 1) * steps_per_it,
@@ -211,8 +237,8 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
             rows.append({**row, "loss": losses["imitation"], "surrogate_loss": losses["surrogate"]})
 
         alg.iteration_callbacks.append(record)
-        runner.learn(args.iterations)
-        train_s = time.time() - t0
+        runner.learn(args.iterations - first, init_at_random_ep_len=out_of_step)
+        train_s = time.time() - t0 + (stage["train_seconds"] if stage else 0.0)
         final_env = make(args.task, num_envs=args.final_eval_episodes, device=args.device, seed=20_000 + seed, **kw)
         same_episodes = compare_schedules.same_episode_evaluations
         teacher_eval, final, teacher_final = same_episodes(episodes, final_env, alg, args)
@@ -220,7 +246,8 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
         "variant": variant,
         "task": args.task,
         "seed": seed,
-        "algorithm": algo,
+        "algorithm": {k: v for k, v in algo.items() if k != "init_student"},  # the checkpoint path is local
+        "init_at_random_ep_len": out_of_step,
         "schedule": alg.beta_schedule.describe(),
         "imitation_coef": alg.imitation_coef.describe(),
         "ppo_coef": alg.ppo_coef.describe(),
@@ -235,9 +262,35 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
         "teacher_eval": teacher_eval,
         "final": final,
         "teacher_final": teacher_final,
-        "iterations": rows,
+        **({"distillation_stage": {k: stage[k] for k in STAGE_FIELDS}} if stage else {}),
+        "iterations": (stage["iterations"] if stage else []) + rows,
     }
     return write_run(path, result)
+
+
+STAGE_FIELDS = ("variant", "schedule", "train_seconds", "final", "teacher_final", "code")
+"""What a hand-off's run record keeps of its distillation stage (its rows join the run's ``iterations``)."""
+
+
+def _distillation_stage(args: Args, variant: str, seed: int, path: str, iterations: int) -> dict[str, Any]:
+    """Run (or find finished) a hand-off's distillation stage: the task's two-stage default for ``iterations``.
+
+    Its record and last student are kept beside the run's (``seed<k>.distillation.json`` / ``.pt``), so a stopped
+    hand-off resumes at its second stage. Returns the stage's record with ``checkpoint``, the student's path.
+    """
+    import dataclasses
+    import json
+
+    base = path[: -len(".json")] + ".distillation"
+    record, checkpoint = base + ".json", base + ".pt"
+    if not (os.path.isfile(record) and os.path.isfile(checkpoint)):
+        stage_args = dataclasses.asdict(dataclasses.replace(args, iterations=iterations))
+        schedule = f"two_stage:phase1_iterations={max(1, iterations // 5)}"  # as distill_train_cfg: 60 of 300
+        compare_schedules.run_one(
+            stage_args, schedule, seed, record, label=f"{variant} (distillation)", checkpoint=checkpoint
+        )
+    with open(record) as f:
+        return {**json.load(f), "checkpoint": checkpoint}
 
 
 def main(argv: list[str] | None = None) -> None:

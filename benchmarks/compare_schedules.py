@@ -237,10 +237,18 @@ def same_episode_evaluations(
     return episodes(alg.teacher).to_dict(), final.to_dict(), final_episodes(alg.teacher).to_dict()
 
 
-def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str, label: str | None = None) -> dict[str, Any]:
+def run_one(
+    args_dict: dict[str, Any],
+    variant: str,
+    seed: int,
+    path: str,
+    label: str | None = None,
+    checkpoint: str | None = None,
+) -> dict[str, Any]:
     """Distill one (variant, seed); write its JSON to ``path`` (atomically) and return a short summary.
 
-    ``label`` names the run in the progress lines (default: ``variant``).
+    ``label`` names the run in the progress lines (default: ``variant``); ``checkpoint``, where given, is where the
+    last student is saved (``runner.save``: the checkpoint a hand-off's ``init_student`` reads).
     """
     import torch
 
@@ -291,6 +299,8 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str, label
         alg.iteration_callbacks.append(record)
         runner.learn(args.iterations, init_at_random_ep_len=task.init_at_random_ep_len)
         train_s = time.time() - t0
+        if checkpoint is not None:
+            runner.save(checkpoint)
         final_env = task.make_env(args.final_eval_episodes, args.device, 20_000 + seed, **kw)
         teacher_eval, final, teacher_final = same_episode_evaluations(episodes, final_env, alg, args)
         baselines = {}

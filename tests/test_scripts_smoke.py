@@ -221,7 +221,7 @@ def test_compare_dagger_ppo_smoke_outputs_exist_parse_and_resume(tmp_path, capsy
     variants = {r["variant"] for r in rows}
     assert variants == {*compare_dagger_ppo.DISTILLATION, *compare_dagger_ppo.DAGGER_PPO}
     n = len(compare_dagger_ppo.DISTILLATION) + len(compare_dagger_ppo.DAGGER_PPO)
-    assert n == 7 and len(rows) == n * 3
+    assert n == 8 and len(rows) == n * 3
     rec = {int(r["iteration"]): r for r in rows if r["variant"] == "dagger_ppo_recommended"}
     assert [float(rec[i]["beta"]) for i in range(3)] == [1.0, 0.0, 0.0]  # the teacher drives the first 10%
     assert all(float(r["loss"]) >= 0 for r in rows)
@@ -319,3 +319,59 @@ def test_two_clones_sharing_the_venvs_each_import_their_own_code(tmp_path):
         seen[name] = out.stdout.strip()
     assert seen == {"clone_a": "clone_a", "clone_b": "clone_b"}
     assert len(os.listdir(tmp_path / "paths")) == 2  # one folder per clone path, outside the clones
+
+
+@pytest.mark.skipif(
+    not __import__("dagmix.algorithms", fromlist=["compat"]).compat.PPO_WITH_MODELS, reason="needs rsl-rl-lib 5.x"
+)
+def test_compare_dagger_ppo_handoff_distills_then_hands_the_student_over_and_resumes_at_its_second_stage(
+    tmp_path, monkeypatch, capsys
+):
+    from dagmix.algorithms import MixingDAggerPPO
+    from dagmix.benchmarks import compare_dagger_ppo, compare_schedules
+
+    loaded, learned, distilled = [], [], []
+    load, learn = MixingDAggerPPO._load_init_student, compare_schedules.run_one
+    monkeypatch.setattr(MixingDAggerPPO, "_load_init_student", lambda self, p: (loaded.append(p), load(self, p))[1])
+    monkeypatch.setattr(compare_schedules, "run_one", lambda *a, **k: (distilled.append(a[1]), learn(*a, **k))[1])
+    from rsl_rl.runners import OnPolicyRunner
+
+    ppo_learn = OnPolicyRunner.learn
+    monkeypatch.setattr(
+        OnPolicyRunner,
+        "learn",
+        lambda self, n, init_at_random_ep_len=False: (
+            learned.append((n, init_at_random_ep_len)),
+            ppo_learn(self, n, init_at_random_ep_len),
+        )[1],
+    )
+    argv = [
+        *(
+            "--task",
+            "quadcopter_blind",
+            "--seeds",
+            "1",
+            "--iterations",
+            "5",
+            "--num-envs",
+            "16",
+            "--steps-per-env",
+            "4",
+        ),
+        *("--eval-interval", "2", "--eval-episodes", "8", "--final-eval-episodes", "8", "--workers", "1"),
+        *("--out-dir", str(tmp_path), "--env-overrides", "episode_length_s=1.0", "--schedules", "handoff"),
+    ]
+    compare_dagger_ppo.main(argv)
+    runs = tmp_path / "runs" / "handoff"
+    assert distilled == ["two_stage:phase1_iterations=1"]  # the task's two-stage default over 5 // 2 iterations
+    assert loaded == [str(runs / "seed0.distillation.pt")] and learned[-1] == (3, True)  # the rest, out of step
+    run = json.loads((runs / "seed0.json").read_text())
+    assert [r["iteration"] for r in run["iterations"]] == [0, 1, 2, 3, 4] and run["init_at_random_ep_len"] is True
+    assert run["distillation_stage"]["schedule"].startswith("StepSchedule(phase1_iterations=1")
+    assert "loss" in run["iterations"][0] and "imitation_weight" in run["iterations"][2]
+    (runs / "seed0.json").unlink()  # stopped after its distillation stage: only the second stage runs again
+    compare_dagger_ppo.main(argv)
+    assert len(distilled) == 1 and len(loaded) == 2 and (runs / "seed0.json").is_file()
+    for bad in ("advisor:distill_iterations=2", "handoff:distill_iterations=5", "handoff:init_at_random_ep_len=1"):
+        with pytest.raises(SystemExit):
+            compare_dagger_ppo.parse_args([*argv[:-1], bad])
