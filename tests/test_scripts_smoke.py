@@ -368,6 +368,7 @@ def test_compare_dagger_ppo_handoff_distills_then_hands_the_student_over_and_res
     run = json.loads((runs / "seed0.json").read_text())
     assert [r["iteration"] for r in run["iterations"]] == [0, 1, 2, 3, 4] and run["init_at_random_ep_len"] is True
     assert run["distillation_stage"]["schedule"].startswith("StepSchedule(phase1_iterations=1")
+    assert run["total_seconds"] >= run["train_seconds"] >= run["distillation_stage"]["train_seconds"]
     assert "loss" in run["iterations"][0] and "imitation_weight" in run["iterations"][2]
     (runs / "seed0.json").unlink()  # stopped after its distillation stage: only the second stage runs again
     compare_dagger_ppo.main(argv)
