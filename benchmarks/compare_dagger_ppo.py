@@ -281,11 +281,13 @@ def _distillation_stage(args: Args, variant: str, seed: int, path: str, iteratio
     import dataclasses
     import json
 
+    from dagmix.envs.task_configs import two_stage_phase1
+
     base = path[: -len(".json")] + ".distillation"
     record, checkpoint = base + ".json", base + ".pt"
     if not (os.path.isfile(record) and os.path.isfile(checkpoint)):
         stage_args = dataclasses.asdict(dataclasses.replace(args, iterations=iterations))
-        schedule = f"two_stage:phase1_iterations={max(1, iterations // 5)}"  # as distill_train_cfg: 60 of 300
+        schedule = f"two_stage:phase1_iterations={two_stage_phase1(iterations)}"  # as distill_train_cfg
         compare_schedules.run_one(
             stage_args, schedule, seed, record, label=f"{variant} (distillation)", checkpoint=checkpoint
         )

@@ -70,6 +70,12 @@ CUE_DOORS_DISTILL_ITERATIONS = 100
 CUE_DOORS_DAGGER_PPO_ITERATIONS = 100
 """MixingDAggerPPO iterations of ``cue_doors`` (``dagger_ppo_train_cfg``)."""
 
+
+def two_stage_phase1(iterations: int) -> int:
+    """Return the teacher's iterations in a two-stage distillation of ``iterations``: the first fifth, at least 1."""
+    return max(1, iterations // 5)
+
+
 MLP_STUDENT_TASKS = ("cue_doors",)
 """Tasks whose student is an MLP: ``cue_doors`` latches the cue in the student's observation, so it needs no memory."""
 
@@ -192,10 +198,10 @@ def distill_train_cfg(task: str) -> dict[str, Any]:
     }
     if task == "cue_doors":
         cfg["max_iterations"] = CUE_DOORS_DISTILL_ITERATIONS
-        cfg["algorithm"]["mixing"]["phase1_iterations"] = CUE_DOORS_DISTILL_ITERATIONS // 5  # as 60 of 300
+        cfg["algorithm"]["mixing"]["phase1_iterations"] = two_stage_phase1(CUE_DOORS_DISTILL_ITERATIONS)
     elif task == "quadcopter":
         cfg["max_iterations"] = QUADCOPTER_DISTILL_ITERATIONS
-        cfg["algorithm"]["mixing"]["phase1_iterations"] = QUADCOPTER_DISTILL_ITERATIONS // 5  # as 60 of 300
+        cfg["algorithm"]["mixing"]["phase1_iterations"] = two_stage_phase1(QUADCOPTER_DISTILL_ITERATIONS)
     return cfg
 
 

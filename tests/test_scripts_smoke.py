@@ -346,18 +346,8 @@ def test_compare_dagger_ppo_handoff_distills_then_hands_the_student_over_and_res
         )[1],
     )
     argv = [
-        *(
-            "--task",
-            "quadcopter_blind",
-            "--seeds",
-            "1",
-            "--iterations",
-            "5",
-            "--num-envs",
-            "16",
-            "--steps-per-env",
-            "4",
-        ),
+        *("--task", "quadcopter_blind", "--seeds", "1", "--iterations", "5"),
+        *("--num-envs", "16", "--steps-per-env", "4"),
         *("--eval-interval", "2", "--eval-episodes", "8", "--final-eval-episodes", "8", "--workers", "1"),
         *("--out-dir", str(tmp_path), "--env-overrides", "episode_length_s=1.0", "--schedules", "handoff"),
     ]
