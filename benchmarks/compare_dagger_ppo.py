@@ -4,7 +4,9 @@ Variants: ``distillation_student_only`` (MixingDistillation with beta 0, i.e. wh
 does), ``distillation_<v>`` for any compare_schedules variant ``v`` (e.g. ``distillation_two_stage:phase1_iterations=
 30``), and the MixingDAggerPPO variants of :data:`DAGGER_PPO` (``ppo_no_teacher``, ``dagger_ppo_fixed``,
 ``dagger_then_ppo``, ``dagger_ppo_recommended``, ``advisor``, ``handoff``), each optionally with algorithm keys after
-a colon. Tasks: ``--task quadcopter`` (default), ``quadcopter_blind``, ``cue_doors``.
+a colon. Tasks: ``--task quadcopter`` (default), ``quadcopter_blind``, ``cue_doors``, ``mjlab_cartpole_swingup``
+(mjlab's swing-up, MixingDAggerPPO as ``Mjlab-Cartpole-Swingup-Dagmix-DAggerPPO`` registers it; its training episodes
+out of step, as in its distillation runs).
 
 Same machinery, flags, resumable output layout and reports as ``compare_schedules`` (``runs/<variant>/seed<k>.json``,
 ``per_iteration.csv``, ``summary.csv``, ``summary.md``, figures); ``loss`` is the behaviour loss for distillation
@@ -128,7 +130,11 @@ def parse_args(argv: list[str] | None = None) -> Args:
     if args.task not in TASKS:
         parser.error(f"--task={args.task!r}: this benchmark runs {', '.join(TASKS)} (tasks with a DAgger+PPO config)")
     compare_schedules.check_sizes(parser, args)
+    if args.student != "gru" and args.task not in ("quadcopter", "quadcopter_blind"):
+        parser.error(f"--student={args.student!r}: {args.task}'s MixingDAggerPPO actor is its own student (gru)")
     for variant in args.schedules:
+        if variant.partition(":")[0] == "handoff" and args.task not in BUILTIN_HANDOFF:
+            parser.error(f"{variant!r}: the handoff variant runs on {', '.join(BUILTIN_HANDOFF)}")
         try:
             resolve_dagger_ppo(variant, args.iterations) if not _is_distillation(variant) else None
         except ValueError as e:
@@ -136,8 +142,13 @@ def parse_args(argv: list[str] | None = None) -> Args:
     return args
 
 
-TASKS = ("quadcopter", "quadcopter_blind", "cue_doors")
-"""The tasks this benchmark runs: built-in ones with a shipped teacher and a ``dagger_ppo_train_cfg``."""
+TASKS = ("quadcopter", "quadcopter_blind", "cue_doors", "mjlab_cartpole_swingup")
+"""The tasks this benchmark runs: those with a shipped teacher and a MixingDAggerPPO config (``BenchTask.dagger_ppo``);
+``handoff`` runs on the built-in ones."""
+
+
+BUILTIN_HANDOFF = ("quadcopter", "quadcopter_blind", "cue_doors")
+"""The tasks a ``handoff`` runs on: its distillation stage is the built-in two-stage default (the first fifth)."""
 
 
 def _is_distillation(variant: str) -> bool:
@@ -185,24 +196,24 @@ def run_one(args_dict: dict[str, Any], variant: str, seed: int, path: str) -> di
 
 def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str, float]:
     import torch
-    from rsl_rl.runners import OnPolicyRunner
 
-    from dagmix.envs import make
+    from dagmix.benchmarks.tasks import get_task
     from dagmix.envs.evaluation import SameEpisodes
-    from dagmix.envs.task_configs import dagger_ppo_train_cfg, shipped_teacher, student_model
+    from dagmix.envs.task_configs import student_model
 
+    task = get_task(args.task)
     torch.set_num_threads(args.threads)
     algo = resolve_dagger_ppo(variant, args.iterations)
-    out_of_step = algo.pop("init_at_random_ep_len", False)
+    out_of_step = algo.pop("init_at_random_ep_len", task.init_at_random_ep_len)
     first = algo.pop("distill_iterations", 0)  # the iterations before this stage (a hand-off's distillation)
     stage = _distillation_stage(args, variant, seed, path, first) if first else None
     if stage is not None:
         algo["init_student"] = stage["checkpoint"]
-    cfg = dagger_ppo_train_cfg(args.task)
+    runner_class, cfg = task.dagger_ppo()
     cfg.update(num_steps_per_env=args.steps_per_env, max_iterations=args.iterations - first, seed=seed)
     cfg.update(logger="tensorboard")
     cfg["algorithm"].update(algo, phase_console_output=False)
-    if args.student != "gru" and args.task != "cue_doors":  # the GRU: the task's distillation student's size
+    if args.student != "gru":  # the GRU: the task's distillation student (parse_args refuses mlp where none exists)
         cfg["actor"] = student_model(args.student)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     t0 = time.time()
@@ -210,11 +221,11 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
     with open(path[: -len(".json")] + ".log", "w") as log, contextlib.redirect_stdout(log):
         torch.manual_seed(seed)
         kw = args.env_kwargs()
-        env = make(args.task, num_envs=args.num_envs, device=args.device, seed=seed, **kw)
-        eval_env = make(args.task, num_envs=args.eval_episodes, device=args.device, seed=10_000 + seed, **kw)
+        env = task.make_env(args.num_envs, args.device, seed, **kw)
+        eval_env = task.make_env(args.eval_episodes, args.device, 10_000 + seed, **kw)
         episodes = SameEpisodes(eval_env, args.eval_episodes)  # the same episodes at every periodic evaluation
-        runner = OnPolicyRunner(env, cfg, None, args.device)
-        runner.load(shipped_teacher(args.task), map_location=args.device)
+        runner = runner_class(env, cfg, None, args.device)
+        task.load_teacher(runner, args.device)
         alg = runner.alg
         zero = alg.beta_schedule.first_zero_iteration()
         handover = {zero + o for o in args.handover_offsets} if zero else set()
@@ -239,9 +250,10 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
         alg.iteration_callbacks.append(record)
         runner.learn(args.iterations - first, init_at_random_ep_len=out_of_step)
         train_s = time.time() - t0 + (stage["train_seconds"] if stage else 0.0)
-        final_env = make(args.task, num_envs=args.final_eval_episodes, device=args.device, seed=20_000 + seed, **kw)
+        final_env = task.make_env(args.final_eval_episodes, args.device, 20_000 + seed, **kw)
         same_episodes = compare_schedules.same_episode_evaluations
         teacher_eval, final, teacher_final = same_episodes(episodes, final_env, alg, args)
+        baselines = compare_schedules.random_baselines(task, env.num_actions, eval_env, final_env, args, seed)
     result = {
         "variant": variant,
         "task": args.task,
@@ -262,6 +274,7 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
         "teacher_eval": teacher_eval,
         "final": final,
         "teacher_final": teacher_final,
+        **baselines,
         **({"distillation_stage": {k: stage[k] for k in STAGE_FIELDS}} if stage else {}),
         "iterations": (stage["iterations"] if stage else []) + rows,
     }

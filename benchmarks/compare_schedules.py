@@ -237,6 +237,29 @@ def same_episode_evaluations(
     return episodes(alg.teacher).to_dict(), final.to_dict(), final_episodes(alg.teacher).to_dict()
 
 
+def random_baselines(
+    task: BenchTask, num_actions: int, eval_env: VecEnv, final_env: VecEnv, args: Args, seed: int
+) -> dict[str, Any]:
+    """Return ``random_eval`` and ``random_final``: uniformly random actions on the periodic and the final episodes.
+
+    They are the zero of the normalised return (``run_records.return_ratio``); {} for a task without one
+    (``task.random_action_scale`` None: the quadcopters, plain student / teacher).
+    """
+    from dagmix.benchmarks.tasks import RandomPolicy
+    from dagmix.envs.evaluation import evaluate_policy
+
+    if task.random_action_scale is None:
+        return {}
+    out = {}
+    for key, env, n in (
+        ("random_eval", eval_env, args.eval_episodes),
+        ("random_final", final_env, args.final_eval_episodes),
+    ):
+        policy = RandomPolicy(num_actions, task.random_action_scale, seed, args.device)
+        out[key] = evaluate_policy(env, policy, n).to_dict()
+    return out
+
+
 def run_one(
     args_dict: dict[str, Any],
     variant: str,
@@ -253,8 +276,8 @@ def run_one(
     import torch
 
     from dagmix.algorithms import MixingDistillationRunner
-    from dagmix.benchmarks.tasks import RandomPolicy, get_task
-    from dagmix.envs.evaluation import SameEpisodes, evaluate_policy
+    from dagmix.benchmarks.tasks import get_task
+    from dagmix.envs.evaluation import SameEpisodes
 
     args = Args(**args_dict)
     task = get_task(args.task)
@@ -303,16 +326,7 @@ def run_one(
             runner.save(checkpoint)
         final_env = task.make_env(args.final_eval_episodes, args.device, 20_000 + seed, **kw)
         teacher_eval, final, teacher_final = same_episode_evaluations(episodes, final_env, alg, args)
-        baselines = {}
-        if task.random_action_scale is not None:  # the normalised return's zero: uniformly random actions
-            scale = task.random_action_scale
-            for key, e, n in (
-                ("random_eval", eval_env, args.eval_episodes),
-                ("random_final", final_env, args.final_eval_episodes),
-            ):
-                baselines[key] = evaluate_policy(
-                    e, RandomPolicy(env.num_actions, scale, seed, args.device), n
-                ).to_dict()
+        baselines = random_baselines(task, env.num_actions, eval_env, final_env, args, seed)
         if task.experts:  # a multi-expert task: the student and each expert alone, on that expert's envs
             from dagmix.benchmarks.experts import per_expert_evaluations
 

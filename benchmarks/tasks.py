@@ -57,6 +57,9 @@ class BenchTask:
     """A multi-expert task's experts, in selector order (its teacher is a ``MultiTeacherModel``); () for one teacher."""
     expert_env: Callable[[int], dict[str, Any]] | None = None
     """``expert_env(k)`` -> the env overrides that give every env expert ``k`` (the per-expert evaluation's envs)."""
+    dagger_ppo: Callable[[], tuple[type, dict[str, Any]]] | None = None
+    """``dagger_ppo()`` -> (runner class, train config) of MixingDAggerPPO at its defaults on this task, as its users
+    run it (``compare_dagger_ppo``); None: the task has no teacher-guided RL config."""
 
 
 class RandomPolicy(torch.nn.Module):
@@ -113,9 +116,16 @@ def _builtin(task: str, defaults: dict[str, Any] | None = None) -> BenchTask:
             return
         runner.load(shipped_teacher(task), map_location=device)
 
+    def dagger_ppo() -> tuple[type, dict[str, Any]]:
+        from rsl_rl.runners import OnPolicyRunner
+
+        from dagmix.envs.task_configs import dagger_ppo_train_cfg
+
+        return OnPolicyRunner, dagger_ppo_train_cfg(task)
+
     scale = None if task in ("quadcopter", "quadcopter_blind") else 1.0  # the blind rows were made as quadcopter
     sizes = dict(defaults or _BUILTIN_DEFAULTS)
-    return BenchTask(task, make_env, train_cfg, load_teacher, sizes, random_action_scale=scale)
+    return BenchTask(task, make_env, train_cfg, load_teacher, sizes, random_action_scale=scale, dagger_ppo=dagger_ppo)
 
 
 def _quadcopter_experts() -> BenchTask:
@@ -189,6 +199,12 @@ def _mjlab_cartpole() -> BenchTask:
 
         runner.load(mjlab_bench.teacher_checkpoint(), map_location=device)
 
+    def dagger_ppo() -> tuple[type, dict[str, Any]]:
+        from dagmix.integrations import mjlab_bench
+        from dagmix.integrations.mjlab_tasks import MjlabMixingDAggerPPORunner
+
+        return MjlabMixingDAggerPPORunner, mjlab_bench.dagger_ppo_train_cfg()
+
     defaults = {  # the smallest budget at which the student learned in the pilots (docs/mjlab.md)
         "iterations": 300,
         "num_envs": 256,
@@ -199,7 +215,17 @@ def _mjlab_cartpole() -> BenchTask:
     }
     # Episodes end only by time-out (1000 steps, 31 rollouts of 32): started in step, every env would be at the
     # swing-up in the same rollout, once every 31 iterations. mjlab's own train starts them out of step, as here.
-    return BenchTask("mjlab_cartpole_swingup", make_env, train_cfg, load_teacher, defaults, 1.0, True, "dagmix[mjlab]")
+    return BenchTask(
+        "mjlab_cartpole_swingup",
+        make_env,
+        train_cfg,
+        load_teacher,
+        defaults,
+        1.0,
+        True,
+        "dagmix[mjlab]",
+        dagger_ppo=dagger_ppo,
+    )
 
 
 TASKS: dict[str, Callable[[], BenchTask]] = {

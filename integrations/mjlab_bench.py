@@ -34,10 +34,13 @@ from dagmix.algorithms import MixingDistillationRunner
 from dagmix.envs.evaluation import t_ci95
 from dagmix.envs.task_configs import ASSETS
 from dagmix.integrations.mjlab_tasks import drop_unset_model_keys
-from dagmix.integrations.mjlab_train import register_builtin_variants
+from dagmix.integrations.mjlab_train import register_builtin_dagger_ppo_variants, register_builtin_variants
 
 TASK_ID = "Mjlab-Cartpole-Swingup-Dagmix"
 """The registered mjlab task (its env config, observation groups and models)."""
+
+DAGGER_PPO_TASK_ID = "Mjlab-Cartpole-Swingup-Dagmix-DAggerPPO"
+"""The same env and student trained by MixingDAggerPPO (``register_dagger_ppo_task``'s defaults: the recipe)."""
 
 TEACHER_FILE = "mjlab_cartpole_swingup_teacher.pt"
 """The shipped teacher, in ``dagmix/envs/assets/`` (provenance: the JSON of the same name)."""
@@ -192,6 +195,20 @@ def train_cfg() -> dict[str, Any]:
         "teacher": drop_unset_model_keys(dataclasses.asdict(copy.deepcopy(rl.teacher))),
         "logger": "tensorboard",
     }
+
+
+def dagger_ppo_train_cfg() -> dict[str, Any]:
+    """Return the train config of ``MjlabMixingDAggerPPORunner`` for the swing-up (a fresh dict per call).
+
+    It is the registered :data:`DAGGER_PPO_TASK_ID`'s, as mjlab's ``train`` passes it (``asdict`` of its runner
+    config): MixingDAggerPPO at its defaults (the recipe), the base task's PPO keys at a fixed learning rate, the
+    student of :func:`train_cfg` as the actor (so its distilled checkpoint initialises it), the teacher's critic on the
+    ``critic`` group. ``teacher_checkpoint`` is unset: load :func:`teacher_checkpoint` with ``runner.load``.
+    """
+    register_builtin_dagger_ppo_variants()
+    cfg = dataclasses.asdict(registry.load_rl_cfg(DAGGER_PPO_TASK_ID))
+    cfg.update(teacher_checkpoint=None, logger="tensorboard")
+    return cfg
 
 
 def teacher_checkpoint() -> str:

@@ -111,3 +111,35 @@ def test_compare_schedules_runs_the_mjlab_task(tmp_path, monkeypatch):
     with pytest.raises(SystemExit):
         compare_schedules.parse_args(["--task", "mjlab_cartpole_swingup", "--env-overrides", "num_envs=3"])
     assert (tmp_path / "summary.md").read_text().startswith("Task: mjlab_cartpole_swingup.")
+
+
+def test_compare_dagger_ppo_runs_the_mjlab_task_as_its_users_run_mixing_dagger_ppo(tmp_path, monkeypatch):
+    """``compare_dagger_ppo --task mjlab_cartpole_swingup``: mjlab's DAggerPPO runner and config, out of step."""
+    import json
+
+    from dagmix.benchmarks import compare_dagger_ppo
+    from dagmix.integrations.mjlab_tasks import MjlabMixingDAggerPPORunner
+
+    argv = ["--task", "mjlab_cartpole_swingup", "--schedules", "advisor", "--seeds", "1", "--iterations", "2"]
+    argv += ["--num-envs", "4", "--steps-per-env", "8", "--eval-interval", "5", "--eval-episodes", "2"]
+    argv += ["--final-eval-episodes", "2", "--env-overrides", "episode_length_s=2.5", "--workers", "1"]
+    learn_calls = []
+    learn = MjlabMixingDAggerPPORunner.learn
+
+    def spy(self, num_learning_iterations, init_at_random_ep_len=False):
+        learn_calls.append((type(self), self.alg.__class__.__name__, init_at_random_ep_len))
+        return learn(self, num_learning_iterations, init_at_random_ep_len)
+
+    monkeypatch.setattr(MjlabMixingDAggerPPORunner, "learn", spy)
+    compare_dagger_ppo.main([*argv, "--out-dir", str(tmp_path)])
+    # the registered Mjlab-Cartpole-Swingup-Dagmix-DAggerPPO runner, its training episodes out of step
+    assert learn_calls == [(MjlabMixingDAggerPPORunner, "MixingDAggerPPO", True)]
+    run = json.loads((tmp_path / "runs" / "advisor" / "seed0.json").read_text())
+    assert run["task"] == "mjlab_cartpole_swingup" and run["init_at_random_ep_len"] is True
+    assert [r["iteration"] for r in run["iterations"]] == [0, 1] and run["final"]["num_episodes"] == 2
+    # normalised by random actions on the same episodes, as the task's distillation rows
+    assert run["teacher_final"]["return_mean"] != run["random_final"]["return_mean"]
+    assert (tmp_path / "summary.md").read_text().startswith("Task: mjlab_cartpole_swingup.")
+    for bad in (["--schedules", "handoff"], ["--student", "mlp"]):
+        with pytest.raises(SystemExit):
+            compare_dagger_ppo.parse_args(["--task", "mjlab_cartpole_swingup", *bad])
