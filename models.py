@@ -1,4 +1,6 @@
-"""MultiTeacherModel: several experts as one rsl_rl teacher model; each env is labelled by its own expert.
+"""rsl_rl models: MultiTeacherModel (several experts as one teacher), EstimatorRNNModel (a student with an estimator).
+
+MultiTeacherModel: several experts as one rsl_rl teacher model; each env is labelled by its own expert.
 
 Name it as the ``teacher`` section's ``class_name`` (``"dagmix.models:MultiTeacherModel"``) for MixingDistillation
 or MixingDAggerPPO under rsl_rl's stock runners (rsl-rl-lib 5.4.2 / 5.5.x model API); the config, the Isaac Lab and
@@ -15,12 +17,14 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from rsl_rl.utils import resolve_callable
+from rsl_rl.models import RNNModel
+from rsl_rl.modules import EmpiricalNormalization
+from rsl_rl.utils import resolve_callable, unpad_trajectories
 from tensordict import TensorDict
 
 from dagmix.mixing.multi_teacher_schema import validate_multi_teacher
 
-__all__ = ["MultiTeacherModel", "SelectorError"]
+__all__ = ["EstimatorRNNModel", "MultiTeacherModel", "SelectorError"]
 
 
 class SelectorError(ValueError):
@@ -244,3 +248,108 @@ class MultiTeacherModel(nn.Module):
     def as_onnx(self, verbose: bool = False) -> nn.Module:
         """Not exportable: export the student (the deployed policy)."""
         return self.as_jit()
+
+
+class _AttachLoss(torch.autograd.Function):
+    """Identity on ``x``; its backward also sends gradient 1 to ``loss``: the loss joins any loss computed from x."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        ctx.loss_shape, ctx.loss_dtype = loss.shape, loss.dtype
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: D102
+        return grad, torch.ones(ctx.loss_shape, dtype=ctx.loss_dtype, device=grad.device)
+
+
+class EstimatorRNNModel(RNNModel):
+    """rsl_rl's RNNModel whose memory is also trained to estimate the teacher's observation (a concurrent estimator).
+
+    A linear head on the RNN's output predicts the observation set ``estimator_obs_set`` (by default the teacher's:
+    on the quadcopter its velocity and physical parameters), normalised by running statistics. Wherever the model
+    runs with gradients on observations that hold those groups (the update of MixingDistillation, MixingDAggerPPO or
+    stock rsl_rl, which store every group), ``estimator_coef`` times the head's mean squared error joins the loss
+    computed from the model's output: the RNN learns to remember what the teacher sees, not only what the teacher
+    does. The policy itself is RNNModel's (the MLP reads the RNN's output), so rollouts, evaluation and the JIT/ONNX
+    export are unchanged and never read the teacher's groups; the head is trained, never deployed.
+
+    Attributes:
+        estimator: ``nn.Linear(rnn_hidden_dim, estimate_dim)``: the estimate of the normalised target.
+        estimator_groups: The observation groups of the target, in order.
+        estimate_dim: Their total width.
+        estimator_stats: Float tensor, shape (2,), on the model's device: the sum of the head's losses (normalised
+            targets, before ``estimator_coef``) and their count since :meth:`take_estimator_stats`.
+    """
+
+    def __init__(
+        self,
+        obs: TensorDict,
+        obs_groups: dict[str, list[str]],
+        obs_set: str,
+        output_dim: int,
+        *,
+        estimator_obs_set: str = "teacher",
+        estimator_coef: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        """Build RNNModel (``kwargs``: its keys) and the estimator head.
+
+        Args:
+            obs: Observation dictionary (every group the env returns).
+            obs_groups: rsl_rl's mapping of observation sets to groups; ``obs_groups[estimator_obs_set]`` is the
+                target.
+            obs_set: The model's own observation set (``student`` or ``actor``).
+            output_dim: Action dimension.
+            estimator_obs_set: The observation set to estimate; ``teacher`` (the default) or e.g. ``critic``.
+            estimator_coef: Weight of the head's loss (normalised targets) beside the algorithm's loss, > 0.
+            **kwargs: RNNModel's keys (``rnn_type``, ``rnn_hidden_dim``, ``hidden_dims``, ...).
+        """
+        super().__init__(obs, obs_groups, obs_set, output_dim, **kwargs)
+        if estimator_obs_set not in obs_groups:
+            raise ValueError(
+                f"estimator_obs_set={estimator_obs_set!r} is not an observation set of this run "
+                f"(obs_groups: {', '.join(obs_groups)}); name the set whose groups the student should estimate."
+            )
+        groups = list(obs_groups[estimator_obs_set])
+        missing = [g for g in groups if g not in obs.keys()]
+        if not groups or missing:
+            raise ValueError(
+                f"estimator_obs_set={estimator_obs_set!r} names the groups {groups}, of which the env does not return "
+                f"{missing} (it returns {', '.join(obs.keys())})."
+            )
+        if isinstance(estimator_coef, bool) or not isinstance(estimator_coef, (int, float)) or not estimator_coef > 0:
+            raise ValueError(f"estimator_coef={estimator_coef!r} must be a number > 0.")
+        if estimator_coef == float("inf"):
+            raise ValueError(f"estimator_coef={estimator_coef!r} must be finite.")
+        self.estimator_groups = groups
+        self.estimate_dim = sum(obs[g].shape[-1] for g in groups)
+        self.estimator_coef = float(estimator_coef)
+        self.estimator = nn.Linear(self.latent_dim, self.estimate_dim)
+        self.estimator_normalizer = EmpiricalNormalization(self.estimate_dim)
+        self.register_buffer("estimator_stats", torch.zeros(2), persistent=False)
+
+    def get_latent(self, obs: TensorDict, masks: torch.Tensor | None = None, hidden_state: Any = None) -> torch.Tensor:
+        """Return RNNModel's latent; with gradients on and the target groups present, attach the head's loss."""
+        latent = super().get_latent(obs, masks, hidden_state)
+        if not torch.is_grad_enabled() or any(g not in obs.keys() for g in self.estimator_groups):
+            return latent  # rollouts (inference mode), evaluation and deployment: no target, no cost
+        target = torch.cat([obs[g] for g in self.estimator_groups], dim=-1)
+        if masks is not None:  # PPO's padded trajectories: the RNN's output was unpadded
+            target = unpad_trajectories(target, masks)
+        target = self.estimator_normalizer(target).detach()
+        loss = (self.estimator(latent).float() - target.float()).square().mean()
+        self.estimator_stats += torch.stack([loss.detach(), torch.ones_like(loss)])
+        return _AttachLoss.apply(latent, loss * self.estimator_coef)
+
+    def update_normalization(self, obs: TensorDict) -> None:
+        """Update RNNModel's observation statistics and the target's."""
+        super().update_normalization(obs)
+        if all(g in obs.keys() for g in self.estimator_groups):
+            self.estimator_normalizer.update(torch.cat([obs[g] for g in self.estimator_groups], dim=-1))
+
+    def take_estimator_stats(self) -> torch.Tensor:
+        """Return :attr:`estimator_stats` (loss sum, count; on the device) and zero them: once per update."""
+        stats = self.estimator_stats.clone()
+        self.estimator_stats.zero_()
+        return stats

@@ -43,6 +43,7 @@ __all__ = ["CHECKPOINT_KEY", "MIXING_STATE_FORMAT_VERSION", "MixingDistillation"
 
 SCALAR_REPLAY_LOSS = "Distillation/replay_loss"
 SCALAR_LEARNING_RATE = "Distillation/learning_rate"
+SCALAR_ESTIMATOR_LOSS = "Distillation/estimator_loss"
 _PARENT_KEYS = set(inspect.signature(Distillation.__init__).parameters) - {"self"} | {"rnd_cfg", "symmetry_cfg"}
 
 
@@ -223,6 +224,9 @@ class MixingDistillation(MixingSurface, compat.DistillationBase):
             stats.add("replay_loss", self.replay.step(self.student, filled))
         if self.episode_returns is not None:
             stats.add("episode_returns", self.episode_returns.take())
+        take_estimator = getattr(compat.raw_student(self), "take_estimator_stats", None)  # dagmix.models' estimator
+        if take_estimator is not None:
+            stats.add("estimator_loss", take_estimator())
         if experts is not None:
             stats.add("experts", experts.take(experts.ids[:filled]))
         values = stats.read(all_reduce=getattr(self, "is_multi_gpu", False))  # every rank takes the same decisions
@@ -262,6 +266,10 @@ class MixingDistillation(MixingSurface, compat.DistillationBase):
             metrics[SCALAR_LOSS_TEACHER_DRIVEN] = loss_t / cnt_t
         if cnt_s > 0:
             metrics[SCALAR_LOSS_STUDENT_DRIVEN] = loss_s / cnt_s
+        if "estimator_loss" in values:
+            estimator_sum, estimator_count = values["estimator_loss"]
+            if estimator_count > 0:
+                metrics[SCALAR_ESTIMATOR_LOSS] = estimator_sum / estimator_count
         if "replay_loss" in values:
             replay_sum, replay_count = values["replay_loss"]
             if replay_count > 0:
