@@ -24,6 +24,7 @@ from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, validate_dagger_ppo
 
 SCALAR_IMITATION_COEF = "Distillation/imitation_coef"
 SCALAR_PPO_COEF = "Distillation/ppo_coef"
+SCALAR_ESTIMATOR_LOSS = "Distillation/estimator_loss"
 LABEL_KEY = "dagmix_teacher_action"
 """Key of the teacher's action (the imitation label) in the rollout storage's observations."""
 DRIVEN_KEY = "dagmix_teacher_driven"
@@ -304,6 +305,9 @@ class MixingDAggerPPO(MixingSurface, PPO):
         loss_dict, stats = self._ppo_imitation_update(
             ppo_coef * warmup, imitation_coef, mixed=core.beta > 0.0, advised=weights is not None
         )
+        take_estimator = getattr(getattr(self, "_raw_actor", self.actor), "take_estimator_stats", None)
+        if take_estimator is not None:  # dagmix.models' EstimatorRNNModel: its head's loss sum and count
+            stats = torch.cat([stats, take_estimator()])
         if experts is not None:
             stats = torch.cat([stats, experts.take(observations[EXPERT_KEY])])
         if all_reduce is not None:
@@ -319,8 +323,13 @@ class MixingDAggerPPO(MixingSurface, PPO):
             SCALAR_PPO_COEF: ppo_coef,
             **{f"Distillation/{name}": value for name, value in recipe.items()},
         }
+        extra = values[4:]
+        if take_estimator is not None:
+            (estimator_sum, estimator_count), extra = extra[:2], extra[2:]
+            if estimator_count > 0:
+                metrics[SCALAR_ESTIMATOR_LOSS] = estimator_sum / estimator_count
         if experts is not None:
-            metrics.update(experts.metrics(values[4:]))
+            metrics.update(experts.metrics(extra))
         core.end_iteration(metrics, loss_dict, f"Imitation coef: {imitation_coef:.4g}, PPO coef: {ppo_coef:.4g}")
         return loss_dict
 

@@ -1,0 +1,124 @@
+"""EstimatorRNNModel: the student's memory also trained to estimate the teacher's observation (rsl-rl-lib 5.x)."""
+
+from __future__ import annotations
+
+import glob
+
+import pytest
+import torch
+from tensordict import TensorDict
+
+from dagmix import cli
+from dagmix.algorithms import compat
+
+pytestmark = pytest.mark.skipif(not compat.PPO_WITH_MODELS, reason="the model API of rsl-rl-lib 5.x")
+
+GROUPS = {"student": ["policy"], "teacher": ["teacher"]}
+RNN = {"hidden_dims": [16], "rnn_type": "gru", "rnn_hidden_dim": 8, "obs_normalization": True}
+
+
+def _obs(n: int = 6, seed: int = 0) -> TensorDict:
+    g = torch.Generator().manual_seed(seed)
+    return TensorDict(
+        {"policy": torch.randn(n, 5, generator=g), "teacher": 3.0 + 2.0 * torch.randn(n, 3, generator=g)},
+        batch_size=[n],
+    )
+
+
+def _model(coef: float = 1.0, **kwargs):
+    from dagmix.models import EstimatorRNNModel
+
+    torch.manual_seed(0)
+    return EstimatorRNNModel(_obs(), GROUPS, "student", 2, estimator_coef=coef, **RNN, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"estimator_obs_set": "critic"}, r"estimator_obs_set='critic' is not an observation set.*student, teacher"),
+        ({"estimator_coef": 0.0}, r"estimator_coef=0.0 must be a number > 0"),
+        ({"estimator_coef": -1.0}, r"estimator_coef=-1.0 must be a number > 0"),
+        ({"estimator_coef": True}, r"estimator_coef=True must be a number > 0"),
+        ({"estimator_coef": float("inf")}, r"estimator_coef=inf must be finite"),
+        ({"estimator_coef": float("nan")}, r"estimator_coef=nan must be a number > 0"),
+    ],
+)
+def test_bad_settings_name_the_value(kwargs, match):
+    from dagmix.models import EstimatorRNNModel
+
+    with pytest.raises(ValueError, match=match):
+        EstimatorRNNModel(_obs(), GROUPS, "student", 2, **(RNN | kwargs))
+
+
+def test_a_target_group_the_env_does_not_return_is_named():
+    from dagmix.models import EstimatorRNNModel
+
+    groups = {"student": ["policy"], "teacher": ["teacher", "privileged"]}
+    with pytest.raises(ValueError, match=r"does not return \['privileged'\] \(it returns policy, teacher\)"):
+        EstimatorRNNModel(_obs(), groups, "student", 2, **RNN)
+
+
+@pytest.mark.parametrize("coef", [1.0, 0.25])
+def test_gradient_is_the_algorithms_loss_plus_coef_times_the_heads(coef):
+    model = _model(coef)
+    model.update_normalization(_obs(64, seed=1))  # the target's running statistics
+    obs, labels = _obs(seed=2), torch.randn(6, 2)
+    torch.nn.functional.mse_loss(model(obs), labels).backward()  # what rsl_rl's update computes from the output
+    got = {name: p.grad.clone() for name, p in model.named_parameters()}
+    assert model.estimator_stats[1].item() == 1.0
+
+    model.zero_grad()
+    model.reset()
+    x = model.obs_normalizer(obs["policy"])
+    out, _ = model.rnn.rnn(x.unsqueeze(0))
+    h = out.squeeze(0)
+    target = (obs["teacher"] - model.estimator_normalizer._mean) / (model.estimator_normalizer._std + 0.01)
+    head = (model.estimator(h) - target).square().mean()
+    actions = model.mlp(h)  # no distribution: the MLP's output
+    (torch.nn.functional.mse_loss(actions, labels) + coef * head).backward()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(got[name], p.grad, msg=name)
+    assert got["estimator.weight"].abs().sum() > 0  # the head learns; rsl_rl's loss alone never reaches it
+
+
+def test_rollouts_and_export_are_rnnmodels_and_read_no_teacher_group():
+    from rsl_rl.models import RNNModel
+
+    model = _model()
+    torch.manual_seed(0)
+    plain = RNNModel(_obs(), GROUPS, "student", 2, **RNN)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("estimator")}
+    plain.load_state_dict(state)
+    obs = _obs(seed=3)
+    with torch.inference_mode():  # rsl_rl's rollouts
+        torch.testing.assert_close(model(obs), plain(obs))
+    assert model.estimator_stats.sum().item() == 0.0  # no target read, nothing computed
+    model.eval()
+    with torch.no_grad():
+        policy_only = TensorDict({"policy": obs["policy"]}, batch_size=[6])  # deployment: no teacher group
+        model.reset()
+        expected = model(policy_only)
+        exported = model.as_jit()
+        torch.testing.assert_close(exported(obs["policy"][:1]), expected[:1])
+
+
+@pytest.mark.filterwarnings("ignore:The student takes over")
+def test_distillation_and_dagger_ppo_train_the_head_and_log_its_loss(tmp_path, capsys):
+    common = ["--task", "quadcopter_blind", "--num_envs", "32", "--seed", "0", "--eval_interval", "0"]
+    common += ["--final_eval_episodes", "0", "env.episode_length_s=1.0", "--log_root", str(tmp_path)]
+    student = "student.class_name=dagmix.models:EstimatorRNNModel"
+    assert cli.main(["distill", *common, "--max_iterations", "20", student]) == 0  # the teacher drives (60)
+    out = capsys.readouterr().out
+    losses = [float(line.split()[-1]) for line in out.splitlines() if "Distillation/estimator_loss:" in line]
+    assert len(losses) == 20  # episodes of 50 steps, in step: each pair of iterations holds one whole episode
+    assert sum(losses[-2:]) < 0.7 * sum(losses[:2])  # the memory learns the teacher's observation
+    (ckpt,) = glob.glob(str(tmp_path / "rsl_rl" / "quadcopter_blind_distillation" / "*" / "model_19.pt"))
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["student_state_dict"]["estimator.weight"].shape == (14, 128)  # the teacher's 14 rows
+    assert saved["dagmix"]["model"]["student"]["class_name"] == "dagmix.models:EstimatorRNNModel"
+
+    actor = "actor.class_name=dagmix.models:EstimatorRNNModel"
+    argv = ["distill", "--algorithm", "dagger_ppo", *common, "--max_iterations", "2", actor, "--init_student", ckpt]
+    assert cli.main(argv) == 0  # PPO's padded trajectories: the targets are unpadded as the RNN's output
+    out = capsys.readouterr().out
+    assert out.count("Distillation/estimator_loss:") == 2
