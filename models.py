@@ -23,6 +23,7 @@ from rsl_rl.utils import resolve_callable, unpad_trajectories
 from tensordict import TensorDict
 
 from dagmix.mixing.multi_teacher_schema import validate_multi_teacher
+from dagmix.mixing.overrides import ESTIMATOR_KEYS
 
 __all__ = ["EstimatorRNNModel", "MultiTeacherModel", "SelectorError"]
 
@@ -289,8 +290,9 @@ class EstimatorRNNModel(RNNModel):
         obs_set: str,
         output_dim: int,
         *,
-        estimator_obs_set: str = "teacher",
-        estimator_coef: float = 1.0,
+        estimator_obs_set: str = ESTIMATOR_KEYS["estimator_obs_set"],
+        estimator_rows: list[int] | None = ESTIMATOR_KEYS["estimator_rows"],
+        estimator_coef: float = ESTIMATOR_KEYS["estimator_coef"],
         **kwargs: Any,
     ) -> None:
         """Build RNNModel (``kwargs``: its keys) and the estimator head.
@@ -302,6 +304,8 @@ class EstimatorRNNModel(RNNModel):
             obs_set: The model's own observation set (``student`` or ``actor``).
             output_dim: Action dimension.
             estimator_obs_set: The observation set to estimate; ``teacher`` (the default) or e.g. ``critic``.
+            estimator_rows: Which of its rows (0-based, in the concatenation of its groups) to estimate; None: all.
+                E.g. ``[0, 1, 2]`` on the quadcopter: the body-frame linear velocity, what its blind student lacks.
             estimator_coef: Weight of the head's loss (normalised targets) beside the algorithm's loss, > 0.
             **kwargs: RNNModel's keys (``rnn_type``, ``rnn_hidden_dim``, ``hidden_dims``, ...).
         """
@@ -322,8 +326,21 @@ class EstimatorRNNModel(RNNModel):
             raise ValueError(f"estimator_coef={estimator_coef!r} must be a number > 0.")
         if estimator_coef == float("inf"):
             raise ValueError(f"estimator_coef={estimator_coef!r} must be finite.")
+        width = sum(obs[g].shape[-1] for g in groups)
+        if estimator_rows is not None:
+            rows = list(estimator_rows)
+            bad = [r for r in rows if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r < width]
+            if not rows or bad or len(set(rows)) != len(rows):
+                raise ValueError(
+                    f"estimator_rows={estimator_rows!r} must be distinct row indices in 0..{width - 1} (the "
+                    f"{width} rows of {estimator_obs_set!r}: {', '.join(groups)}), at least one; None: all rows."
+                )
         self.estimator_groups = groups
-        self.estimate_dim = sum(obs[g].shape[-1] for g in groups)
+        self.estimator_rows = None if estimator_rows is None else rows
+        self.estimate_dim = width if estimator_rows is None else len(rows)
+        self.register_buffer(
+            "_estimator_index", torch.tensor(self.estimator_rows or [], dtype=torch.long), persistent=False
+        )
         self.estimator_coef = float(estimator_coef)
         self.estimator = nn.Linear(self.latent_dim, self.estimate_dim)
         self.estimator_normalizer = EmpiricalNormalization(self.estimate_dim)
@@ -334,7 +351,7 @@ class EstimatorRNNModel(RNNModel):
         latent = super().get_latent(obs, masks, hidden_state)
         if not torch.is_grad_enabled() or any(g not in obs.keys() for g in self.estimator_groups):
             return latent  # rollouts (inference mode), evaluation and deployment: no target, no cost
-        target = torch.cat([obs[g] for g in self.estimator_groups], dim=-1)
+        target = self._target(obs)
         if masks is not None:  # PPO's padded trajectories: the RNN's output was unpadded
             target = unpad_trajectories(target, masks)
         target = self.estimator_normalizer(target).detach()
@@ -346,7 +363,12 @@ class EstimatorRNNModel(RNNModel):
         """Update RNNModel's observation statistics and the target's."""
         super().update_normalization(obs)
         if all(g in obs.keys() for g in self.estimator_groups):
-            self.estimator_normalizer.update(torch.cat([obs[g] for g in self.estimator_groups], dim=-1))
+            self.estimator_normalizer.update(self._target(obs))
+
+    def _target(self, obs: TensorDict) -> torch.Tensor:
+        """Return the estimated rows of ``obs`` (unnormalised), shape (..., estimate_dim)."""
+        target = torch.cat([obs[g] for g in self.estimator_groups], dim=-1)
+        return target if self.estimator_rows is None else target.index_select(-1, self._estimator_index)
 
     def take_estimator_stats(self) -> torch.Tensor:
         """Return :attr:`estimator_stats` (loss sum, count; on the device) and zero them: once per update."""

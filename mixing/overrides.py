@@ -14,6 +14,10 @@ from dagmix.mixing.dagger_ppo_schema import DAggerPPOSchema
 from dagmix.mixing.names import check_keys, did_you_mean
 from dagmix.mixing.schema import AlgorithmSchema, lookup
 
+ESTIMATOR_CLASS_NAME = "dagmix.models:EstimatorRNNModel"
+ESTIMATOR_KEYS: dict[str, Any] = {"estimator_obs_set": "teacher", "estimator_rows": None, "estimator_coef": 1.0}
+"""EstimatorRNNModel's own keys and defaults: ``student.estimator_coef=...`` once ``student.class_name`` names it."""
+
 NUMBER_OR_SCHEDULE_KEYS = tuple(f"algorithm.{f.name}" for f in fields(DAggerPPOSchema) if "dict" in str(f.type))
 """MixingDAggerPPO's coefficients: a number or a schedule dict (validated when the algorithm is built)."""
 
@@ -62,7 +66,9 @@ def apply_overrides(cfg: dict[str, Any], env_cfg: dict[str, Any], overrides: lis
             node = node[part]
         leaf = parts[-1]
         default = node.get(leaf)
-        if leaf not in node:
+        if leaf not in node and str(node.get("class_name", "")) == ESTIMATOR_CLASS_NAME and leaf in ESTIMATOR_KEYS:
+            default = ESTIMATOR_KEYS[leaf]  # a key of the model section's class (validated when it is built)
+        elif leaf not in node:
             known, default = schema_default(parts, root)
             section_known, section = schema_default(parts[:-1], root)
             if not known and section_known and isinstance(section, dict):  # a dagmix section: name its keys

@@ -41,6 +41,9 @@ def _model(coef: float = 1.0, **kwargs):
         ({"estimator_coef": True}, r"estimator_coef=True must be a number > 0"),
         ({"estimator_coef": float("inf")}, r"estimator_coef=inf must be finite"),
         ({"estimator_coef": float("nan")}, r"estimator_coef=nan must be a number > 0"),
+        ({"estimator_rows": [0, 3]}, r"estimator_rows=\[0, 3\] must be distinct row indices in 0..2 .*teacher"),
+        ({"estimator_rows": [1, 1]}, r"estimator_rows=\[1, 1\] must be distinct"),
+        ({"estimator_rows": []}, r"estimator_rows=\[\] must be distinct row indices"),
     ],
 )
 def test_bad_settings_name_the_value(kwargs, match):
@@ -122,3 +125,22 @@ def test_distillation_and_dagger_ppo_train_the_head_and_log_its_loss(tmp_path, c
     assert cli.main(argv) == 0  # PPO's padded trajectories: the targets are unpadded as the RNN's output
     out = capsys.readouterr().out
     assert out.count("Distillation/estimator_loss:") == 2
+
+
+def test_rows_select_the_target_and_the_keys_are_overrides_once_class_name_names_the_model():
+    from dagmix.envs.task_configs import distill_train_cfg
+    from dagmix.mixing.overrides import apply_overrides
+
+    model = _model(estimator_rows=[2, 0])
+    obs = _obs(seed=4)
+    torch.testing.assert_close(model._target(obs), obs["teacher"][:, [2, 0]])
+    assert model.estimator.out_features == 2
+
+    cfg = distill_train_cfg("quadcopter_blind")
+    with pytest.raises(ValueError, match="Unknown config key 'student.estimator_coef'"):
+        apply_overrides(cfg, {}, ["student.estimator_coef=2.0"])  # a plain RNNModel has no such key
+    apply_overrides(cfg, {}, ["student.class_name=dagmix.models:EstimatorRNNModel", "student.estimator_rows=[0,1,2]"])
+    apply_overrides(cfg, {}, ["student.estimator_coef=2"])
+    assert cfg["student"]["estimator_rows"] == [0, 1, 2] and cfg["student"]["estimator_coef"] == 2.0
+    with pytest.raises(ValueError, match=r"student.estimator_coef=x is not a number \(the default is 2.0\)"):
+        apply_overrides(cfg, {}, ["student.estimator_coef=x"])
