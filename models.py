@@ -17,13 +17,14 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from rsl_rl.models import RNNModel
+from rsl_rl.models import MLPModel, RNNModel
+from rsl_rl.models.rnn_model import _TorchGRUModel
 from rsl_rl.modules import EmpiricalNormalization
 from rsl_rl.utils import resolve_callable, unpad_trajectories
 from tensordict import TensorDict
 
 from dagmix.mixing.multi_teacher_schema import validate_multi_teacher
-from dagmix.mixing.overrides import ESTIMATOR_KEYS
+from dagmix.mixing.overrides import ESTIMATOR_KEYS, ESTIMATOR_MODES
 
 __all__ = ["EstimatorRNNModel", "MultiTeacherModel", "SelectorError"]
 
@@ -264,6 +265,77 @@ class _AttachLoss(torch.autograd.Function):
         return grad, torch.ones(ctx.loss_shape, dtype=ctx.loss_dtype, device=grad.device)
 
 
+class _EstimatingGRU(nn.Module):
+    """A state estimator and a policy GRU as one recurrent module (mode ``input``), scriptable for export.
+
+    The estimator GRU reads the observation; its linear head's estimate, detached, joins the observation as the
+    policy GRU's input. The hidden state is the two GRUs' states concatenated on the last dim, so rsl_rl's storage,
+    resets and exports handle it as one GRU's: shape (num_layers, batch, hidden_size + estimator_hidden_size).
+    """
+
+    def __init__(
+        self, input_size: int, hidden_size: int, estimator_hidden_size: int, estimate_dim: int, layers: int
+    ) -> None:
+        super().__init__()
+        self.estimator_gru = nn.GRU(input_size, estimator_hidden_size, layers)
+        self.head = nn.Linear(estimator_hidden_size, estimate_dim)
+        self.policy_gru = nn.GRU(input_size + estimate_dim, hidden_size, layers)
+        self.num_layers = layers
+        self.policy_hidden_size = hidden_size
+        self.hidden_size = hidden_size + estimator_hidden_size
+
+    def run(self, x: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return the policy GRU's output, the new hidden state and the estimate; ``x``: (time, batch, input)."""
+        if h is None:
+            h = torch.zeros(self.num_layers, x.shape[1], self.hidden_size, device=x.device, dtype=x.dtype)
+        h_policy = h[..., : self.policy_hidden_size].contiguous()
+        h_estimator = h[..., self.policy_hidden_size :].contiguous()
+        features, h_estimator = self.estimator_gru(x, h_estimator)
+        estimate = self.head(features)
+        out, h_policy = self.policy_gru(torch.cat([x, estimate.detach()], dim=-1), h_policy)
+        return out, torch.cat([h_policy, h_estimator], dim=-1), estimate
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """nn.GRU's interface: (output, new hidden state)."""
+        out, h_new, _ = self.run(x, h)
+        return out, h_new
+
+
+class _OnnxEstimatingGRUModel(nn.Module):
+    """ONNX export of an EstimatorRNNModel in mode ``input``: (obs, h_in) -> (actions, h_out), as rsl_rl's GRU."""
+
+    is_recurrent: bool = True
+
+    def __init__(self, model: EstimatorRNNModel, verbose: bool) -> None:
+        super().__init__()
+        self.verbose = verbose
+        self.obs_normalizer = copy.deepcopy(model.obs_normalizer)
+        self.rnn = copy.deepcopy(model.rnn.rnn)
+        self.mlp = copy.deepcopy(model.mlp)
+        dist = model.distribution
+        self.deterministic_output = dist.as_deterministic_output_module() if dist is not None else nn.Identity()
+        self.input_size, self.hidden_size, self.num_layers = model.obs_dim, self.rnn.hidden_size, self.rnn.num_layers
+
+    def forward(self, obs: torch.Tensor, h_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run one step for ONNX export."""
+        x, h = self.rnn(self.obs_normalizer(obs).unsqueeze(0), h_in)
+        return self.deterministic_output(self.mlp(x.squeeze(0))), h
+
+    def get_dummy_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return dummy inputs for ONNX tracing."""
+        return torch.zeros(1, self.input_size), torch.zeros(self.num_layers, 1, self.hidden_size)
+
+    @property
+    def input_names(self) -> list[str]:
+        """ONNX input names."""
+        return ["obs", "h_in"]
+
+    @property
+    def output_names(self) -> list[str]:
+        """ONNX output names."""
+        return ["actions", "h_out"]
+
+
 class EstimatorRNNModel(RNNModel):
     """rsl_rl's RNNModel whose memory is also trained to estimate the teacher's observation (a concurrent estimator).
 
@@ -293,6 +365,8 @@ class EstimatorRNNModel(RNNModel):
         estimator_obs_set: str = ESTIMATOR_KEYS["estimator_obs_set"],
         estimator_rows: list[int] | None = ESTIMATOR_KEYS["estimator_rows"],
         estimator_coef: float = ESTIMATOR_KEYS["estimator_coef"],
+        estimator_mode: str = ESTIMATOR_KEYS["estimator_mode"],
+        estimator_hidden_dim: int | None = ESTIMATOR_KEYS["estimator_hidden_dim"],
         **kwargs: Any,
     ) -> None:
         """Build RNNModel (``kwargs``: its keys) and the estimator head.
@@ -307,9 +381,26 @@ class EstimatorRNNModel(RNNModel):
             estimator_rows: Which of its rows (0-based, in the concatenation of its groups) to estimate; None: all.
                 E.g. ``[0, 1, 2]`` on the quadcopter: the body-frame linear velocity, what its blind student lacks.
             estimator_coef: Weight of the head's loss (normalised targets) beside the algorithm's loss, > 0.
+            estimator_mode: ``auxiliary``: the head reads the policy's own RNN, whose memory the loss shapes;
+                ``input``: a separate estimator GRU (``estimator_hidden_dim`` units) with the head, trained by its
+                loss alone, whose estimate (detached) the policy's GRU reads beside the observation (a concurrent
+                state estimator; GRU only).
+            estimator_hidden_dim: The estimator GRU's units in mode ``input``; None: ``rnn_hidden_dim``.
             **kwargs: RNNModel's keys (``rnn_type``, ``rnn_hidden_dim``, ``hidden_dims``, ...).
         """
         super().__init__(obs, obs_groups, obs_set, output_dim, **kwargs)
+        if estimator_mode not in ESTIMATOR_MODES:
+            raise ValueError(
+                f"estimator_mode={estimator_mode!r} is not one of {', '.join(map(repr, ESTIMATOR_MODES))}."
+            )
+        if estimator_mode == "input" and not isinstance(self.rnn.rnn, nn.GRU):
+            raise ValueError("estimator_mode='input' needs rnn_type='gru' (its hidden state joins the policy GRU's).")
+        if estimator_hidden_dim is not None and (
+            isinstance(estimator_hidden_dim, bool)
+            or not isinstance(estimator_hidden_dim, int)
+            or estimator_hidden_dim < 1
+        ):
+            raise ValueError(f"estimator_hidden_dim={estimator_hidden_dim!r} must be an integer >= 1 or None.")
         if estimator_obs_set not in obs_groups:
             raise ValueError(
                 f"estimator_obs_set={estimator_obs_set!r} is not an observation set of this run "
@@ -342,22 +433,61 @@ class EstimatorRNNModel(RNNModel):
             "_estimator_index", torch.tensor(self.estimator_rows or [], dtype=torch.long), persistent=False
         )
         self.estimator_coef = float(estimator_coef)
-        self.estimator = nn.Linear(self.latent_dim, self.estimate_dim)
+        self.estimator_mode = estimator_mode
+        if estimator_mode == "auxiliary":
+            self.estimator: nn.Module | None = nn.Linear(self.latent_dim, self.estimate_dim)
+        else:  # the policy GRU is rebuilt to read the estimate too
+            gru = self.rnn.rnn
+            hidden = estimator_hidden_dim or gru.hidden_size
+            self.estimator = None
+            self.rnn.rnn = _EstimatingGRU(gru.input_size, gru.hidden_size, hidden, self.estimate_dim, gru.num_layers)
         self.estimator_normalizer = EmpiricalNormalization(self.estimate_dim)
         self.register_buffer("estimator_stats", torch.zeros(2), persistent=False)
 
     def get_latent(self, obs: TensorDict, masks: torch.Tensor | None = None, hidden_state: Any = None) -> torch.Tensor:
         """Return RNNModel's latent; with gradients on and the target groups present, attach the head's loss."""
-        latent = super().get_latent(obs, masks, hidden_state)
+        if self.estimator is not None:
+            latent = super().get_latent(obs, masks, hidden_state)
+            estimate = None
+        else:
+            latent, estimate = self._twin_latent(obs, masks, hidden_state)
         if not torch.is_grad_enabled() or any(g not in obs.keys() for g in self.estimator_groups):
             return latent  # rollouts (inference mode), evaluation and deployment: no target, no cost
         target = self._target(obs)
         if masks is not None:  # PPO's padded trajectories: the RNN's output was unpadded
             target = unpad_trajectories(target, masks)
         target = self.estimator_normalizer(target).detach()
-        loss = (self.estimator(latent).float() - target.float()).square().mean()
+        if estimate is None:
+            estimate = self.estimator(latent)
+        loss = (estimate.float() - target.float()).square().mean()
         self.estimator_stats += torch.stack([loss.detach(), torch.ones_like(loss)])
         return _AttachLoss.apply(latent, loss * self.estimator_coef)
+
+    def _twin_latent(
+        self, obs: TensorDict, masks: torch.Tensor | None, hidden_state: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mode ``input``: return the policy GRU's output and the estimate (unpadded in PPO's batch mode)."""
+        x = MLPModel.get_latent(self, obs)  # the selected groups, normalised
+        twin = self.rnn.rnn
+        if masks is None:  # step by step: the wrapper keeps the hidden state, as rsl_rl's RNN does
+            out, self.rnn.hidden_state, estimate = twin.run(x.unsqueeze(0), self.rnn.hidden_state)
+            return out.squeeze(0), estimate.squeeze(0)
+        if hidden_state is None:
+            raise ValueError("Hidden states not passed to RNN module during policy update")
+        out, _, estimate = twin.run(x, hidden_state)
+        return unpad_trajectories(out, masks), unpad_trajectories(estimate, masks)
+
+    def as_jit(self) -> nn.Module:
+        """Return the TorchScript-ready policy (rsl_rl's GRU export; mode ``input``: both GRUs, one state)."""
+        if self.estimator is not None:
+            return super().as_jit()
+        return _TorchGRUModel(self)
+
+    def as_onnx(self, verbose: bool = False) -> nn.Module:
+        """Return the ONNX-ready policy (rsl_rl's; mode ``input``: (obs, h_in) -> (actions, h_out))."""
+        if self.estimator is not None:
+            return super().as_onnx(verbose)
+        return _OnnxEstimatingGRUModel(self, verbose)
 
     def update_normalization(self, obs: TensorDict) -> None:
         """Update RNNModel's observation statistics and the target's."""

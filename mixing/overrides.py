@@ -15,7 +15,14 @@ from dagmix.mixing.names import check_keys, did_you_mean
 from dagmix.mixing.schema import AlgorithmSchema, lookup
 
 ESTIMATOR_CLASS_NAME = "dagmix.models:EstimatorRNNModel"
-ESTIMATOR_KEYS: dict[str, Any] = {"estimator_obs_set": "teacher", "estimator_rows": None, "estimator_coef": 1.0}
+ESTIMATOR_MODES = ("auxiliary", "input")
+ESTIMATOR_KEYS: dict[str, Any] = {
+    "estimator_obs_set": "teacher",
+    "estimator_rows": None,
+    "estimator_coef": 1.0,
+    "estimator_mode": "auxiliary",
+    "estimator_hidden_dim": None,
+}
 """EstimatorRNNModel's own keys and defaults: ``student.estimator_coef=...`` once ``student.class_name`` names it."""
 
 NUMBER_OR_SCHEDULE_KEYS = tuple(f"algorithm.{f.name}" for f in fields(DAggerPPOSchema) if "dict" in str(f.type))
