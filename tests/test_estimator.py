@@ -44,6 +44,9 @@ def _model(coef: float = 1.0, **kwargs):
         ({"estimator_rows": [0, 3]}, r"estimator_rows=\[0, 3\] must be distinct row indices in 0..2 .*teacher"),
         ({"estimator_rows": [1, 1]}, r"estimator_rows=\[1, 1\] must be distinct"),
         ({"estimator_rows": []}, r"estimator_rows=\[\] must be distinct row indices"),
+        ({"estimator_mode": "both"}, r"estimator_mode='both' is not one of 'auxiliary', 'input'"),
+        ({"estimator_mode": "input", "rnn_type": "lstm"}, r"estimator_mode='input' needs rnn_type='gru'"),
+        ({"estimator_mode": "input", "estimator_hidden_dim": 0}, r"estimator_hidden_dim=0 must be an integer >= 1"),
     ],
 )
 def test_bad_settings_name_the_value(kwargs, match):
@@ -106,22 +109,24 @@ def test_rollouts_and_export_are_rnnmodels_and_read_no_teacher_group():
 
 
 @pytest.mark.filterwarnings("ignore:The student takes over")
-def test_distillation_and_dagger_ppo_train_the_head_and_log_its_loss(tmp_path, capsys):
+@pytest.mark.parametrize("mode", ["auxiliary", "input"])
+def test_distillation_and_dagger_ppo_train_the_head_and_log_its_loss(tmp_path, capsys, mode):
     common = ["--task", "quadcopter_blind", "--num_envs", "32", "--seed", "0", "--eval_interval", "0"]
     common += ["--final_eval_episodes", "0", "env.episode_length_s=1.0", "--log_root", str(tmp_path)]
-    student = "student.class_name=dagmix.models:EstimatorRNNModel"
-    assert cli.main(["distill", *common, "--max_iterations", "20", student]) == 0  # the teacher drives (60)
+    student = ["student.class_name=dagmix.models:EstimatorRNNModel", f"student.estimator_mode={mode}"]
+    assert cli.main(["distill", *common, "--max_iterations", "20", *student]) == 0  # the teacher drives (60)
     out = capsys.readouterr().out
     losses = [float(line.split()[-1]) for line in out.splitlines() if "Distillation/estimator_loss:" in line]
     assert len(losses) == 20  # episodes of 50 steps, in step: each pair of iterations holds one whole episode
     assert sum(losses[-2:]) < 0.7 * sum(losses[:2])  # the memory learns the teacher's observation
     (ckpt,) = glob.glob(str(tmp_path / "rsl_rl" / "quadcopter_blind_distillation" / "*" / "model_19.pt"))
     saved = torch.load(ckpt, weights_only=True)
-    assert saved["student_state_dict"]["estimator.weight"].shape == (14, 128)  # the teacher's 14 rows
+    head = "estimator.weight" if mode == "auxiliary" else "rnn.rnn.head.weight"
+    assert saved["student_state_dict"][head].shape == (14, 128)  # the teacher's 14 rows
     assert saved["dagmix"]["model"]["student"]["class_name"] == "dagmix.models:EstimatorRNNModel"
 
-    actor = "actor.class_name=dagmix.models:EstimatorRNNModel"
-    argv = ["distill", "--algorithm", "dagger_ppo", *common, "--max_iterations", "2", actor, "--init_student", ckpt]
+    actor = ["actor.class_name=dagmix.models:EstimatorRNNModel", f"actor.estimator_mode={mode}"]
+    argv = ["distill", "--algorithm", "dagger_ppo", *common, "--max_iterations", "2", *actor, "--init_student", ckpt]
     assert cli.main(argv) == 0  # PPO's padded trajectories: the targets are unpadded as the RNN's output
     out = capsys.readouterr().out
     assert out.count("Distillation/estimator_loss:") == 2
@@ -144,3 +149,61 @@ def test_rows_select_the_target_and_the_keys_are_overrides_once_class_name_names
     assert cfg["student"]["estimator_rows"] == [0, 1, 2] and cfg["student"]["estimator_coef"] == 2.0
     with pytest.raises(ValueError, match=r"student.estimator_coef=x is not a number \(the default is 2.0\)"):
         apply_overrides(cfg, {}, ["student.estimator_coef=x"])
+
+
+def test_input_mode_trains_the_estimator_on_its_loss_alone_and_the_policy_on_the_algorithms():
+    model = _model(2.0, estimator_mode="input", estimator_hidden_dim=4, estimator_rows=[1])
+    twin = model.rnn.rnn
+    assert (twin.estimator_gru.hidden_size, twin.policy_gru.input_size, twin.hidden_size) == (4, 5 + 1, 8 + 4)
+    model.update_normalization(_obs(64, seed=1))
+    obs, labels = _obs(seed=2), torch.randn(6, 2)
+    torch.nn.functional.mse_loss(model(obs), labels).backward()
+    got = {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    model.zero_grad()
+    model.reset()
+    out, _, estimate = twin.run(model.obs_normalizer(obs["policy"]).unsqueeze(0), None)
+    target = (obs["teacher"][:, [1]] - model.estimator_normalizer._mean) / (model.estimator_normalizer._std + 0.01)
+    (2.0 * (estimate.squeeze(0) - target).square().mean()).backward(retain_graph=True)
+    for name, p in model.named_parameters():  # the estimator: its loss alone
+        if name.startswith(("rnn.rnn.estimator_gru", "rnn.rnn.head")):
+            torch.testing.assert_close(got[name], p.grad, msg=name)
+    model.zero_grad()
+    torch.nn.functional.mse_loss(model.mlp(out.squeeze(0)), labels).backward()
+    for name, p in model.named_parameters():  # the policy: the algorithm's loss alone (the estimate is detached)
+        if not name.startswith(("rnn.rnn.estimator_gru", "rnn.rnn.head")):
+            torch.testing.assert_close(got[name], p.grad, msg=name)
+
+
+def test_input_mode_batches_step_rollouts_and_exports_agree():
+    from rsl_rl.utils import split_and_pad_trajectories
+
+    model = _model(estimator_mode="input", estimator_hidden_dim=4)
+    model.update_normalization(_obs(64, seed=1))
+    steps = [_obs(seed=10 + t) for t in range(5)]
+    dones = torch.zeros(5, 6)
+    dones[2, :3] = 1.0  # envs 0-2 end an episode after step 2
+    with torch.no_grad():  # step by step, as the rollout: the model keeps the two GRUs' state
+        outs = []
+        for t, obs in enumerate(steps):
+            outs.append(model.get_latent(obs))
+            model.reset(dones[t])
+        stacked = TensorDict({k: torch.stack([o[k] for o in steps]) for k in ("policy", "teacher")}, batch_size=[5, 6])
+        padded, masks = split_and_pad_trajectories(stacked, dones.unsqueeze(-1))
+        hidden = torch.zeros(1, padded.shape[1], 12)
+        batch = model.get_latent(padded, masks, hidden)  # PPO's padded trajectories
+    torch.testing.assert_close(batch, torch.stack(outs))
+
+    model.eval()
+    model.reset()
+    exported = model.as_jit()
+    onnx = model.as_onnx()
+    h = torch.zeros(1, 1, 12)
+    with torch.no_grad():
+        for obs in steps[:3]:
+            expected = model(obs)[:1]
+            torch.testing.assert_close(exported(obs["policy"][:1]), expected)
+            actions, h = onnx(obs["policy"][:1], h)
+            torch.testing.assert_close(actions, expected)
+        model.reset()
+    assert torch.jit.script(model.as_jit()) is not None  # rsl_rl's runner scripts the export
