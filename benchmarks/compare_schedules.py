@@ -313,6 +313,7 @@ def run_one(
                 "loss_student_driven": metrics.get("Distillation/behavior_loss_student_driven"),
                 "adaptive_signal": metrics.get("Distillation/adaptive_signal"),
                 "replay_loss": metrics.get("Distillation/replay_loss"),
+                "estimator_loss": metrics.get("Distillation/estimator_loss"),  # an EstimatorRNNModel student's
             }
             if it % args.eval_interval == 0 or it == last or it in handover:
                 evaluate_periodically(row, episodes, alg, args, console, label or variant, seed, t0)

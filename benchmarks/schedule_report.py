@@ -33,6 +33,7 @@ PER_ITERATION_FIELDS = [
     "loss_student_driven",
     "adaptive_signal",
     "replay_loss",
+    "estimator_loss",
     "eval_return",
     "eval_return_ratio",
     "eval_success",
