@@ -23,8 +23,8 @@ from rsl_rl.modules import EmpiricalNormalization
 from rsl_rl.utils import resolve_callable, unpad_trajectories
 from tensordict import TensorDict
 
+from dagmix.mixing.estimator_schema import ESTIMATOR_KEYS, ESTIMATOR_MODES
 from dagmix.mixing.multi_teacher_schema import validate_multi_teacher
-from dagmix.mixing.overrides import ESTIMATOR_KEYS, ESTIMATOR_MODES
 
 __all__ = ["EstimatorRNNModel", "MultiTeacherModel", "SelectorError"]
 

@@ -16,6 +16,7 @@ from dataclasses import MISSING
 
 from dagmix.mixing.config import MixingConfig
 from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, DAggerPPOOptions, DAggerPPOSchema, validate_dagger_ppo
+from dagmix.mixing.estimator_schema import ESTIMATOR_CLASS_NAME, EstimatorSchema
 from dagmix.mixing.multi_teacher_schema import MultiTeacherSchema, validate_multi_teacher
 from dagmix.mixing.options import LossWeighting, ReplayConfig
 from dagmix.mixing.schema import AlgorithmSchema, MixingSchema, validate
@@ -34,6 +35,7 @@ try:
         RslRlMLPModelCfg,
         RslRlOnPolicyRunnerCfg,
         RslRlPpoAlgorithmCfg,
+        RslRlRNNModelCfg,
     )
 except ModuleNotFoundError as err:  # only a missing Isaac Lab is turned into the install hint
     if err.name is None or not err.name.split(".")[0].startswith("isaaclab"):
@@ -226,6 +228,18 @@ class RslRlMultiTeacherModelCfg(MultiTeacherSchema):
         if self.distribution_cfg is not None or self.stochastic is not False:
             raise ValueError("distribution_cfg / stochastic of the multi-teacher section must stay None / False.")
         validate_multi_teacher(self.teachers, self.checkpoints, self.selector_group)
+
+
+@configclass
+class RslRlEstimatorRNNModelCfg(RslRlRNNModelCfg, EstimatorSchema):
+    """A student (or MixingDAggerPPO actor) that also estimates the teacher's observation (docs/estimator.md).
+
+    Isaac Lab's ``RslRlRNNModelCfg`` with ``class_name="dagmix.models:EstimatorRNNModel"`` and the estimator's
+    fields from :class:`~dagmix.mixing.estimator_schema.EstimatorSchema` (validated when the model is built).
+    """
+
+    class_name: str = ESTIMATOR_CLASS_NAME
+    """The model class: dagmix's EstimatorRNNModel."""
 
 
 def _expert_dict(k: int, cfg: object) -> dict:

@@ -33,6 +33,7 @@ from mjlab.tasks import registry
 from dagmix.algorithms import MixingDistillationRunner
 from dagmix.mixing.config import PRESETS, SCHEDULE_KINDS, schedule_names
 from dagmix.mixing.dagger_ppo_schema import DAggerPPOSchema
+from dagmix.mixing.estimator_schema import ESTIMATOR_CLASS_NAME, EstimatorSchema
 from dagmix.mixing.multi_teacher_schema import MultiTeacherSchema
 from dagmix.mixing.names import not_one_of
 from dagmix.mixing.schema import AlgorithmSchema, MixingSchema, ScheduleName
@@ -135,6 +136,20 @@ class DagmixMultiTeacherCfg(MultiTeacherSchema):
 
     teachers: list[RslRlModelCfg] = field(default_factory=list)
     """One model config per expert (e.g. each expert task's ``actor``), in selector order."""
+
+
+@dataclass
+class DagmixEstimatorModelCfg(RslRlModelCfg, EstimatorSchema):
+    """A student (or MixingDAggerPPO actor) that also estimates the teacher's observation (docs/estimator.md).
+
+    mjlab's ``RslRlModelCfg`` for ``dagmix.models:EstimatorRNNModel`` (a GRU by default) with the estimator's fields
+    from :class:`~dagmix.mixing.estimator_schema.EstimatorSchema` (validated when the model is built).
+    """
+
+    rnn_type: str | None = "gru"
+    """RNN type: the estimator's model is recurrent (``input`` mode needs a GRU)."""
+    class_name: str = ESTIMATOR_CLASS_NAME
+    """The model class: dagmix's EstimatorRNNModel."""
 
 
 def teacher_dict(cfg: dict) -> dict:

@@ -11,19 +11,9 @@ from dataclasses import fields
 from typing import Any
 
 from dagmix.mixing.dagger_ppo_schema import DAggerPPOSchema
+from dagmix.mixing.estimator_schema import ESTIMATOR_CLASS_NAME, ESTIMATOR_KEYS
 from dagmix.mixing.names import check_keys, did_you_mean
 from dagmix.mixing.schema import AlgorithmSchema, lookup
-
-ESTIMATOR_CLASS_NAME = "dagmix.models:EstimatorRNNModel"
-ESTIMATOR_MODES = ("auxiliary", "input")
-ESTIMATOR_KEYS: dict[str, Any] = {
-    "estimator_obs_set": "teacher",
-    "estimator_rows": None,
-    "estimator_coef": 1.0,
-    "estimator_mode": "auxiliary",
-    "estimator_hidden_dim": None,
-}
-"""EstimatorRNNModel's own keys and defaults: ``student.estimator_coef=...`` once ``student.class_name`` names it."""
 
 NUMBER_OR_SCHEDULE_KEYS = tuple(f"algorithm.{f.name}" for f in fields(DAggerPPOSchema) if "dict" in str(f.type))
 """MixingDAggerPPO's coefficients: a number or a schedule dict (validated when the algorithm is built)."""

@@ -207,3 +207,24 @@ def test_input_mode_batches_step_rollouts_and_exports_agree():
             torch.testing.assert_close(actions, expected)
         model.reset()
     assert torch.jit.script(model.as_jit()) is not None  # rsl_rl's runner scripts the export
+
+
+def test_the_schema_is_the_models_keys_and_the_mjlab_dataclass_builds_it():
+    import dataclasses
+    import inspect
+
+    from dagmix.mixing.estimator_schema import ESTIMATOR_KEYS
+    from dagmix.models import EstimatorRNNModel
+
+    params = inspect.signature(EstimatorRNNModel.__init__).parameters
+    assert {k: params[k].default for k in params if k.startswith("estimator_")} == ESTIMATOR_KEYS
+    pytest.importorskip("mjlab", reason="needs mjlab 1.6")
+    from rsl_rl.utils import resolve_callable
+
+    from dagmix.integrations.mjlab_tasks import DagmixEstimatorModelCfg, drop_unset_model_keys
+
+    cfg = DagmixEstimatorModelCfg(hidden_dims=(16,), rnn_hidden_dim=8, estimator_mode="input", estimator_rows=[1])
+    section = drop_unset_model_keys(dataclasses.asdict(cfg))  # as the runners turn mjlab's model configs into dicts
+    model = resolve_callable(section.pop("class_name"))(_obs(), GROUPS, "student", 2, **section)
+    assert type(model).__name__ == "EstimatorRNNModel" and model.estimator_mode == "input"
+    assert model.rnn.rnn.policy_gru.hidden_size == 8 and model.estimate_dim == 1
