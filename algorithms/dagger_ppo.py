@@ -18,13 +18,12 @@ from dagmix.algorithms.expert_stats import ExpertStats
 from dagmix.algorithms.finite_guard import check_finite, check_loss, check_student_weights
 from dagmix.algorithms.guidance import TeacherGuidance, set_action_std
 from dagmix.algorithms.mixing_core import CHECKPOINT_KEY, MixingSurface, check_algorithm_keys
-from dagmix.algorithms.phase_log import SCALAR_BETA, SCALAR_TEACHER_FRACTION
+from dagmix.algorithms.phase_log import SCALAR_BETA, SCALAR_ESTIMATOR_LOSS, SCALAR_TEACHER_FRACTION
 from dagmix.mixing.config import MixingConfig
 from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, validate_dagger_ppo
 
 SCALAR_IMITATION_COEF = "Distillation/imitation_coef"
 SCALAR_PPO_COEF = "Distillation/ppo_coef"
-SCALAR_ESTIMATOR_LOSS = "Distillation/estimator_loss"
 LABEL_KEY = "dagmix_teacher_action"
 """Key of the teacher's action (the imitation label) in the rollout storage's observations."""
 DRIVEN_KEY = "dagmix_teacher_driven"

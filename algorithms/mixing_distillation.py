@@ -26,6 +26,7 @@ from dagmix.algorithms.mixing_core import (
 from dagmix.algorithms.phase_log import (
     SCALAR_BETA,
     SCALAR_CURRENT_ITERATION,
+    SCALAR_ESTIMATOR_LOSS,
     SCALAR_LOSS_STUDENT_DRIVEN,
     SCALAR_LOSS_TEACHER_DRIVEN,
     SCALAR_TEACHER_FRACTION,
@@ -43,7 +44,6 @@ __all__ = ["CHECKPOINT_KEY", "MIXING_STATE_FORMAT_VERSION", "MixingDistillation"
 
 SCALAR_REPLAY_LOSS = "Distillation/replay_loss"
 SCALAR_LEARNING_RATE = "Distillation/learning_rate"
-SCALAR_ESTIMATOR_LOSS = "Distillation/estimator_loss"
 _PARENT_KEYS = set(inspect.signature(Distillation.__init__).parameters) - {"self"} | {"rnd_cfg", "symmetry_cfg"}
 
 

@@ -10,6 +10,7 @@ SCALAR_BETA = "Distillation/beta"
 SCALAR_TEACHER_FRACTION = "Distillation/teacher_fraction"
 SCALAR_LOSS_TEACHER_DRIVEN = "Distillation/behavior_loss_teacher_driven"
 SCALAR_LOSS_STUDENT_DRIVEN = "Distillation/behavior_loss_student_driven"
+SCALAR_ESTIMATOR_LOSS = "Distillation/estimator_loss"  # an EstimatorRNNModel student's (both algorithms)
 
 
 def phase_lines(schedule: BetaSchedule, iteration: int, beta: float) -> list[str]:
