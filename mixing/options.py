@@ -273,8 +273,10 @@ class WeightAveragingKeys:
     """Weight averaging of MixingDistillation's student: a flat key of the algorithm config (rsl-rl-lib >= 4).
 
     After every optimizer step of the student (rsl_rl's and replay's), ``avg <- ema_decay * avg + (1 - ema_decay) *
-    raw`` for every parameter and floating-point buffer (the observation normalizer's running mean and variance; its
-    count is copied), on the device. The average starts at the student's initial weights and spans about ``1 / (1 -
+    raw`` for every parameter and floating-point buffer (the observation normalizer's running mean and std; its
+    count is copied, and its running variance is set to the averaged std squared, so that a run that trains the
+    averaged student further, e.g. ``init_student``, continues from the normalizer its forward pass used), on the
+    device. The average starts at the student's initial weights and spans about ``1 / (1 -
     ema_decay)`` optimizer steps. Rollouts and gradient steps use the raw weights; ``alg.get_policy()`` and
     ``runner.get_inference_policy()`` return the average (a separate module with its own recurrent hidden state), and
     the checkpoint's ``student_state_dict`` holds it, so stock rsl_rl, ``dagmix eval`` and ``dagmix export`` load

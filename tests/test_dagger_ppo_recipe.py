@@ -109,6 +109,31 @@ def test_init_student_std_sets_the_handed_over_std(tmp_path, ppo_teacher, teache
     assert torch.allclose(r.alg.actor.output_std, torch.full_like(r.alg.actor.output_std, 0.3))
 
 
+def test_an_averaged_student_hands_over_the_normaliser_its_forward_pass_reads(tmp_path, ppo_teacher, teacher_path):
+    d = make_runner(tmp_path / "d", teacher_path, {"ema_decay": 0.9})
+    d.learn(2)
+    saved = {**d.alg.save(), "iter": 1, "infos": None}
+    student = saved["student_state_dict"]  # the average (ema_decay)
+    var_keys = [k for k in student if k.endswith("._var")]
+    assert var_keys
+    for k in var_keys:  # written now: the variance is the std squared (the std is what the forward pass reads)
+        std = student[k.removesuffix("_var") + "_std"]
+        assert torch.equal(student[k], std.square()) and not torch.equal(std, torch.ones_like(std))
+        student[k] = 0.95 * student[k] + 0.05  # as written before: the variance averaged separately from 1
+    torch.save(saved, tmp_path / "averaged.pt")
+    r = runner(tmp_path / "a", ppo_teacher, {"init_student": str(tmp_path / "averaged.pt")})
+    actor = r.alg._raw_actor.state_dict()
+    for k in var_keys:
+        std = student[k.removesuffix("_var") + "_std"]
+        assert torch.equal(actor[k.removesuffix("_var") + "_std"], std) and torch.equal(actor[k], std.square())
+        assert not torch.equal(actor[k], student[k])
+    plain = torch.load(_distilled(tmp_path, teacher_path), weights_only=True)["student_state_dict"]
+    r = runner(tmp_path / "p", ppo_teacher, {"init_student": str(tmp_path / "distilled.pt")})
+    actor = r.alg._raw_actor.state_dict()
+    for k in var_keys:  # a student that was not averaged loads as it is
+        assert torch.equal(actor[k], plain[k])
+
+
 def test_adaptive_learning_rate_never_falls_below_the_floor(tmp_path, ppo_teacher):
     algo = {"schedule": "adaptive", "desired_kl": 1e-12, "learning_rate": 1e-3, "imitation_coef": 5.0}
     r = runner(tmp_path, ppo_teacher, algo)  # every KL is above 2 * desired_kl: rsl_rl would go down to 1e-5
