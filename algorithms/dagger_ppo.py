@@ -14,7 +14,7 @@ from rsl_rl.utils import unpad_trajectories
 from tensordict import TensorDict
 
 from dagmix.algorithms import checkpoint_io, compat
-from dagmix.algorithms.ema import match_variance_to_std
+from dagmix.algorithms.ema import repair_averaged_student
 from dagmix.algorithms.expert_stats import ExpertStats
 from dagmix.algorithms.finite_guard import check_finite, check_loss, check_student_weights
 from dagmix.algorithms.guidance import TeacherGuidance, set_action_std
@@ -199,10 +199,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
                 "model keys (actor.* as its run's student.*), observation groups and env overrides (e.g. "
                 "env.velocity_noise), as in its run's params/agent.json and params/env.json."
             ) from None
-        if isinstance(loaded.get(CHECKPOINT_KEY), Mapping) and "raw_student_state_dict" in loaded[CHECKPOINT_KEY]:
-            # an averaged student (ema_decay): written before dagmix kept its normalisers' variance matched to
-            # their std, its variance would rescale the inputs at the first normaliser update (a no-op otherwise)
-            match_variance_to_std(self._raw_actor)
+        repair_averaged_student(self._raw_actor, loaded.get(CHECKPOINT_KEY))
 
     def set_teacher(self, teacher: Any) -> None:
         """Use ``teacher`` (a model with this env's actions as output) as the teacher; it is never trained."""

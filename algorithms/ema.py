@@ -34,6 +34,7 @@ class WeightAverage:
         if hasattr(self.model, "reset"):
             self.model.reset()  # its own recurrent hidden state, starting empty
         self.num_updates = 0
+        self._normalizers = normalizers(self.model)  # its module tree is fixed; their buffers are read per update
 
     @classmethod
     def attach(
@@ -67,7 +68,7 @@ class WeightAverage:
             else:
                 a.copy_(r)
         torch._foreach_lerp_(avg, raw, 1.0 - self.decay)
-        match_variance_to_std(self.model)
+        match_variance_to_std(self._normalizers)
         self.num_updates += 1
 
     def reset_to(self, source: torch.nn.Module) -> None:
@@ -101,8 +102,22 @@ class WeightAverage:
                     setattr(a, name, value)
 
 
-def match_variance_to_std(module: torch.nn.Module) -> int:
-    """Set the running variance of every observation normaliser in ``module`` to its std squared; return how many.
+def normalizers(module: torch.nn.Module) -> list[torch.nn.Module]:
+    """Return the observation normalisers in ``module``.
+
+    rsl_rl's ``EmpiricalNormalization``, found by its ``_mean``, ``_var`` and ``_std`` buffers (its module path
+    differs between rsl-rl-lib versions).
+    """
+    names = ("_mean", "_var", "_std")
+    return [
+        m
+        for m in module.modules()
+        if all(isinstance(getattr(m, n, None), torch.Tensor) for n in names) and m._var.shape == m._std.shape
+    ]
+
+
+def match_variance_to_std(modules: list[torch.nn.Module]) -> None:
+    """Set the running variance of each normaliser in ``modules`` (:func:`normalizers`) to its std squared.
 
     rsl_rl's ``EmpiricalNormalization`` keeps ``_mean``, ``_var`` and ``_std`` (``_std = sqrt(_var)`` after each
     update) and its forward pass reads ``_mean`` and ``_std`` only. Averaging ``_var`` and ``_std`` separately, both
@@ -111,13 +126,19 @@ def match_variance_to_std(module: torch.nn.Module) -> int:
     std from that variance at its first normaliser update, rescaling those inputs by up to several times. Matching
     the variance to the std the forward pass uses keeps the averaged student's outputs exactly as they are.
     """
-    count = 0
-    for m in module.modules():
-        var, std, mean = (getattr(m, name, None) for name in ("_var", "_std", "_mean"))
-        if all(isinstance(t, torch.Tensor) for t in (var, std, mean)) and var.shape == std.shape:
-            var.copy_(std.square())
-            count += 1
-    return count
+    for m in modules:
+        m._var.copy_(m._std.square())
+
+
+def repair_averaged_student(student: torch.nn.Module, state: Any) -> None:
+    """Match the normalisers' variance to their std in a ``student`` just loaded from an averaged checkpoint.
+
+    ``state`` is the checkpoint's ``"dagmix"`` entry; it holds the raw weights when ``student_state_dict`` was saved
+    as an average. Averaged checkpoints written before :meth:`WeightAverage.update` matched them lack it; otherwise
+    this is a no-op.
+    """
+    if isinstance(state, Mapping) and "raw_student_state_dict" in state:
+        match_variance_to_std(normalizers(student))
 
 
 def loads_student(loaded_dict: Mapping[str, Any], load_cfg: Mapping[str, Any] | None) -> bool:
@@ -145,6 +166,7 @@ def restore_student(
         strict: ``load_state_dict``'s strictness.
     """
     raw = (state or {}).get("raw_student_state_dict")
+    repair_averaged_student(student, state)  # what it holds now: the average, if the checkpoint was averaged
     if average is not None:
         average.reset_to(student)  # the saved student: the average, or plain weights (averaging starts there)
         if raw is not None:
