@@ -26,7 +26,7 @@ from tensordict import TensorDict
 from dagmix.mixing.estimator_schema import ESTIMATOR_KEYS, ESTIMATOR_MODES
 from dagmix.mixing.multi_teacher_schema import validate_multi_teacher
 
-__all__ = ["EstimatorRNNModel", "MultiTeacherModel", "SelectorError"]
+__all__ = ["EstimatorRNNModel", "FilterRNNModel", "MultiTeacherModel", "SelectorError"]
 
 
 class SelectorError(ValueError):
@@ -505,3 +505,127 @@ class EstimatorRNNModel(RNNModel):
         stats = self.estimator_stats.clone()
         self.estimator_stats.zero_()
         return stats
+
+
+class _FilterBankGRU(nn.Module):
+    """A GRU that also reads its input's smoothed rates of change from a fixed bank of exponential filters.
+
+    Each of ``K`` filters is an exponential moving average of the (normalised) input with time constant ``tau_k``
+    env steps, bias-corrected as Adam's moments are (so a state zeroed at a reset restarts from the first input). A
+    ramp ``x(t) = v t`` lags ``v tau_k`` behind in filter ``k``, so ``(ema_k - ema_{k+1}) / (tau_{k+1} - tau_k)`` is
+    ``v`` per env step, smoothed over ``tau_{k+1}`` steps: a velocity from noisy positions, which a GRU alone learns
+    slowly (RESULTS.md, the blind quadcopter). The ``K - 1`` rate estimates of every input row, normalised by running
+    statistics, join the input of the GRU. The hidden state is the GRU's state followed by the filters' state (their
+    sums and bias weights), so rsl_rl's storage, resets and exports handle it as one GRU's: shape
+    (num_layers, batch, hidden_size + K * input_size + K); the filters' state is kept in every layer's slot.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, layers: int, time_constants: Sequence[float]) -> None:
+        super().__init__()
+        tau = torch.tensor([float(t) for t in time_constants])
+        self.num_filters = len(time_constants)
+        self.gru = nn.GRU(input_size * self.num_filters, hidden_size, layers)  # x and K - 1 rates of each row
+        self.rate_normalizer = EmpiricalNormalization(input_size * (self.num_filters - 1))
+        self.register_buffer("alpha", 1.0 / tau)
+        self.register_buffer("gain", 1.0 / (tau[1:] - tau[:-1]))
+        self.input_size = input_size
+        self.num_layers = layers
+        self.gru_hidden_size = hidden_size
+        self.hidden_size = hidden_size + self.num_filters * input_size + self.num_filters
+
+    def run(self, x: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return the GRU's output, the new hidden state and the raw rates; ``x``: (time, batch, input)."""
+        steps, batch, k, d = x.shape[0], x.shape[1], self.num_filters, self.input_size
+        if h is None:
+            h = torch.zeros(self.num_layers, batch, self.hidden_size, device=x.device, dtype=x.dtype)
+        h_gru = h[..., : self.gru_hidden_size].contiguous()
+        state = h[0, :, self.gru_hidden_size :]
+        sums = state[:, : k * d].reshape(batch, k, d)
+        weights = state[:, k * d :]
+        alpha = self.alpha.to(x.dtype)
+        rates = []
+        for t in range(steps):
+            sums = sums + alpha.unsqueeze(-1) * (x[t].unsqueeze(1) - sums)
+            weights = weights + alpha * (1.0 - weights)
+            ema = sums / weights.unsqueeze(-1)
+            rates.append(((ema[:, :-1] - ema[:, 1:]) * self.gain.to(x.dtype).unsqueeze(-1)).reshape(batch, -1))
+        rate = torch.stack(rates)
+        out, h_gru = self.gru(torch.cat([x, self.rate_normalizer(rate)], dim=-1), h_gru)
+        state = torch.cat([sums.reshape(batch, k * d), weights], dim=-1)
+        state = state.unsqueeze(0).expand(self.num_layers, batch, state.shape[-1])
+        return out, torch.cat([h_gru, state], dim=-1), rate
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """nn.GRU's interface: (output, new hidden state)."""
+        out, h_new, _ = self.run(x, h)
+        return out, h_new
+
+
+class FilterRNNModel(RNNModel):
+    """rsl_rl's RNNModel (a GRU) whose GRU also reads its observation's rates of change from fixed filters.
+
+    The rates come from exponential filters of the normalised observation at ``filter_time_constants`` (env steps;
+    :class:`_FilterBankGRU`): a student that must infer a velocity from noisy positions (the blind quadcopter) gets
+    smoothed finite differences at several time scales instead of learning the filter inside its GRU. The filters
+    have no parameters and read only the model's own observations, so the deployed policy is the same function of
+    the same inputs; the JIT and ONNX exports carry them in the hidden state.
+    """
+
+    def __init__(
+        self,
+        obs: TensorDict,
+        obs_groups: dict[str, list[str]],
+        obs_set: str,
+        output_dim: int,
+        *,
+        filter_time_constants: Sequence[float] = (2.0, 5.0, 10.0, 20.0, 40.0),
+        **kwargs: Any,
+    ) -> None:
+        """Build RNNModel (``kwargs``: its keys; ``rnn_type`` must be ``gru``) and the filter bank.
+
+        Args:
+            obs: Observation dictionary.
+            obs_groups: rsl_rl's mapping of observation sets to groups.
+            obs_set: The model's own observation set (``student`` or ``actor``).
+            output_dim: Action dimension.
+            filter_time_constants: At least two increasing time constants (env steps, each >= 1).
+            **kwargs: RNNModel's keys (``rnn_hidden_dim``, ``hidden_dims``, ...).
+        """
+        super().__init__(obs, obs_groups, obs_set, output_dim, **kwargs)
+        tau = list(filter_time_constants)
+        if (
+            len(tau) < 2
+            or any(isinstance(t, bool) or not isinstance(t, (int, float)) or not 1 <= t < float("inf") for t in tau)
+            or any(not a < b for a, b in zip(tau, tau[1:], strict=False))
+        ):
+            raise ValueError(
+                f"filter_time_constants={filter_time_constants!r} must be at least two increasing, finite numbers "
+                ">= 1 (env steps)."
+            )
+        gru = self.rnn.rnn
+        if not isinstance(gru, nn.GRU):
+            raise ValueError("FilterRNNModel needs rnn_type='gru' (the filters' state joins the GRU's).")
+        self.filter_time_constants = [float(t) for t in tau]
+        self.rnn.rnn = _FilterBankGRU(gru.input_size, gru.hidden_size, gru.num_layers, tau)
+
+    def get_latent(self, obs: TensorDict, masks: torch.Tensor | None = None, hidden_state: Any = None) -> torch.Tensor:
+        """Return the GRU's output; in rollouts (step by step, no gradient) the rates' statistics learn."""
+        x = MLPModel.get_latent(self, obs)  # the selected groups, normalised
+        bank = self.rnn.rnn
+        if masks is None:  # step by step: the wrapper keeps the hidden state, as rsl_rl's RNN does
+            out, self.rnn.hidden_state, rate = bank.run(x.unsqueeze(0), self.rnn.hidden_state)
+            if not torch.is_grad_enabled():  # a rollout step (the update recomputes with gradients)
+                bank.rate_normalizer.update(rate.squeeze(0))  # learns in train mode only, as rsl_rl's normalisers
+            return out.squeeze(0)
+        if hidden_state is None:
+            raise ValueError("Hidden states not passed to RNN module during policy update")
+        out, _, _ = bank.run(x, hidden_state)
+        return unpad_trajectories(out, masks)
+
+    def as_jit(self) -> nn.Module:
+        """Return the TorchScript-ready policy (rsl_rl's GRU export, the filters in the hidden state)."""
+        return _TorchGRUModel(self)
+
+    def as_onnx(self, verbose: bool = False) -> nn.Module:
+        """Return the ONNX-ready policy: (obs, h_in) -> (actions, h_out)."""
+        return _OnnxEstimatingGRUModel(self, verbose)

@@ -1,0 +1,110 @@
+"""FilterRNNModel: a GRU student that also reads its observation's rates of change from fixed filters (rsl-rl 5.x)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tensordict import TensorDict
+
+from dagmix.algorithms import compat
+
+pytestmark = pytest.mark.skipif(not compat.PPO_WITH_MODELS, reason="the model API of rsl-rl-lib 5.x")
+
+GROUPS = {"student": ["policy"], "teacher": ["teacher"]}
+RNN = {"hidden_dims": [16], "rnn_type": "gru", "rnn_hidden_dim": 8}
+TAU = (2.0, 5.0, 10.0)
+HIDDEN = 8 + len(TAU) * 5 + len(TAU)  # the GRU's state, the filters' sums (5 rows each) and their bias weights
+
+
+def _obs(n: int = 6, seed: int = 0) -> TensorDict:
+    g = torch.Generator().manual_seed(seed)
+    return TensorDict({"policy": torch.randn(n, 5, generator=g), "teacher": torch.randn(n, 3, generator=g)}, [n])
+
+
+def _model(**kwargs):
+    from dagmix.models import FilterRNNModel
+
+    torch.manual_seed(0)
+    return FilterRNNModel(_obs(), GROUPS, "student", 2, **{"filter_time_constants": TAU, **RNN, **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("tau", "match"),
+    [
+        ((2.0,), r"filter_time_constants=\(2.0,\) must be at least two increasing"),
+        ((5.0, 2.0), r"filter_time_constants=\(5.0, 2.0\) must be at least two increasing"),
+        ((2.0, 2.0), r"must be at least two increasing"),
+        ((0.5, 2.0), r"numbers >= 1 \(env steps\)"),
+        ((2.0, float("inf")), r"finite"),
+        ((True, 2.0), r"filter_time_constants=\(True, 2.0\)"),
+    ],
+)
+def test_bad_time_constants_name_the_value(tau, match):
+    with pytest.raises(ValueError, match=match):
+        _model(filter_time_constants=tau)
+
+
+def test_an_lstm_is_refused():
+    with pytest.raises(ValueError, match="FilterRNNModel needs rnn_type='gru'"):
+        _model(rnn_type="lstm")
+
+
+def test_the_rates_of_a_ramp_are_its_slope_and_a_reset_restarts_them_from_zero():
+    bank = _model().rnn.rnn
+    slope = torch.tensor([0.5, -1.0, 0.0, 2.0, 0.1])
+    x = torch.arange(200.0).view(200, 1, 1) * slope + 3.0  # (time, batch 1, rows)
+    _, h, rate = bank.run(x, None)
+    assert h.shape == (1, 1, HIDDEN)
+    assert torch.equal(rate[0], torch.zeros(1, 10))  # the first step after a reset: every filter holds the input
+    # each adjacent pair of filters measures the slope per step, once the slower one has settled
+    torch.testing.assert_close(rate[-1].view(2, 5), slope.expand(2, 5), atol=1e-4, rtol=0)
+    _, h2, rate2 = bank.run(x[:1] + 7.0, h)  # a jump of 7 without a reset: the rates see it
+    assert rate2.abs().max() > 0.1
+    _, _, rate3 = bank.run(x[:1] + 7.0, torch.zeros_like(h))  # rsl_rl zeroes a done env's hidden state
+    assert torch.equal(rate3, torch.zeros_like(rate3))
+
+
+def test_the_rates_statistics_learn_in_rollouts_only():
+    model = _model()
+    norm = model.rnn.rnn.rate_normalizer
+    with torch.inference_mode():
+        model.get_latent(_obs())
+    assert int(norm.count) == 6  # a rollout step (train mode, no gradient)
+    model.get_latent(_obs())  # the update's recomputation (gradients on): no change
+    assert int(norm.count) == 6
+    model.eval()
+    with torch.inference_mode():
+        model.get_latent(_obs())  # evaluation
+    assert int(norm.count) == 6
+
+
+def test_batches_step_rollouts_and_exports_agree():
+    from rsl_rl.utils import split_and_pad_trajectories
+
+    model = _model()
+    model.update_normalization(_obs(64, seed=1))
+    model.eval()  # fixed statistics, so the rollout and the batch see the same normalisation
+    steps = [_obs(seed=10 + t) for t in range(5)]
+    dones = torch.zeros(5, 6)
+    dones[2, :3] = 1.0  # envs 0-2 end an episode after step 2
+    with torch.no_grad():
+        outs = []
+        for t, obs in enumerate(steps):
+            outs.append(model.get_latent(obs))
+            model.reset(dones[t])
+        stacked = TensorDict({k: torch.stack([o[k] for o in steps]) for k in ("policy", "teacher")}, batch_size=[5, 6])
+        padded, masks = split_and_pad_trajectories(stacked, dones.unsqueeze(-1))
+        batch = model.get_latent(padded, masks, torch.zeros(1, padded.shape[1], HIDDEN))  # PPO's trajectories
+    torch.testing.assert_close(batch, torch.stack(outs))
+
+    model.reset()
+    exported = model.as_jit()
+    onnx = model.as_onnx()
+    h = torch.zeros(1, 1, HIDDEN)
+    with torch.no_grad():
+        for obs in steps[:3]:
+            expected = model(obs)[:1]
+            torch.testing.assert_close(exported(obs["policy"][:1]), expected)
+            actions, h = onnx(obs["policy"][:1], h)
+            torch.testing.assert_close(actions, expected)
+    assert torch.jit.script(model.as_jit()) is not None  # rsl_rl's runner scripts the export
