@@ -23,7 +23,7 @@ from rsl_rl.modules import EmpiricalNormalization
 from rsl_rl.utils import resolve_callable, unpad_trajectories
 from tensordict import TensorDict
 
-from dagmix.mixing.estimator_schema import ESTIMATOR_KEYS, ESTIMATOR_MODES
+from dagmix.mixing.estimator_schema import ESTIMATOR_KEYS, ESTIMATOR_MODES, FILTER_KEYS
 from dagmix.mixing.multi_teacher_schema import validate_multi_teacher
 
 __all__ = ["EstimatorRNNModel", "FilterRNNModel", "MultiTeacherModel", "SelectorError"]
@@ -578,7 +578,7 @@ class FilterRNNModel(RNNModel):
         obs_set: str,
         output_dim: int,
         *,
-        filter_time_constants: Sequence[float] = (2.0, 5.0, 10.0, 20.0, 40.0),
+        filter_time_constants: Sequence[float] = tuple(FILTER_KEYS["filter_time_constants"]),
         **kwargs: Any,
     ) -> None:
         """Build RNNModel (``kwargs``: its keys; ``rnn_type`` must be ``gru``) and the filter bank.

@@ -1,6 +1,7 @@
-"""EstimatorRNNModel's own keys, declared once: the CLI's overrides, the Isaac Lab and mjlab configs read them.
+"""The own keys of dagmix's student models, declared once: the CLI's overrides and the integrations' configs read them.
 
-No torch or rsl_rl import here; the model (``dagmix.models:EstimatorRNNModel``) validates the values when it is built.
+No torch or rsl_rl import here; the models (``dagmix.models:EstimatorRNNModel``, ``FilterRNNModel``) validate the
+values when they are built.
 """
 
 from __future__ import annotations
@@ -38,3 +39,12 @@ class EstimatorSchema:
 
 ESTIMATOR_KEYS: dict[str, Any] = {f.name: f.default for f in fields(EstimatorSchema)}
 """Each key's default."""
+
+FILTER_CLASS_NAME = "dagmix.models:FilterRNNModel"
+"""The ``class_name`` of a student (or actor) section that names the filtering model."""
+FILTER_KEYS: dict[str, Any] = {"filter_time_constants": [2.0, 5.0, 10.0, 20.0, 40.0]}
+"""FilterRNNModel's keys beyond rsl_rl's RNNModel's, with their defaults: the exponential filters' time constants
+(env steps, increasing, each >= 1), whose adjacent pairs give the observation's rates of change."""
+
+MODEL_CLASS_KEYS: dict[str, dict[str, Any]] = {ESTIMATOR_CLASS_NAME: ESTIMATOR_KEYS, FILTER_CLASS_NAME: FILTER_KEYS}
+"""The keys that a model section gains when its ``class_name`` names one of dagmix's models."""

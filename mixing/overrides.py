@@ -11,7 +11,7 @@ from dataclasses import fields
 from typing import Any
 
 from dagmix.mixing.dagger_ppo_schema import DAggerPPOSchema
-from dagmix.mixing.estimator_schema import ESTIMATOR_CLASS_NAME, ESTIMATOR_KEYS
+from dagmix.mixing.estimator_schema import MODEL_CLASS_KEYS
 from dagmix.mixing.names import check_keys, did_you_mean
 from dagmix.mixing.schema import AlgorithmSchema, lookup
 
@@ -63,8 +63,9 @@ def apply_overrides(cfg: dict[str, Any], env_cfg: dict[str, Any], overrides: lis
             node = node[part]
         leaf = parts[-1]
         default = node.get(leaf)
-        if leaf not in node and str(node.get("class_name", "")) == ESTIMATOR_CLASS_NAME and leaf in ESTIMATOR_KEYS:
-            default = ESTIMATOR_KEYS[leaf]  # a key of the model section's class (validated when it is built)
+        model_keys = MODEL_CLASS_KEYS.get(str(node.get("class_name", "")), {})
+        if leaf not in node and leaf in model_keys:
+            default = model_keys[leaf]  # a key of the model section's class (validated when it is built)
         elif leaf not in node:
             known, default = schema_default(parts, root)
             section_known, section = schema_default(parts[:-1], root)

@@ -108,3 +108,19 @@ def test_batches_step_rollouts_and_exports_agree():
             actions, h = onnx(obs["policy"][:1], h)
             torch.testing.assert_close(actions, expected)
     assert torch.jit.script(model.as_jit()) is not None  # rsl_rl's runner scripts the export
+
+
+def test_the_time_constants_are_an_override_once_class_name_names_the_model():
+    from dagmix.envs.task_configs import distill_train_cfg
+    from dagmix.mixing.estimator_schema import FILTER_KEYS
+    from dagmix.mixing.overrides import apply_overrides
+    from dagmix.models import FilterRNNModel
+
+    cfg = distill_train_cfg("quadcopter_blind")
+    with pytest.raises(ValueError, match="Unknown config key 'student.filter_time_constants'"):
+        apply_overrides(cfg, {}, ["student.filter_time_constants=[2,4]"])  # a plain RNNModel has no such key
+    apply_overrides(cfg, {}, ["student.class_name=dagmix.models:FilterRNNModel", "student.filter_time_constants=[2,4]"])
+    assert cfg["student"]["filter_time_constants"] == [2, 4]
+    torch.manual_seed(0)
+    model = FilterRNNModel(_obs(), GROUPS, "student", 2, **RNN)  # the default time constants: the schema's
+    assert model.filter_time_constants == FILTER_KEYS["filter_time_constants"]
