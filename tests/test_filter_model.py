@@ -124,3 +124,28 @@ def test_the_time_constants_are_an_override_once_class_name_names_the_model():
     torch.manual_seed(0)
     model = FilterRNNModel(_obs(), GROUPS, "student", 2, **RNN)  # the default time constants: the schema's
     assert model.filter_time_constants == FILTER_KEYS["filter_time_constants"]
+
+
+@pytest.mark.filterwarnings("ignore:The student takes over")
+def test_distillation_then_the_dagger_ppo_hand_off_run_and_carry_the_filters(tmp_path):
+    import glob
+
+    from dagmix import cli
+
+    common = ["--task", "quadcopter_blind", "--num_envs", "16", "--seed", "0", "--eval_interval", "0"]
+    common += ["--final_eval_episodes", "0", "env.episode_length_s=1.0", "--log_root", str(tmp_path)]
+    student = ["student.class_name=dagmix.models:FilterRNNModel", "student.filter_time_constants=[2,8]"]
+    assert cli.main(["distill", *common, "--max_iterations", "3", *student]) == 0
+    (ckpt,) = glob.glob(str(tmp_path / "rsl_rl" / "quadcopter_blind_distillation" / "*" / "model_2.pt"))
+    saved = torch.load(ckpt, weights_only=True)["student_state_dict"]
+    assert int(saved["rnn.rnn.rate_normalizer.count"]) == 3 * 24 * 16  # every rollout step, once
+    assert saved["rnn.rnn.gru.weight_ih_l0"].shape == (3 * 128, 2 * 13)  # the 13 observations and their rates
+
+    actor = ["actor.class_name=dagmix.models:FilterRNNModel", "actor.filter_time_constants=[2,8]"]
+    argv = ["distill", "--algorithm", "dagger_ppo", *common, "--max_iterations", "2", *actor, "--init_student", ckpt]
+    assert cli.main(argv) == 0  # PPO's padded trajectories with the filters' state in the stored hidden state
+    (last,) = glob.glob(str(tmp_path / "rsl_rl" / "quadcopter_blind_dagger_ppo" / "*" / "model_1.pt"))
+    actor_state = torch.load(last, weights_only=True)["actor_state_dict"]
+    assert (
+        int(actor_state["rnn.rnn.rate_normalizer.count"]) == int(saved["rnn.rnn.rate_normalizer.count"]) + 2 * 24 * 16
+    )
