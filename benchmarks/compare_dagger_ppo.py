@@ -198,7 +198,7 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
 
     from dagmix.benchmarks.tasks import get_task
     from dagmix.envs.evaluation import SameEpisodes
-    from dagmix.envs.task_configs import student_model
+    from dagmix.envs.task_configs import filter_student, student_model
 
     task = get_task(args.task)
     torch.set_num_threads(args.threads)
@@ -212,7 +212,9 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
     cfg.update(num_steps_per_env=args.steps_per_env, max_iterations=args.iterations - first, seed=seed)
     cfg.update(logger="tensorboard")
     cfg["algorithm"].update(algo, phase_console_output=False)
-    if args.student != "gru":  # the GRU: the task's distillation student (parse_args refuses mlp where none exists)
+    if args.student == "filter":  # the task's GRU student as a FilterRNNModel, as the distillation stage's
+        cfg["actor"] = filter_student(args.task, cfg["actor"])
+    elif args.student != "gru":  # the GRU: the task's distillation student (parse_args refuses mlp where none exists)
         cfg["actor"] = student_model(args.student)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     t0 = time.time()

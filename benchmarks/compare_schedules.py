@@ -73,7 +73,8 @@ class Args:
     steps_per_env: int | None = None
     """Rollout length per iteration, num_steps_per_env (default: the task's; quadcopter 24)."""
     student: str = "gru"
-    """Student model: gru (the task's distillation student; the quadcopters': 128 units) or mlp."""
+    """Student model: gru (the task's distillation student; the quadcopters': 128 units), mlp, or filter (the task's
+    GRU student as ``dagmix.models:FilterRNNModel``: its GRU also reads its observations' rates of change)."""
     eval_interval: int | None = None
     """Evaluate the student alone every N iterations, and at the last (default: the task's; quadcopter 20)."""
     eval_episodes: int | None = None
@@ -149,8 +150,8 @@ def check_sizes(parser: argparse.ArgumentParser, args: Args) -> BenchTask:
     for name in ("seeds", "iterations", "num_envs", "steps_per_env", "workers", "threads", "eval_interval"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= 1")
-    if args.student not in ("gru", "mlp"):
-        parser.error(f"--student={args.student!r} is not one of 'gru', 'mlp'")
+    if args.student not in ("gru", "mlp", "filter"):
+        parser.error(f"--student={args.student!r} is not one of 'gru', 'mlp', 'filter'")
     if not 1 <= args.eval_episodes <= 100_000 or not 1 <= args.final_eval_episodes <= 100_000:
         parser.error("--eval-episodes and --final-eval-episodes must be in [1, 100000]")
     return task

@@ -102,10 +102,12 @@ def _builtin(task: str, defaults: dict[str, Any] | None = None) -> BenchTask:
         return make(task, num_envs=num_envs, device=device, seed=seed, **kwargs)
 
     def train_cfg(student: str) -> dict[str, Any]:
-        from dagmix.envs.task_configs import distill_train_cfg, student_model
+        from dagmix.envs.task_configs import distill_train_cfg, filter_student, student_model
 
         cfg = distill_train_cfg(task)
-        if student != "gru":  # "gru": distill_train_cfg's own student (cue_doors: an MLP)
+        if student == "filter":  # the task's own GRU student, whose GRU also reads its observations' rates
+            cfg["student"] = filter_student(task, cfg["student"])
+        elif student != "gru":  # "gru": distill_train_cfg's own student (cue_doors: an MLP)
             cfg["student"] = student_model(student)
         return cfg
 

@@ -58,6 +58,21 @@ def student_model(kind: str = "gru", rnn_hidden_dim: int | None = None) -> dict[
     return model
 
 
+def filter_student(task: str, model: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``task``'s GRU student config ``model`` as ``dagmix.models:FilterRNNModel`` (docs/estimator.md).
+
+    The benchmarks' ``--student filter``; a task whose student is not a GRU raises, naming it.
+    """
+    from dagmix.mixing.estimator_schema import FILTER_CLASS_NAME
+
+    if model.get("rnn_type") != "gru":
+        raise ValueError(
+            f"--student filter makes the task's GRU student a FilterRNNModel; {task}'s student is "
+            f"{model.get('class_name')!r} with no GRU."
+        )
+    return {**copy.deepcopy(model), "class_name": FILTER_CLASS_NAME}
+
+
 CUE_DOORS_TEACHER_ITERATIONS = 50
 """PPO iterations of the ``cue_doors`` teacher (``teacher_train_cfg``)."""
 QUADCOPTER_DISTILL_ITERATIONS = 240

@@ -149,3 +149,37 @@ def test_distillation_then_the_dagger_ppo_hand_off_run_and_carry_the_filters(tmp
     assert (
         int(actor_state["rnn.rnn.rate_normalizer.count"]) == int(saved["rnn.rnn.rate_normalizer.count"]) + 2 * 24 * 16
     )
+
+
+def test_the_benchmarks_student_filter_is_the_tasks_gru_as_a_filter_model_in_both_stages(tmp_path, capsys, monkeypatch):
+    import json
+
+    from dagmix.algorithms import MixingDAggerPPO
+    from dagmix.benchmarks import compare_dagger_ppo, compare_schedules
+    from dagmix.benchmarks.tasks import get_task
+    from dagmix.envs.task_configs import distill_train_cfg
+    from dagmix.models import FilterRNNModel
+
+    student = get_task("quadcopter_blind").train_cfg("filter")["student"]
+    assert student == {**distill_train_cfg("quadcopter_blind")["student"], "class_name": "dagmix.models:FilterRNNModel"}
+    with pytest.raises(SystemExit):
+        compare_schedules.parse_args(["--task", "cue_doors", "--student", "filter"])  # an MLP student
+    assert "cue_doors's student is 'MLPModel' with no GRU" in capsys.readouterr().err
+
+    argv = [
+        *("--task", "quadcopter_blind", "--seeds", "1", "--iterations", "3", "--student", "filter"),
+        *("--num-envs", "8", "--steps-per-env", "4", "--eval-interval", "2", "--eval-episodes", "4"),
+        *("--final-eval-episodes", "4", "--workers", "1", "--out-dir", str(tmp_path)),
+        *("--env-overrides", "episode_length_s=1.0", "--schedules", "handoff"),
+    ]
+    actors = []
+    load = MixingDAggerPPO._load_init_student
+    monkeypatch.setattr(
+        MixingDAggerPPO, "_load_init_student", lambda self, p: (actors.append(type(self.actor)), load(self, p))[1]
+    )
+    compare_dagger_ppo.main(argv)
+    runs = tmp_path / "runs" / "handoff"
+    stage = torch.load(runs / "seed0.distillation.pt", weights_only=True)
+    assert "rnn.rnn.rate_normalizer.count" in stage["student_state_dict"]  # the distillation stage's student
+    assert actors == [FilterRNNModel]  # and the actor it initialises
+    assert json.loads((runs / "seed0.json").read_text())["config"]["student"] == "filter"
