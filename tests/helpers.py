@@ -122,3 +122,36 @@ def rollout(alg, env, steps: int) -> None:
             actions = alg.act(obs)
             obs, rewards, dones, extras = env.step(actions)
             alg.process_env_step(obs, rewards, dones, extras)
+
+
+def check_recurrent_model_paths_agree(model, steps: list, hidden_width: int) -> None:
+    """Assert that a one-GRU-state model gives the same latent step by step (the rollout) as on PPO's padded
+    trajectories, and the same actions as its TorchScript and ONNX exports; ``steps``: five TensorDicts of 6 envs
+    (``policy`` and ``teacher``), ``hidden_width``: the model's whole hidden state. Call it in eval mode."""
+    from rsl_rl.utils import split_and_pad_trajectories
+    from tensordict import TensorDict
+
+    dones = torch.zeros(5, 6)
+    dones[2, :3] = 1.0  # envs 0-2 end an episode after step 2
+    with torch.no_grad():  # step by step, as the rollout: the model keeps its state
+        outs = []
+        for t, obs in enumerate(steps):
+            outs.append(model.get_latent(obs))
+            model.reset(dones[t])
+        stacked = TensorDict({k: torch.stack([o[k] for o in steps]) for k in ("policy", "teacher")}, batch_size=[5, 6])
+        padded, masks = split_and_pad_trajectories(stacked, dones.unsqueeze(-1))
+        batch = model.get_latent(padded, masks, torch.zeros(1, padded.shape[1], hidden_width))  # PPO's batches
+    torch.testing.assert_close(batch, torch.stack(outs))
+
+    model.reset()
+    exported = model.as_jit()
+    onnx = model.as_onnx()
+    h = torch.zeros(1, 1, hidden_width)
+    with torch.no_grad():
+        for obs in steps[:3]:
+            expected = model(obs)[:1]
+            torch.testing.assert_close(exported(obs["policy"][:1]), expected)
+            actions, h = onnx(obs["policy"][:1], h)
+            torch.testing.assert_close(actions, expected)
+        model.reset()
+    assert torch.jit.script(model.as_jit()) is not None  # rsl_rl's runner scripts the export

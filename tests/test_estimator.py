@@ -6,6 +6,7 @@ import glob
 
 import pytest
 import torch
+from helpers import check_recurrent_model_paths_agree
 from tensordict import TensorDict
 
 from dagmix import cli
@@ -176,37 +177,10 @@ def test_input_mode_trains_the_estimator_on_its_loss_alone_and_the_policy_on_the
 
 
 def test_input_mode_batches_step_rollouts_and_exports_agree():
-    from rsl_rl.utils import split_and_pad_trajectories
-
     model = _model(estimator_mode="input", estimator_hidden_dim=4)
     model.update_normalization(_obs(64, seed=1))
-    steps = [_obs(seed=10 + t) for t in range(5)]
-    dones = torch.zeros(5, 6)
-    dones[2, :3] = 1.0  # envs 0-2 end an episode after step 2
-    with torch.no_grad():  # step by step, as the rollout: the model keeps the two GRUs' state
-        outs = []
-        for t, obs in enumerate(steps):
-            outs.append(model.get_latent(obs))
-            model.reset(dones[t])
-        stacked = TensorDict({k: torch.stack([o[k] for o in steps]) for k in ("policy", "teacher")}, batch_size=[5, 6])
-        padded, masks = split_and_pad_trajectories(stacked, dones.unsqueeze(-1))
-        hidden = torch.zeros(1, padded.shape[1], 12)
-        batch = model.get_latent(padded, masks, hidden)  # PPO's padded trajectories
-    torch.testing.assert_close(batch, torch.stack(outs))
-
     model.eval()
-    model.reset()
-    exported = model.as_jit()
-    onnx = model.as_onnx()
-    h = torch.zeros(1, 1, 12)
-    with torch.no_grad():
-        for obs in steps[:3]:
-            expected = model(obs)[:1]
-            torch.testing.assert_close(exported(obs["policy"][:1]), expected)
-            actions, h = onnx(obs["policy"][:1], h)
-            torch.testing.assert_close(actions, expected)
-        model.reset()
-    assert torch.jit.script(model.as_jit()) is not None  # rsl_rl's runner scripts the export
+    check_recurrent_model_paths_agree(model, [_obs(seed=10 + t) for t in range(5)], hidden_width=12)
 
 
 def test_the_schema_is_the_models_keys_and_the_mjlab_dataclass_builds_it():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import check_recurrent_model_paths_agree
 from tensordict import TensorDict
 
 from dagmix.algorithms import compat
@@ -79,35 +80,10 @@ def test_the_rates_statistics_learn_in_rollouts_only():
 
 
 def test_batches_step_rollouts_and_exports_agree():
-    from rsl_rl.utils import split_and_pad_trajectories
-
     model = _model()
     model.update_normalization(_obs(64, seed=1))
     model.eval()  # fixed statistics, so the rollout and the batch see the same normalisation
-    steps = [_obs(seed=10 + t) for t in range(5)]
-    dones = torch.zeros(5, 6)
-    dones[2, :3] = 1.0  # envs 0-2 end an episode after step 2
-    with torch.no_grad():
-        outs = []
-        for t, obs in enumerate(steps):
-            outs.append(model.get_latent(obs))
-            model.reset(dones[t])
-        stacked = TensorDict({k: torch.stack([o[k] for o in steps]) for k in ("policy", "teacher")}, batch_size=[5, 6])
-        padded, masks = split_and_pad_trajectories(stacked, dones.unsqueeze(-1))
-        batch = model.get_latent(padded, masks, torch.zeros(1, padded.shape[1], HIDDEN))  # PPO's trajectories
-    torch.testing.assert_close(batch, torch.stack(outs))
-
-    model.reset()
-    exported = model.as_jit()
-    onnx = model.as_onnx()
-    h = torch.zeros(1, 1, HIDDEN)
-    with torch.no_grad():
-        for obs in steps[:3]:
-            expected = model(obs)[:1]
-            torch.testing.assert_close(exported(obs["policy"][:1]), expected)
-            actions, h = onnx(obs["policy"][:1], h)
-            torch.testing.assert_close(actions, expected)
-    assert torch.jit.script(model.as_jit()) is not None  # rsl_rl's runner scripts the export
+    check_recurrent_model_paths_agree(model, [_obs(seed=10 + t) for t in range(5)], hidden_width=HIDDEN)
 
 
 def test_the_time_constants_are_an_override_once_class_name_names_the_model():
