@@ -301,12 +301,16 @@ class _EstimatingGRU(nn.Module):
         return out, h_new
 
 
-class _OnnxEstimatingGRUModel(nn.Module):
-    """ONNX export of an EstimatorRNNModel in mode ``input``: (obs, h_in) -> (actions, h_out), as rsl_rl's GRU."""
+class _OnnxOneStateGRUModel(nn.Module):
+    """ONNX export of a model whose ``rnn.rnn`` keeps more than a GRU's state in one tensor, as rsl_rl's GRU's.
+
+    (obs, h_in) -> (actions, h_out): EstimatorRNNModel in mode ``input`` (two GRUs), FilterRNNModel (a GRU and its
+    filters).
+    """
 
     is_recurrent: bool = True
 
-    def __init__(self, model: EstimatorRNNModel, verbose: bool) -> None:
+    def __init__(self, model: RNNModel, verbose: bool) -> None:
         super().__init__()
         self.verbose = verbose
         self.obs_normalizer = copy.deepcopy(model.obs_normalizer)
@@ -487,7 +491,7 @@ class EstimatorRNNModel(RNNModel):
         """Return the ONNX-ready policy (rsl_rl's; mode ``input``: (obs, h_in) -> (actions, h_out))."""
         if self.estimator is not None:
             return super().as_onnx(verbose)
-        return _OnnxEstimatingGRUModel(self, verbose)
+        return _OnnxOneStateGRUModel(self, verbose)
 
     def update_normalization(self, obs: TensorDict) -> None:
         """Update RNNModel's observation statistics and the target's."""
@@ -511,13 +515,14 @@ class _FilterBankGRU(nn.Module):
     """A GRU that also reads its input's smoothed rates of change from a fixed bank of exponential filters.
 
     Each of ``K`` filters is an exponential moving average of the (normalised) input with time constant ``tau_k``
-    env steps, bias-corrected as Adam's moments are (so a state zeroed at a reset restarts from the first input). A
-    ramp ``x(t) = v t`` lags ``v tau_k`` behind in filter ``k``, so ``(ema_k - ema_{k+1}) / (tau_{k+1} - tau_k)`` is
-    ``v`` per env step, smoothed over ``tau_{k+1}`` steps: a velocity from noisy positions, which a GRU alone learns
-    slowly (RESULTS.md, the blind quadcopter). The ``K - 1`` rate estimates of every input row, normalised by running
-    statistics, join the input of the GRU. The hidden state is the GRU's state followed by the filters' state (their
-    sums and bias weights), so rsl_rl's storage, resets and exports handle it as one GRU's: shape
-    (num_layers, batch, hidden_size + K * input_size + K); the filters' state is kept in every layer's slot.
+    env steps, bias-corrected as Adam's moments are (so a state zeroed at a reset restarts from the first input).
+    A ramp ``x(t) = v t`` lags ``v (tau_k - 1)`` behind in filter ``k``, so
+    ``(ema_k - ema_{k+1}) / (tau_{k+1} - tau_k)`` is ``v`` per env step, smoothed over ``tau_{k+1}`` steps: a
+    velocity from noisy positions, which a GRU alone learns slowly (RESULTS.md, the blind quadcopter). The ``K - 1``
+    rate estimates of every input row, normalised by running statistics, join the input of the GRU. The hidden state
+    is the GRU's state followed by the filters' state (their sums and bias weights), so rsl_rl's storage, resets and
+    exports handle it as one GRU's: shape (num_layers, batch, hidden_size + K * input_size + K); the filters' state
+    is kept in every layer's slot.
     """
 
     def __init__(self, input_size: int, hidden_size: int, layers: int, time_constants: Sequence[float]) -> None:
@@ -628,4 +633,4 @@ class FilterRNNModel(RNNModel):
 
     def as_onnx(self, verbose: bool = False) -> nn.Module:
         """Return the ONNX-ready policy: (obs, h_in) -> (actions, h_out)."""
-        return _OnnxEstimatingGRUModel(self, verbose)
+        return _OnnxOneStateGRUModel(self, verbose)
