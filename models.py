@@ -511,6 +511,10 @@ class EstimatorRNNModel(RNNModel):
         return stats
 
 
+_MAX_PENDING_STEPS = 1024
+"""Rollout steps of rates a FilterRNNModel keeps for its statistics before it folds them in unasked."""
+
+
 class _FilterBankGRU(nn.Module):
     """A GRU that also reads its input's smoothed rates of change from a fixed bank of exponential filters.
 
@@ -565,6 +569,17 @@ class _FilterBankGRU(nn.Module):
         out, h_new, _ = self.run(x, h)
         return out, h_new
 
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any) -> None:
+        saved = state_dict.get(prefix + "alpha")
+        if saved is not None and (
+            saved.shape != self.alpha.shape or not torch.allclose(saved.to(self.alpha), self.alpha)
+        ):
+            raise ValueError(
+                f"This FilterRNNModel's filter_time_constants are {(1.0 / self.alpha).tolist()}, the checkpoint's "
+                f"{(1.0 / saved.float()).tolist()}: build the model with the checkpoint's time constants."
+            )
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
 
 class FilterRNNModel(RNNModel):
     """rsl_rl's RNNModel (a GRU) whose GRU also reads its observation's rates of change from fixed filters.
@@ -612,20 +627,38 @@ class FilterRNNModel(RNNModel):
             raise ValueError("FilterRNNModel needs rnn_type='gru' (the filters' state joins the GRU's).")
         self.filter_time_constants = [float(t) for t in tau]
         self.rnn.rnn = _FilterBankGRU(gru.input_size, gru.hidden_size, gru.num_layers, tau)
+        self._pending_rates: list[torch.Tensor] = []  # the rollout's rates, for the statistics' next update
 
     def get_latent(self, obs: TensorDict, masks: torch.Tensor | None = None, hidden_state: Any = None) -> torch.Tensor:
-        """Return the GRU's output; in rollouts (step by step, no gradient) the rates' statistics learn."""
+        """Return the GRU's output; a rollout step (train mode, no gradient) keeps its rates for the statistics."""
         x = MLPModel.get_latent(self, obs)  # the selected groups, normalised
         bank = self.rnn.rnn
         if masks is None:  # step by step: the wrapper keeps the hidden state, as rsl_rl's RNN does
             out, self.rnn.hidden_state, rate = bank.run(x.unsqueeze(0), self.rnn.hidden_state)
-            if not torch.is_grad_enabled():  # a rollout step (the update recomputes with gradients)
-                bank.rate_normalizer.update(rate.squeeze(0))  # learns in train mode only, as rsl_rl's normalisers
+            if self.training and not torch.is_grad_enabled():  # a rollout step (the update recomputes with gradients)
+                self._pending_rates.append(rate.squeeze(0))
+                if len(self._pending_rates) >= _MAX_PENDING_STEPS:  # a caller that never updates the statistics
+                    self._fold_rates()
             return out.squeeze(0)
         if hidden_state is None:
             raise ValueError("Hidden states not passed to RNN module during policy update")
         out, _, _ = bank.run(x, hidden_state)
         return unpad_trajectories(out, masks)
+
+    def update_normalization(self, obs: TensorDict) -> None:
+        """Update RNNModel's observation statistics and the rates' with the rollout steps since the last call.
+
+        So the rates' statistics change when rsl_rl's observation normaliser does (after each step, or once after the
+        update, depending on the rsl-rl-lib version and the algorithm), and an update recomputes the rates the
+        rollout saw. The rates are normalised even where the observation is not (``obs_normalization=False``).
+        """
+        super().update_normalization(obs)
+        self._fold_rates()
+
+    def _fold_rates(self) -> None:
+        if self._pending_rates:
+            self.rnn.rnn.rate_normalizer.update(torch.cat(self._pending_rates))
+            self._pending_rates = []
 
     def as_jit(self) -> nn.Module:
         """Return the TorchScript-ready policy (rsl_rl's GRU export, the filters in the hidden state)."""

@@ -102,18 +102,22 @@ class WeightAverage:
                     setattr(a, name, value)
 
 
-def normalizers(module: torch.nn.Module) -> list[torch.nn.Module]:
-    """Return the observation normalisers in ``module``.
+def is_normalizer(module: torch.nn.Module) -> bool:
+    """Whether ``module`` is a running normaliser.
 
     rsl_rl's ``EmpiricalNormalization``, found by its ``_mean``, ``_var`` and ``_std`` buffers (its module path
     differs between rsl-rl-lib versions).
     """
     names = ("_mean", "_var", "_std")
-    return [
-        m
-        for m in module.modules()
-        if all(isinstance(getattr(m, n, None), torch.Tensor) for n in names) and m._var.shape == m._std.shape
-    ]
+    return (
+        all(isinstance(getattr(module, n, None), torch.Tensor) for n in names)
+        and module._var.shape == module._std.shape
+    )
+
+
+def normalizers(module: torch.nn.Module) -> list[torch.nn.Module]:
+    """Return the running normalisers in ``module`` (:func:`is_normalizer`): the observation's and any other."""
+    return [m for m in module.modules() if is_normalizer(m)]
 
 
 def match_variance_to_std(modules: list[torch.nn.Module]) -> None:

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from dagmix.algorithms.ema import is_normalizer
+
 
 def _clone_hidden(hidden: Any) -> Any:
     """Return a detached copy of a recurrent hidden state (a tensor, a tuple of tensors, or None)."""
@@ -35,7 +37,8 @@ class AdvisorHead:
     """An auxiliary copy of the actor, trained by imitation only, that weighs imitation against PPO per state.
 
     It is built from the actor (same class and size; after ``init_student``, the same distilled weights) and shares
-    the actor's observation normaliser. Once per update, :meth:`fit` replays the rollout through it in time order
+    the actor's normalisers (the observation's and any inside, as FilterRNNModel's rates'). Once per update,
+    :meth:`fit` replays the rollout through it in time order
     (a recurrent head starts from its hidden state at the start of the rollout, as rsl_rl's ``Distillation``
     replays its student), takes gradient steps on the imitation loss every ``gradient_length`` steps, and returns the
     per-sample weights measured before each step's gradient.
@@ -56,15 +59,24 @@ class AdvisorHead:
             gradient_length: Truncated-backpropagation steps per gradient step of the replay.
         """
         self.model = copy.deepcopy(actor)
-        if hasattr(actor, "obs_normalizer"):
-            self.model.obs_normalizer = actor.obs_normalizer  # one normaliser, updated by PPO
+        # one set of normalisers, the actor's, updated by PPO's rollouts: the observation's and any the model keeps
+        # inside (FilterRNNModel's rates); they hold no parameters, and the head's state_dict leaves them out
+        inner = [name for name, m in actor.named_modules() if name and is_normalizer(m) and name != "obs_normalizer"]
+        self._shared = (["obs_normalizer"] if hasattr(actor, "obs_normalizer") else []) + inner
+        for name in self._shared:
+            parent, _, leaf = name.rpartition(".")
+            setattr(self.model.get_submodule(parent) if parent else self.model, leaf, actor.get_submodule(name))
         self.model.requires_grad_(True)
         self.alpha = float(alpha)
         self.gradient_length = int(gradient_length)
-        params = [p for n, p in self.model.named_parameters() if not n.startswith("obs_normalizer.")]
+        params = [p for n, p in self.model.named_parameters() if not self._is_shared(n)]
         self.optimizer = torch.optim.Adam(params, lr=learning_rate)
         self.recurrent = bool(getattr(self.model, "is_recurrent", False))
         self._start_hidden: Any = None
+
+    def _is_shared(self, key: str) -> bool:
+        """Whether a parameter or state key belongs to a normaliser shared with the actor."""
+        return any(key.startswith(name + ".") for name in self._shared)
 
     def fit(
         self,
@@ -123,7 +135,7 @@ class AdvisorHead:
 
     def state_dict(self) -> dict[str, Any]:
         """Return the head's weights and optimizer state (the normaliser is the actor's)."""
-        weights = {k: v for k, v in self.model.state_dict().items() if not k.startswith("obs_normalizer.")}
+        weights = {k: v for k, v in self.model.state_dict().items() if not self._is_shared(k)}
         return {"model": weights, "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:

@@ -38,6 +38,10 @@ def _recurrent_shape(student: torch.nn.Module, num_envs: int) -> tuple[int, tupl
     """Return (number of hidden-state tensors, shape of each per step) of a recurrent student, None otherwise."""
     if not getattr(student, "is_recurrent", False):
         return None
+    packed = getattr(getattr(student, "rnn", None), "rnn", None)  # rsl_rl's RNN wrapper around the recurrent module
+    if packed is not None and not isinstance(packed, (torch.nn.GRU, torch.nn.LSTM)) and hasattr(packed, "hidden_size"):
+        # one GRU-shaped state that holds more than a GRU's (dagmix.models: FilterRNNModel, EstimatorRNNModel "input")
+        return 1, (packed.num_layers, num_envs, packed.hidden_size)
     rnns = [m for m in student.modules() if isinstance(m, (torch.nn.GRU, torch.nn.LSTM))]
     if len(rnns) != 1 or not all(hasattr(student, a) for a in ("get_hidden_state", "reset")):
         raise ValueError(

@@ -65,18 +65,58 @@ def test_the_rates_of_a_ramp_are_its_slope_and_a_reset_restarts_them_from_zero()
     assert torch.equal(rate3, torch.zeros_like(rate3))
 
 
-def test_the_rates_statistics_learn_in_rollouts_only():
-    model = _model()
+def test_the_rates_statistics_learn_from_rollout_steps_when_the_observations_do():
+    model = _model(obs_normalization=True)
     norm = model.rnn.rnn.rate_normalizer
     with torch.inference_mode():
-        model.get_latent(_obs())
-    assert int(norm.count) == 6  # a rollout step (train mode, no gradient)
-    model.get_latent(_obs())  # the update's recomputation (gradients on): no change
-    assert int(norm.count) == 6
+        model.get_latent(_obs())  # two rollout steps (train mode, no gradient)
+        model.get_latent(_obs(seed=1))
+    assert int(norm.count) == 0  # not yet: an update would recompute these rates with other statistics
+    model.get_latent(_obs())  # the update's recomputation (gradients on): kept out
+    model.update_normalization(_obs())  # rsl_rl's call, after a step or after the update (by version)
+    assert int(norm.count) == 12 and int(model.obs_normalizer.count) == 6
     model.eval()
     with torch.inference_mode():
         model.get_latent(_obs())  # evaluation
-    assert int(norm.count) == 6
+    model.update_normalization(_obs())
+    assert int(norm.count) == 12
+
+
+def test_the_gru_reads_the_observation_and_its_normalised_rates():
+    model = _model()
+    bank = model.rnn.rnn
+    bank.rate_normalizer.update(torch.randn(64, 10) * 3.0 + 1.0)  # statistics far from (0, 1)
+    seen = []
+    bank.gru.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    x = torch.randn(4, 6, 5)
+    _, _, rate = bank.run(x, None)
+    expected = torch.cat([x, (rate - bank.rate_normalizer._mean) / (bank.rate_normalizer._std + 1e-2)], dim=-1)
+    torch.testing.assert_close(seen[0], expected)
+
+
+def test_a_batch_that_starts_mid_episode_continues_the_rollout_with_two_layers():
+    model = _model(rnn_num_layers=2)
+    model.eval()
+    hidden = 2 * 8  # unused: the state's width is per layer
+    assert model.rnn.rnn.hidden_size == HIDDEN and hidden
+    with torch.no_grad():
+        for t in range(4):  # a rollout in progress: the filters and the GRUs hold state
+            model.get_latent(_obs(seed=20 + t))
+        start = model.get_hidden_state().clone()
+        assert start.shape == (2, 6, HIDDEN) and start[:, :, 8:].abs().sum() > 0
+        steps = [_obs(seed=30 + t) for t in range(3)]
+        outs = torch.stack([model.get_latent(o) for o in steps])
+        stacked = TensorDict({k: torch.stack([o[k] for o in steps]) for k in ("policy", "teacher")}, batch_size=[3, 6])
+        batch = model.get_latent(stacked, torch.ones(3, 6, dtype=torch.bool), start)  # PPO's stored state
+    torch.testing.assert_close(batch, outs)
+
+
+def test_a_checkpoint_with_other_time_constants_is_refused():
+    state = _model().state_dict()
+    other = _model(filter_time_constants=(2.0, 4.0, 10.0))
+    with pytest.raises(ValueError, match=r"filter_time_constants are \[2.0, 4.0, 10.0\], the checkpoint's \[2.0, 5.0"):
+        other.load_state_dict(state)
+    _model().load_state_dict(state)  # the same ones load
 
 
 def test_batches_step_rollouts_and_exports_agree():
@@ -114,7 +154,8 @@ def test_distillation_then_the_dagger_ppo_hand_off_run_and_carry_the_filters(tmp
     assert cli.main(["distill", *common, "--max_iterations", "3", *student]) == 0
     (ckpt,) = glob.glob(str(tmp_path / "rsl_rl" / "quadcopter_blind_distillation" / "*" / "model_2.pt"))
     saved = torch.load(ckpt, weights_only=True)["student_state_dict"]
-    assert int(saved["rnn.rnn.rate_normalizer.count"]) == 3 * 24 * 16  # every rollout step, once
+    count = int(saved["rnn.rnn.rate_normalizer.count"])  # every rollout step once, when the observations learn
+    assert count == int(saved["obs_normalizer.count"]) and count >= 2 * 24 * 16
     assert saved["rnn.rnn.gru.weight_ih_l0"].shape == (3 * 128, 2 * 13)  # the 13 observations and their rates
 
     actor = ["actor.class_name=dagmix.models:FilterRNNModel", "actor.filter_time_constants=[2,8]"]
@@ -122,9 +163,8 @@ def test_distillation_then_the_dagger_ppo_hand_off_run_and_carry_the_filters(tmp
     assert cli.main(argv) == 0  # PPO's padded trajectories with the filters' state in the stored hidden state
     (last,) = glob.glob(str(tmp_path / "rsl_rl" / "quadcopter_blind_dagger_ppo" / "*" / "model_1.pt"))
     actor_state = torch.load(last, weights_only=True)["actor_state_dict"]
-    assert (
-        int(actor_state["rnn.rnn.rate_normalizer.count"]) == int(saved["rnn.rnn.rate_normalizer.count"]) + 2 * 24 * 16
-    )
+    assert int(actor_state["rnn.rnn.rate_normalizer.count"]) == count + 2 * 24 * 16  # continued from the student
+    assert int(actor_state["rnn.rnn.rate_normalizer.count"]) == int(actor_state["obs_normalizer.count"])
 
 
 def test_the_benchmarks_student_filter_is_the_tasks_gru_as_a_filter_model_in_both_stages(tmp_path, capsys, monkeypatch):
@@ -159,3 +199,28 @@ def test_the_benchmarks_student_filter_is_the_tasks_gru_as_a_filter_model_in_bot
     assert "rnn.rnn.rate_normalizer.count" in stage["student_state_dict"]  # the distillation stage's student
     assert actors == [FilterRNNModel]  # and the actor it initialises
     assert json.loads((runs / "seed0.json").read_text())["config"]["student"] == "filter"
+
+
+@pytest.mark.filterwarnings("ignore:The student takes over")
+def test_replay_and_the_advisor_head_take_the_packed_state_and_the_actors_normalisers(tmp_path, monkeypatch):
+    from dagmix import cli
+    from dagmix.algorithms import MixingDAggerPPO
+
+    common = ["--task", "quadcopter_blind", "--num_envs", "16", "--seed", "0", "--eval_interval", "0"]
+    common += ["--final_eval_episodes", "0", "env.episode_length_s=1.0", "--log_root", str(tmp_path)]
+    student = ["student.class_name=dagmix.models:FilterRNNModel", "student.filter_time_constants=[2,8]"]
+    replay = ["algorithm.replay.iterations=2"]  # the aggregation replay stores the packed hidden state
+    assert cli.main(["distill", *common, "--max_iterations", "3", *student, *replay]) == 0
+
+    heads = []
+    update = MixingDAggerPPO.update
+    monkeypatch.setattr(MixingDAggerPPO, "update", lambda self: (heads.append(self), update(self))[1])
+    actor = ["actor.class_name=dagmix.models:FilterRNNModel"]
+    assert cli.main(["distill", "--algorithm", "dagger_ppo", *common, "--max_iterations", "2", *actor]) == 0
+    alg = heads[-1]
+    advisor = alg.guidance.advisor.model
+    actor_model = alg.actor
+    assert advisor.rnn.rnn.rate_normalizer is actor_model.rnn.rnn.rate_normalizer  # one set of statistics
+    assert advisor.obs_normalizer is actor_model.obs_normalizer
+    assert int(actor_model.rnn.rnn.rate_normalizer.count) == int(actor_model.obs_normalizer.count) == 2 * 24 * 16
+    assert not any("normalizer" in k for k in alg.guidance.advisor.state_dict()["model"])
