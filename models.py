@@ -301,6 +301,26 @@ class _EstimatingGRU(nn.Module):
         return out, h_new
 
 
+def _packed_latent(
+    model: RNNModel, obs: TensorDict, masks: torch.Tensor | None, hidden_state: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``model.rnn.rnn``, a recurrent module with one packed state and ``run(x, h) -> (out, h_new, extra)``.
+
+    Step by step (``masks`` None) rsl_rl's wrapper keeps the hidden state, as its RNN does; on PPO's padded
+    trajectories the stored ``hidden_state`` starts them. Returns the output and the extra (EstimatorRNNModel's
+    estimate, FilterRNNModel's rates), unpadded in batch mode.
+    """
+    x = MLPModel.get_latent(model, obs)  # the selected groups, normalised
+    packed = model.rnn.rnn
+    if masks is None:
+        out, model.rnn.hidden_state, extra = packed.run(x.unsqueeze(0), model.rnn.hidden_state)
+        return out.squeeze(0), extra.squeeze(0)
+    if hidden_state is None:
+        raise ValueError("Hidden states not passed to RNN module during policy update")
+    out, _, extra = packed.run(x, hidden_state)
+    return unpad_trajectories(out, masks), unpad_trajectories(extra, masks)
+
+
 class _OnnxOneStateGRUModel(nn.Module):
     """ONNX export of a model whose ``rnn.rnn`` keeps more than a GRU's state in one tensor, as rsl_rl's GRU's.
 
@@ -454,7 +474,7 @@ class EstimatorRNNModel(RNNModel):
             latent = super().get_latent(obs, masks, hidden_state)
             estimate = None
         else:
-            latent, estimate = self._twin_latent(obs, masks, hidden_state)
+            latent, estimate = _packed_latent(self, obs, masks, hidden_state)
         if not torch.is_grad_enabled() or any(g not in obs.keys() for g in self.estimator_groups):
             return latent  # rollouts (inference mode), evaluation and deployment: no target, no cost
         target = self._target(obs)
@@ -466,20 +486,6 @@ class EstimatorRNNModel(RNNModel):
         loss = (estimate.float() - target.float()).square().mean()
         self.estimator_stats += torch.stack([loss.detach(), torch.ones_like(loss)])
         return _AttachLoss.apply(latent, loss * self.estimator_coef)
-
-    def _twin_latent(
-        self, obs: TensorDict, masks: torch.Tensor | None, hidden_state: Any
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mode ``input``: return the policy GRU's output and the estimate (unpadded in PPO's batch mode)."""
-        x = MLPModel.get_latent(self, obs)  # the selected groups, normalised
-        twin = self.rnn.rnn
-        if masks is None:  # step by step: the wrapper keeps the hidden state, as rsl_rl's RNN does
-            out, self.rnn.hidden_state, estimate = twin.run(x.unsqueeze(0), self.rnn.hidden_state)
-            return out.squeeze(0), estimate.squeeze(0)
-        if hidden_state is None:
-            raise ValueError("Hidden states not passed to RNN module during policy update")
-        out, _, estimate = twin.run(x, hidden_state)
-        return unpad_trajectories(out, masks), unpad_trajectories(estimate, masks)
 
     def as_jit(self) -> nn.Module:
         """Return the TorchScript-ready policy (rsl_rl's GRU export; mode ``input``: both GRUs, one state)."""
@@ -552,12 +558,13 @@ class _FilterBankGRU(nn.Module):
         sums = state[:, : k * d].reshape(batch, k, d)
         weights = state[:, k * d :]
         alpha = self.alpha.to(x.dtype)
+        alpha_rows, gain_rows = alpha.unsqueeze(-1), self.gain.to(x.dtype).unsqueeze(-1)  # once, not per step
         rates = []
         for t in range(steps):
-            sums = sums + alpha.unsqueeze(-1) * (x[t].unsqueeze(1) - sums)
+            sums = sums + alpha_rows * (x[t].unsqueeze(1) - sums)
             weights = weights + alpha * (1.0 - weights)
             ema = sums / weights.unsqueeze(-1)
-            rates.append(((ema[:, :-1] - ema[:, 1:]) * self.gain.to(x.dtype).unsqueeze(-1)).reshape(batch, -1))
+            rates.append(((ema[:, :-1] - ema[:, 1:]) * gain_rows).reshape(batch, -1))
         rate = torch.stack(rates)
         out, h_gru = self.gru(torch.cat([x, self.rate_normalizer(rate)], dim=-1), h_gru)
         state = torch.cat([sums.reshape(batch, k * d), weights], dim=-1)
@@ -631,19 +638,12 @@ class FilterRNNModel(RNNModel):
 
     def get_latent(self, obs: TensorDict, masks: torch.Tensor | None = None, hidden_state: Any = None) -> torch.Tensor:
         """Return the GRU's output; a rollout step (train mode, no gradient) keeps its rates for the statistics."""
-        x = MLPModel.get_latent(self, obs)  # the selected groups, normalised
-        bank = self.rnn.rnn
-        if masks is None:  # step by step: the wrapper keeps the hidden state, as rsl_rl's RNN does
-            out, self.rnn.hidden_state, rate = bank.run(x.unsqueeze(0), self.rnn.hidden_state)
-            if self.training and not torch.is_grad_enabled():  # a rollout step (the update recomputes with gradients)
-                self._pending_rates.append(rate.squeeze(0))
-                if len(self._pending_rates) >= _MAX_PENDING_STEPS:  # a caller that never updates the statistics
-                    self._fold_rates()
-            return out.squeeze(0)
-        if hidden_state is None:
-            raise ValueError("Hidden states not passed to RNN module during policy update")
-        out, _, _ = bank.run(x, hidden_state)
-        return unpad_trajectories(out, masks)
+        out, rate = _packed_latent(self, obs, masks, hidden_state)
+        if masks is None and self.training and not torch.is_grad_enabled():  # a rollout step (updates have gradients)
+            self._pending_rates.append(rate)
+            if len(self._pending_rates) >= _MAX_PENDING_STEPS:  # a caller that never updates the statistics
+                self._fold_rates()
+        return out
 
     def update_normalization(self, obs: TensorDict) -> None:
         """Update RNNModel's observation statistics and the rates' with the rollout steps since the last call.

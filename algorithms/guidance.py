@@ -61,8 +61,7 @@ class AdvisorHead:
         self.model = copy.deepcopy(actor)
         # one set of normalisers, the actor's, updated by PPO's rollouts: the observation's and any the model keeps
         # inside (FilterRNNModel's rates); they hold no parameters, and the head's state_dict leaves them out
-        inner = [name for name, m in actor.named_modules() if name and is_normalizer(m) and name != "obs_normalizer"]
-        self._shared = (["obs_normalizer"] if hasattr(actor, "obs_normalizer") else []) + inner
+        self._shared = [n for n, m in actor.named_modules() if n == "obs_normalizer" or (n and is_normalizer(m))]
         for name in self._shared:
             parent, _, leaf = name.rpartition(".")
             setattr(self.model.get_submodule(parent) if parent else self.model, leaf, actor.get_submodule(name))
