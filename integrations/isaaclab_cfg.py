@@ -16,7 +16,7 @@ from dataclasses import MISSING
 
 from dagmix.mixing.config import MixingConfig
 from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, DAggerPPOOptions, DAggerPPOSchema, validate_dagger_ppo
-from dagmix.mixing.estimator_schema import ESTIMATOR_CLASS_NAME, EstimatorSchema
+from dagmix.mixing.estimator_schema import ESTIMATOR_CLASS_NAME, FILTER_CLASS_NAME, EstimatorSchema, FilterSchema
 from dagmix.mixing.multi_teacher_schema import MultiTeacherSchema, validate_multi_teacher
 from dagmix.mixing.options import LossWeighting, ReplayConfig
 from dagmix.mixing.schema import AlgorithmSchema, MixingSchema, validate
@@ -240,6 +240,19 @@ class RslRlEstimatorRNNModelCfg(RslRlRNNModelCfg, EstimatorSchema):
 
     class_name: str = ESTIMATOR_CLASS_NAME
     """The model class: dagmix's EstimatorRNNModel."""
+
+
+@configclass
+class RslRlFilterRNNModelCfg(RslRlRNNModelCfg, FilterSchema):
+    """A student (or MixingDAggerPPO actor) whose GRU also reads its observation's rates of change (docs/estimator.md).
+
+    Isaac Lab's ``RslRlRNNModelCfg`` with ``class_name="dagmix.models:FilterRNNModel"`` and the filters' field from
+    :class:`~dagmix.mixing.estimator_schema.FilterSchema` (validated when the model is built; ``rnn_type`` must stay
+    ``gru``).
+    """
+
+    class_name: str = FILTER_CLASS_NAME
+    """The model class: dagmix's FilterRNNModel."""
 
 
 def _expert_dict(k: int, cfg: object) -> dict:

@@ -33,7 +33,7 @@ from mjlab.tasks import registry
 from dagmix.algorithms import MixingDistillationRunner
 from dagmix.mixing.config import PRESETS, SCHEDULE_KINDS, schedule_names
 from dagmix.mixing.dagger_ppo_schema import DAggerPPOSchema
-from dagmix.mixing.estimator_schema import ESTIMATOR_CLASS_NAME, EstimatorSchema
+from dagmix.mixing.estimator_schema import ESTIMATOR_CLASS_NAME, FILTER_CLASS_NAME, EstimatorSchema, FilterSchema
 from dagmix.mixing.multi_teacher_schema import MultiTeacherSchema
 from dagmix.mixing.names import not_one_of
 from dagmix.mixing.schema import AlgorithmSchema, MixingSchema, ScheduleName
@@ -150,6 +150,20 @@ class DagmixEstimatorModelCfg(RslRlModelCfg, EstimatorSchema):
     """RNN type: the estimator's model is recurrent (``input`` mode needs a GRU)."""
     class_name: str = ESTIMATOR_CLASS_NAME
     """The model class: dagmix's EstimatorRNNModel."""
+
+
+@dataclass
+class DagmixFilterModelCfg(RslRlModelCfg, FilterSchema):
+    """A student (or MixingDAggerPPO actor) whose GRU also reads its observation's rates of change (docs/estimator.md).
+
+    mjlab's ``RslRlModelCfg`` for ``dagmix.models:FilterRNNModel`` (a GRU) with the filters' field from
+    :class:`~dagmix.mixing.estimator_schema.FilterSchema` (validated when the model is built).
+    """
+
+    rnn_type: str | None = "gru"
+    """RNN type: FilterRNNModel's filters feed a GRU."""
+    class_name: str = FILTER_CLASS_NAME
+    """The model class: dagmix's FilterRNNModel."""
 
 
 def teacher_dict(cfg: dict) -> dict:

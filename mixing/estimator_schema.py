@@ -6,7 +6,7 @@ values when they are built.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 ESTIMATOR_CLASS_NAME = "dagmix.models:EstimatorRNNModel"
@@ -42,9 +42,19 @@ ESTIMATOR_KEYS: dict[str, Any] = {f.name: f.default for f in fields(EstimatorSch
 
 FILTER_CLASS_NAME = "dagmix.models:FilterRNNModel"
 """The ``class_name`` of a student (or actor) section that names the filtering model."""
-FILTER_KEYS: dict[str, Any] = {"filter_time_constants": [2.0, 5.0, 10.0, 20.0, 40.0]}
-"""FilterRNNModel's keys beyond rsl_rl's RNNModel's, with their defaults: the exponential filters' time constants
-(env steps, increasing, each >= 1), whose adjacent pairs give the observation's rates of change."""
+
+
+@dataclass
+class FilterSchema:
+    """FilterRNNModel's keys beyond rsl_rl's RNNModel's (docs/estimator.md)."""
+
+    filter_time_constants: list[float] = field(default_factory=lambda: [2.0, 5.0, 10.0, 20.0, 40.0])
+    """The exponential filters' time constants (env steps, increasing, each >= 1), whose adjacent pairs give the
+    observation's rates of change."""
+
+
+FILTER_KEYS: dict[str, Any] = {f.name: f.default_factory() for f in fields(FilterSchema)}
+"""Each key's default (FilterRNNModel's keys beyond rsl_rl's RNNModel's)."""
 
 MODEL_CLASS_KEYS: dict[str, dict[str, Any]] = {ESTIMATOR_CLASS_NAME: ESTIMATOR_KEYS, FILTER_CLASS_NAME: FILTER_KEYS}
 """The keys that a model section gains when its ``class_name`` names one of dagmix's models."""

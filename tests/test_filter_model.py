@@ -142,6 +142,29 @@ def test_the_time_constants_are_an_override_once_class_name_names_the_model():
     assert model.filter_time_constants == FILTER_KEYS["filter_time_constants"]
 
 
+def test_the_schema_is_the_models_keys_and_the_mjlab_dataclass_builds_it():
+    import dataclasses
+    import inspect
+
+    from dagmix.mixing.estimator_schema import FILTER_KEYS
+    from dagmix.models import FilterRNNModel
+
+    params = inspect.signature(FilterRNNModel.__init__).parameters
+    assert {k: list(params[k].default) for k in params if k.startswith("filter_")} == FILTER_KEYS
+    pytest.importorskip("mjlab", reason="needs mjlab 1.6")
+    from rsl_rl.utils import resolve_callable
+
+    from dagmix.integrations.mjlab_tasks import DagmixFilterModelCfg, drop_unset_model_keys
+
+    assert DagmixFilterModelCfg().filter_time_constants == FILTER_KEYS["filter_time_constants"]
+    cfg = DagmixFilterModelCfg(hidden_dims=(16,), rnn_hidden_dim=8, filter_time_constants=[2.0, 4.0, 8.0])
+    section = drop_unset_model_keys(dataclasses.asdict(cfg))  # as the runners turn mjlab's model configs into dicts
+    model = resolve_callable(section.pop("class_name"))(_obs(), GROUPS, "student", 2, **section)
+    assert type(model).__name__ == "FilterRNNModel" and model.filter_time_constants == [2.0, 4.0, 8.0]
+    _, h, _ = model.rnn.rnn.run(torch.zeros(1, 6, 5), None)
+    assert h.shape == (1, 6, 8 + 3 * 5 + 3)  # the GRU, 3 filters of 5 rows, their bias weights
+
+
 @pytest.mark.filterwarnings("ignore:The student takes over")
 def test_distillation_then_the_dagger_ppo_hand_off_run_and_carry_the_filters(tmp_path):
     import glob

@@ -296,3 +296,41 @@ def test_estimator_model_configclass_gives_the_student_rsl_rl_builds(isaaclab):
     model = resolve_callable(section.pop("class_name"))(obs, groups, "student", 2, **section)
     assert type(model).__name__ == "EstimatorRNNModel"
     assert model.estimator_mode == "input" and model.estimator_rows == [0, 2] and model.estimate_dim == 2
+
+
+def test_filter_model_configclass_gives_the_student_rsl_rl_builds(isaaclab):
+    import torch
+    from isaaclab_rl.rsl_rl import RslRlDistillationRunnerCfg, RslRlMLPModelCfg
+    from isaaclab_rl.rsl_rl.utils import handle_deprecated_rsl_rl_cfg
+    from rsl_rl.utils import resolve_callable
+    from tensordict import TensorDict
+
+    from dagmix.mixing.estimator_schema import FILTER_KEYS
+
+    student = isaaclab.RslRlFilterRNNModelCfg(
+        hidden_dims=[16], activation="elu", rnn_type="gru", rnn_hidden_dim=8, rnn_num_layers=1
+    )
+    assert student.class_name == "dagmix.models:FilterRNNModel"
+    assert {k: getattr(student, k) for k in FILTER_KEYS} == FILTER_KEYS  # the schema's field and default
+    other = isaaclab.RslRlFilterRNNModelCfg(hidden_dims=[16], rnn_type="gru")
+    other.filter_time_constants.append(80.0)
+    assert student.filter_time_constants == FILTER_KEYS["filter_time_constants"]  # each config owns its list
+    student.filter_time_constants = [3.0, 6.0]
+    groups = {"student": ["policy"], "teacher": ["teacher"]}
+    cfg = RslRlDistillationRunnerCfg(
+        num_steps_per_env=8,
+        max_iterations=2,
+        save_interval=10,
+        experiment_name="x",
+        obs_groups=groups,
+        student=student,
+        teacher=RslRlMLPModelCfg(hidden_dims=[16], activation="elu"),
+        algorithm=isaaclab.RslRlMixingDistillationAlgorithmCfg(learning_rate=1e-3, gradient_length=8),
+    )
+    section = handle_deprecated_rsl_rl_cfg(cfg, "5.5.1").to_dict()["student"]  # as Isaac Lab's train script does
+    obs = TensorDict({"policy": torch.zeros(4, 5), "teacher": torch.zeros(4, 3)}, batch_size=[4])
+    model = resolve_callable(section.pop("class_name"))(obs, groups, "student", 2, **section)
+    assert type(model).__name__ == "FilterRNNModel"
+    assert model.filter_time_constants == [3.0, 6.0]
+    _, h, _ = model.rnn.rnn.run(torch.zeros(1, 4, 5), None)
+    assert h.shape == (1, 4, 8 + 2 * 5 + 2)  # the GRU, 2 filters of 5 rows, their bias weights
