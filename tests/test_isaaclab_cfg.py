@@ -265,21 +265,14 @@ def test_algorithm_configclass_mirrors_the_learning_rate_and_averaging_keys(isaa
         _cfg(isaaclab, learning_rate_schedule="cosine", min_learning_rate=0.5)
 
 
-def test_estimator_model_configclass_gives_the_student_rsl_rl_builds(isaaclab):
+def _student_built_as_isaaclab_does(isaaclab, student):
+    """Build the model that Isaac Lab's train script builds from a distillation runner config with ``student``."""
     import torch
     from isaaclab_rl.rsl_rl import RslRlDistillationRunnerCfg, RslRlMLPModelCfg
     from isaaclab_rl.rsl_rl.utils import handle_deprecated_rsl_rl_cfg
     from rsl_rl.utils import resolve_callable
     from tensordict import TensorDict
 
-    from dagmix.mixing.estimator_schema import ESTIMATOR_KEYS
-
-    student = isaaclab.RslRlEstimatorRNNModelCfg(
-        hidden_dims=[16], activation="elu", rnn_type="gru", rnn_hidden_dim=8, rnn_num_layers=1
-    )
-    assert student.class_name == "dagmix.models:EstimatorRNNModel"
-    assert {k: getattr(student, k) for k in ESTIMATOR_KEYS} == ESTIMATOR_KEYS  # the schema's fields and defaults
-    student.estimator_rows, student.estimator_mode = [0, 2], "input"
     groups = {"student": ["policy"], "teacher": ["teacher"]}
     cfg = RslRlDistillationRunnerCfg(
         num_steps_per_env=8,
@@ -293,17 +286,25 @@ def test_estimator_model_configclass_gives_the_student_rsl_rl_builds(isaaclab):
     )
     section = handle_deprecated_rsl_rl_cfg(cfg, "5.5.1").to_dict()["student"]  # as Isaac Lab's train script does
     obs = TensorDict({"policy": torch.zeros(4, 5), "teacher": torch.zeros(4, 3)}, batch_size=[4])
-    model = resolve_callable(section.pop("class_name"))(obs, groups, "student", 2, **section)
+    return resolve_callable(section.pop("class_name"))(obs, groups, "student", 2, **section)
+
+
+def test_estimator_model_configclass_gives_the_student_rsl_rl_builds(isaaclab):
+    from dagmix.mixing.estimator_schema import ESTIMATOR_KEYS
+
+    student = isaaclab.RslRlEstimatorRNNModelCfg(
+        hidden_dims=[16], activation="elu", rnn_type="gru", rnn_hidden_dim=8, rnn_num_layers=1
+    )
+    assert student.class_name == "dagmix.models:EstimatorRNNModel"
+    assert {k: getattr(student, k) for k in ESTIMATOR_KEYS} == ESTIMATOR_KEYS  # the schema's fields and defaults
+    student.estimator_rows, student.estimator_mode = [0, 2], "input"
+    model = _student_built_as_isaaclab_does(isaaclab, student)
     assert type(model).__name__ == "EstimatorRNNModel"
     assert model.estimator_mode == "input" and model.estimator_rows == [0, 2] and model.estimate_dim == 2
 
 
 def test_filter_model_configclass_gives_the_student_rsl_rl_builds(isaaclab):
     import torch
-    from isaaclab_rl.rsl_rl import RslRlDistillationRunnerCfg, RslRlMLPModelCfg
-    from isaaclab_rl.rsl_rl.utils import handle_deprecated_rsl_rl_cfg
-    from rsl_rl.utils import resolve_callable
-    from tensordict import TensorDict
 
     from dagmix.mixing.estimator_schema import FILTER_KEYS
 
@@ -316,20 +317,7 @@ def test_filter_model_configclass_gives_the_student_rsl_rl_builds(isaaclab):
     other.filter_time_constants.append(80.0)
     assert student.filter_time_constants == FILTER_KEYS["filter_time_constants"]  # each config owns its list
     student.filter_time_constants = [3.0, 6.0]
-    groups = {"student": ["policy"], "teacher": ["teacher"]}
-    cfg = RslRlDistillationRunnerCfg(
-        num_steps_per_env=8,
-        max_iterations=2,
-        save_interval=10,
-        experiment_name="x",
-        obs_groups=groups,
-        student=student,
-        teacher=RslRlMLPModelCfg(hidden_dims=[16], activation="elu"),
-        algorithm=isaaclab.RslRlMixingDistillationAlgorithmCfg(learning_rate=1e-3, gradient_length=8),
-    )
-    section = handle_deprecated_rsl_rl_cfg(cfg, "5.5.1").to_dict()["student"]  # as Isaac Lab's train script does
-    obs = TensorDict({"policy": torch.zeros(4, 5), "teacher": torch.zeros(4, 3)}, batch_size=[4])
-    model = resolve_callable(section.pop("class_name"))(obs, groups, "student", 2, **section)
+    model = _student_built_as_isaaclab_does(isaaclab, student)
     assert type(model).__name__ == "FilterRNNModel"
     assert model.filter_time_constants == [3.0, 6.0]
     _, h, _ = model.rnn.rnn.run(torch.zeros(1, 4, 5), None)
