@@ -97,8 +97,7 @@ def test_the_gru_reads_the_observation_and_its_normalised_rates():
 def test_a_batch_that_starts_mid_episode_continues_the_rollout_with_two_layers():
     model = _model(rnn_num_layers=2)
     model.eval()
-    hidden = 2 * 8  # unused: the state's width is per layer
-    assert model.rnn.rnn.hidden_size == HIDDEN and hidden
+    assert model.rnn.rnn.hidden_size == HIDDEN  # the packed state's width is per layer
     with torch.no_grad():
         for t in range(4):  # a rollout in progress: the filters and the GRUs hold state
             model.get_latent(_obs(seed=20 + t))
