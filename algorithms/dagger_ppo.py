@@ -95,6 +95,8 @@ class MixingDAggerPPO(MixingSurface, PPO):
         min_learning_rate: float | None = None,
         init_student_std: float | None = None,
         init_critic_from_teacher: bool | None = None,
+        learning_rate_schedule: str = "constant",
+        learning_rate_iterations: int | None = None,
         **kwargs: Any,
     ) -> None:
         """Build the algorithm; rsl_rl's PPO keys (``learning_rate``, ``clip_param``, ...) pass through.
@@ -119,6 +121,15 @@ class MixingDAggerPPO(MixingSurface, PPO):
         self.imitation_loss = options.imitation_loss
         super().__init__(actor, critic, storage, **kwargs)
         self._mixed_precision = bool(getattr(self, "use_mixed_precision", False))  # rsl-rl-lib >= 5.5 only
+        self.lr_schedule = options.lr_schedule
+        if self.lr_schedule.decays and self.schedule == "adaptive":
+            raise ValueError(
+                f"learning_rate_schedule={self.lr_schedule.learning_rate_schedule!r} sets the learning rate per "
+                "iteration, and rsl_rl's schedule='adaptive' (PPO's default) sets it from the KL divergence; set "
+                "schedule='fixed' with a decaying learning_rate_schedule."
+            )
+        self._base_learning_rate = self.lr_schedule.check_base(self.learning_rate)
+        self._lr_end: int | None = None  # iteration at which a decaying schedule reaches min_learning_rate
         self.teacher_action_clip = options.teacher_action_clip
         self.teacher: Any = None
         if teacher is not None:
@@ -234,7 +245,8 @@ class MixingDAggerPPO(MixingSurface, PPO):
                 "checkpoint) before learn()."
             )
         self.teacher.eval()
-        self.mixing_core.start_learning()
+        length = self.mixing_core.start_learning()
+        self._lr_end = self.lr_schedule.end_iteration(self.mixing_core.iteration, length)
 
     def eval_mode(self) -> None:
         """Set evaluation mode for every model."""
@@ -303,6 +315,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
         if weights is not None:
             observations[WEIGHT_KEY].copy_(weights)
         warmup = recipe.get("ppo_warmup", 1.0)
+        self._set_learning_rate(core.iteration)
         loss_dict, stats = self._ppo_imitation_update(
             ppo_coef * warmup, imitation_coef, mixed=core.beta > 0.0, advised=weights is not None
         )
@@ -333,6 +346,15 @@ class MixingDAggerPPO(MixingSurface, PPO):
             metrics.update(experts.metrics(extra))
         core.end_iteration(metrics, loss_dict, f"Imitation coef: {imitation_coef:.4g}, PPO coef: {ppo_coef:.4g}")
         return loss_dict
+
+    def _set_learning_rate(self, iteration: int) -> None:
+        """Set the optimizer's rate for ``iteration``'s update under a decaying ``learning_rate_schedule``."""
+        if self.lr_schedule.decays:
+            if self._lr_end is None:  # update() without learn(): resolve as learn() does
+                self._lr_end = self.lr_schedule.end_iteration(iteration, self.mixing_core.max_iterations)
+            self.learning_rate = self.lr_schedule.apply(
+                self.optimizer, self._base_learning_rate, iteration, self._lr_end
+            )
 
     def broadcast_parameters(self) -> None:
         """Broadcast rank 0's actor, critic (rsl_rl) and advisor head to every rank (rsl_rl's learn() calls this)."""

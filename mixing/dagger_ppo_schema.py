@@ -17,6 +17,7 @@ from dagmix.mixing.adaptive import AdaptiveSchedule
 from dagmix.mixing.coefficients import CoefficientSchedule
 from dagmix.mixing.config import SCHEDULE_KINDS, MixingConfig, resolve_mixing
 from dagmix.mixing.names import did_you_mean, not_one_of
+from dagmix.mixing.options import LR_SCHEDULES, LearningRateScheduleConfig, LearningRateScheduleName
 from dagmix.mixing.schema import MixingSchema, check_config_dict, check_console_and_clip
 
 ImitationLoss = Literal["mse", "huber", "gaussian_nll"]
@@ -92,9 +93,10 @@ class DAggerPPOSchema:
     """Iterations over which the PPO terms rise linearly from 0 to full weight after the warm-up."""
 
     min_learning_rate: float | None = None
-    """The lowest learning rate rsl_rl's KL-adaptive schedule (``schedule="adaptive"``) may set, so that the
-    imitation term, which moves the mean and so the KL, cannot collapse it. None: the configured ``learning_rate``.
-    Without effect on ``schedule="fixed"``."""
+    """The lowest learning rate. Under rsl_rl's KL-adaptive schedule (``schedule="adaptive"``): the least rate it may
+    set, so that the imitation term, which moves the mean and so the KL, cannot collapse it (None: the configured
+    ``learning_rate``). Under a decaying ``learning_rate_schedule``: the rate the decay ends at (required there).
+    Without effect on ``schedule="fixed"`` with the ``constant`` schedule."""
 
     init_student_std: float | None = None
     """With ``init_student``: the action std the actor starts PPO with (distillation does not train it). None: the
@@ -104,6 +106,19 @@ class DAggerPPOSchema:
     """Initialise the critic from the teacher's PPO checkpoint (its ``critic_state_dict``) when the teacher is loaded.
     None: when the checkpoint has one that fits the critic (same observations and sizes); True: required (an error
     if it does not fit); False: never."""
+
+    learning_rate_schedule: LearningRateScheduleName = "constant"
+    """``constant`` (default): rsl_rl's ``schedule`` alone sets the rate (fixed, or KL-adaptive). ``linear`` or
+    ``cosine`` (with ``schedule="fixed"``): the rate of runner iteration ``it`` decays from ``learning_rate`` to
+    ``min_learning_rate``, reached at ``learning_rate_iterations`` and kept after it, by the formula of
+    MixingDistillation's key of the same name (docs/config.md); set at the start of each update and logged as
+    ``Loss/learning_rate``. A function of the iteration only, so a resumed run continues it exactly. The advisor
+    head keeps ``advisor_learning_rate``."""
+
+    learning_rate_iterations: int | None = None
+    """With a decaying ``learning_rate_schedule``: the runner iteration (0-based, absolute) at which the rate reaches
+    ``min_learning_rate``. None: the end of the ``learn()`` call, its start iteration plus its number of iterations
+    (the run's ``max_iterations`` under rsl_rl's stock runner, which does not pass the length)."""
 
 
 DAGGER_PPO_KEYS: tuple[str, ...] = tuple(f.name for f in fields(DAggerPPOSchema))
@@ -131,6 +146,8 @@ class DAggerPPOOptions:
     min_learning_rate: float | None = None
     init_student_std: float | None = None
     init_critic_from_teacher: bool | None = None
+    lr_schedule: LearningRateScheduleConfig = field(default_factory=LearningRateScheduleConfig)
+    """``learning_rate_schedule``, ``min_learning_rate`` (its end rate) and ``learning_rate_iterations``, parsed."""
 
 
 def validate_dagger_ppo(cfg: Mapping[str, Any]) -> DAggerPPOOptions:
@@ -207,6 +224,20 @@ def _validate_recipe(cfg: Mapping[str, Any]) -> dict[str, Any]:
     std = _number("init_student_std", v["init_student_std"], 0.0, optional=True)
     if std is not None and std <= 0.0:
         raise ValueError(f"init_student_std={std!r} must be > 0 (or None: the distilled checkpoint's std).")
+    min_lr = _number("min_learning_rate", v["min_learning_rate"], 0.0, optional=True)
+    kind = v["learning_rate_schedule"]
+    if kind not in LR_SCHEDULES:
+        raise ValueError(not_one_of("learning_rate_schedule", kind, LR_SCHEDULES))
+    if kind != "constant" and min_lr is None:
+        raise ValueError(
+            f"learning_rate_schedule={kind!r} decays the learning rate to min_learning_rate, which is None; set it "
+            "(e.g. min_learning_rate=1e-4, a tenth of the default learning_rate 1e-3)."
+        )
+    lr_schedule = LearningRateScheduleConfig(
+        learning_rate_schedule=kind,
+        min_learning_rate=0.0 if min_lr is None else min_lr,
+        learning_rate_iterations=v["learning_rate_iterations"],
+    )
     return {
         "imitation_balance": str(v["imitation_balance"]),
         "advisor_alpha": _number("advisor_alpha", v["advisor_alpha"], 0.0),
@@ -215,7 +246,8 @@ def _validate_recipe(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "critic_warmup": _number("critic_warmup", v["critic_warmup"], -math.inf, 1.0, optional=True),
         "critic_warmup_max_iterations": _integer("critic_warmup_max_iterations", v["critic_warmup_max_iterations"], 0),
         "ppo_ramp_iterations": _integer("ppo_ramp_iterations", v["ppo_ramp_iterations"], 1),
-        "min_learning_rate": _number("min_learning_rate", v["min_learning_rate"], 0.0, optional=True),
+        "min_learning_rate": min_lr,
+        "lr_schedule": lr_schedule,
         "init_student_std": std,
         "init_critic_from_teacher": teacher_critic,
     }

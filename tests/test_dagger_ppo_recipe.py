@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 import shutil
 
 import pytest
@@ -167,3 +169,68 @@ def test_the_teacher_critic_starts_the_critic_where_it_fits(tmp_path):
     assert default.alg.teacher_loaded
     with pytest.raises(ValueError, match=r"init_critic_from_teacher=True, but the teacher's critic does not fit"):
         runner(tmp_path / "x", misfit, {"init_critic_from_teacher": True})
+
+
+def _rates(r, iterations: int) -> list[float]:
+    """Learn ``iterations`` and return the optimizer's rate at each update (read in the iteration callback)."""
+    rates = []
+    r.alg.iteration_callbacks.append(lambda it, m: rates.append(r.alg.optimizer.param_groups[0]["lr"]))
+    r.learn(iterations)
+    return rates
+
+
+def test_a_cosine_learning_rate_decays_to_min_learning_rate_at_the_end_of_the_run(tmp_path, ppo_teacher):
+    algo = {"schedule": "fixed", "learning_rate": 1e-3, "learning_rate_schedule": "cosine", "min_learning_rate": 1e-4}
+    r = runner(tmp_path, ppo_teacher, algo, max_iterations=5)
+    rates = _rates(r, 5)  # the end: the run's max_iterations (the stock runner does not pass learn()'s length)
+    expected = [1e-4 + 0.9e-3 * 0.5 * (1 + math.cos(math.pi * it / 5)) for it in range(5)]
+    assert rates == pytest.approx(expected, rel=1e-12)
+    assert r.alg.learning_rate == pytest.approx(expected[-1], rel=1e-12)  # what rsl_rl logs as Loss/learning_rate
+    linear = runner(
+        tmp_path / "l", ppo_teacher, {**algo, "learning_rate_schedule": "linear", "learning_rate_iterations": 2}
+    )
+    assert _rates(linear, 4) == pytest.approx([1e-3, 5.5e-4, 1e-4, 1e-4], rel=1e-12)  # kept after its end
+
+
+def test_a_resumed_run_continues_the_learning_rate_decay(tmp_path, ppo_teacher):
+    algo = {"schedule": "fixed", "learning_rate_schedule": "cosine", "min_learning_rate": 1e-4}
+    algo |= {"learning_rate_iterations": 4}
+    whole = _rates(runner(tmp_path / "w", ppo_teacher, algo), 4)
+    a = runner(tmp_path / "a", ppo_teacher, algo, log=True, save_interval=1)
+    assert _rates(a, 2) == whole[:2]
+    b = runner(tmp_path / "b", None, algo)
+    b.load(str(tmp_path / "a" / "logs" / "model_1.pt"))  # saved after iteration 1, which rsl_rl runs again
+    assert b.current_learning_iteration == 1
+    assert _rates(b, 3) == pytest.approx(whole[1:], rel=1e-12)
+    assert len(set(whole)) == 4
+
+
+def test_the_constant_schedule_leaves_the_rate_to_rsl_rl(tmp_path, ppo_teacher):
+    r = runner(tmp_path, ppo_teacher, {"schedule": "fixed", "learning_rate": 7e-4, "min_learning_rate": 1e-5})
+    assert _rates(r, 2) == [7e-4, 7e-4]
+
+
+@pytest.mark.parametrize(
+    ("algo", "message"),
+    [
+        ({"learning_rate_schedule": "cosine", "min_learning_rate": 1e-4}, "set schedule='fixed'"),  # PPO's default
+        ({"schedule": "fixed", "learning_rate_schedule": "cosine"}, "min_learning_rate, which is None; set it"),
+        (
+            {"schedule": "fixed", "learning_rate_schedule": "cosine", "min_learning_rate": 1e-2},
+            "is above learning_rate",
+        ),
+        ({"schedule": "fixed", "learning_rate_schedule": "exp", "min_learning_rate": 1e-4}, "learning_rate_schedule"),
+        (
+            {
+                "schedule": "fixed",
+                "learning_rate_schedule": "linear",
+                "min_learning_rate": 0.0,
+                "learning_rate_iterations": 0,
+            },
+            "learning_rate_iterations=0",
+        ),
+    ],
+)
+def test_a_learning_rate_decay_refuses_what_it_cannot_follow(tmp_path, ppo_teacher, algo, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        runner(tmp_path, ppo_teacher, algo)
