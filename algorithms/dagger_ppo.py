@@ -21,7 +21,7 @@ from dagmix.algorithms.guidance import TeacherGuidance, set_action_std
 from dagmix.algorithms.mixing_core import CHECKPOINT_KEY, MixingSurface, check_algorithm_keys
 from dagmix.algorithms.phase_log import SCALAR_BETA, SCALAR_ESTIMATOR_LOSS, SCALAR_TEACHER_FRACTION
 from dagmix.mixing.config import MixingConfig
-from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, validate_dagger_ppo
+from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, resolve_learning_rate_schedule, validate_dagger_ppo
 
 SCALAR_IMITATION_COEF = "Distillation/imitation_coef"
 SCALAR_PPO_COEF = "Distillation/ppo_coef"
@@ -95,7 +95,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
         min_learning_rate: float | None = None,
         init_student_std: float | None = None,
         init_critic_from_teacher: bool | None = None,
-        learning_rate_schedule: str = "constant",
+        learning_rate_schedule: str | None = None,
         learning_rate_iterations: int | None = None,
         **kwargs: Any,
     ) -> None:
@@ -121,14 +121,10 @@ class MixingDAggerPPO(MixingSurface, PPO):
         self.imitation_loss = options.imitation_loss
         super().__init__(actor, critic, storage, **kwargs)
         self._mixed_precision = bool(getattr(self, "use_mixed_precision", False))  # rsl-rl-lib >= 5.5 only
-        self.lr_schedule = options.lr_schedule
-        if self.lr_schedule.decays and self.schedule == "adaptive":
-            raise ValueError(
-                f"learning_rate_schedule={self.lr_schedule.learning_rate_schedule!r} sets the learning rate per "
-                "iteration, and rsl_rl's schedule='adaptive' (PPO's default) sets it from the KL divergence; set "
-                "schedule='fixed' with a decaying learning_rate_schedule."
-            )
-        self._base_learning_rate = self.lr_schedule.check_base(self.learning_rate)
+        active = not options.imitation_coef.always_zero()
+        adaptive = self.schedule == "adaptive" and self.desired_kl is not None
+        self.lr_schedule = resolve_learning_rate_schedule(options, self.learning_rate, adaptive, active)
+        self._base_learning_rate = float(self.learning_rate)
         self._lr_end: int | None = None  # iteration at which a decaying schedule reaches min_learning_rate
         self.teacher_action_clip = options.teacher_action_clip
         self.teacher: Any = None
@@ -152,7 +148,6 @@ class MixingDAggerPPO(MixingSurface, PPO):
                 print(f"[dagmix] actor initialised from init_student={init_student!r} (its student_state_dict)")
         # the recipe (built after init_student: the advisor head copies the distilled actor); imitation_coef 0 at
         # every iteration leaves it off, and the algorithm is stock PPO
-        active = not options.imitation_coef.always_zero()
         self.guidance = TeacherGuidance(options, self._raw_actor, float(self.learning_rate), active)
         self._coefs = (self.ppo_coef.value(0), self.imitation_coef.value(0))  # (ppo, imitation), set per iteration
         self._labelled = 0  # storage steps recorded through act() (labels, who drove) since the storage was emptied
@@ -557,8 +552,21 @@ class MixingDAggerPPO(MixingSurface, PPO):
         return (
             f"MixingDAggerPPO: mixing {self.beta_schedule.describe()}, granularity={self.mixing_cfg.granularity}; "
             f"imitation_coef {self.imitation_coef.describe()}; ppo_coef {self.ppo_coef.describe()}; "
-            f"imitation_loss {self.imitation_loss}"
+            f"imitation_loss {self.imitation_loss}; learning rate {self._describe_learning_rate()}"
         )
+
+    def _describe_learning_rate(self) -> str:
+        """Return the learning-rate schedule in words, e.g. ``cosine 0.001 -> 0.0001 by the end of the run``."""
+        lr = self.lr_schedule
+        if not lr.decays:
+            adaptive = self.schedule == "adaptive" and self.desired_kl is not None
+            return (
+                f"KL-adaptive from {self._base_learning_rate:g}" if adaptive else f"fixed {self._base_learning_rate:g}"
+            )
+        end = (
+            "the end of the run" if lr.learning_rate_iterations is None else f"iteration {lr.learning_rate_iterations}"
+        )
+        return f"{lr.learning_rate_schedule} {self._base_learning_rate:g} -> {lr.min_learning_rate:g} by {end}"
 
     def save(self) -> dict:
         """Return rsl_rl's PPO checkpoint dict plus ``teacher_state_dict`` and the state under ``"dagmix"``."""

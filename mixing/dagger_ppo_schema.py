@@ -95,8 +95,8 @@ class DAggerPPOSchema:
     min_learning_rate: float | None = None
     """The lowest learning rate. Under rsl_rl's KL-adaptive schedule (``schedule="adaptive"``): the least rate it may
     set, so that the imitation term, which moves the mean and so the KL, cannot collapse it (None: the configured
-    ``learning_rate``). Under a decaying ``learning_rate_schedule``: the rate the decay ends at (required there).
-    Without effect on ``schedule="fixed"`` with the ``constant`` schedule."""
+    ``learning_rate``). Under a decaying ``learning_rate_schedule``: the rate the decay ends at (None: a tenth of
+    ``learning_rate``, the measured 1e-3 to 1e-4). Without effect with the ``constant`` schedule at a fixed rate."""
 
     init_student_std: float | None = None
     """With ``init_student``: the action std the actor starts PPO with (distillation does not train it). None: the
@@ -107,13 +107,16 @@ class DAggerPPOSchema:
     None: when the checkpoint has one that fits the critic (same observations and sizes); True: required (an error
     if it does not fit); False: never."""
 
-    learning_rate_schedule: LearningRateScheduleName = "constant"
-    """``constant`` (default): rsl_rl's ``schedule`` alone sets the rate (fixed, or KL-adaptive). ``linear`` or
-    ``cosine`` (with ``schedule="fixed"``): the rate of runner iteration ``it`` decays from ``learning_rate`` to
-    ``min_learning_rate``, reached at ``learning_rate_iterations`` and kept after it, by the formula of
-    MixingDistillation's key of the same name (docs/config.md); set at the start of each update and logged as
-    ``Loss/learning_rate``. A function of the iteration only, so a resumed run continues it exactly. The advisor
-    head keeps ``advisor_learning_rate``."""
+    learning_rate_schedule: LearningRateScheduleName | None = None
+    """None (default, the recipe's): ``cosine`` where the rate is otherwise fixed and the recipe is on, ``constant``
+    under rsl_rl's KL-adaptive schedule (``schedule="adaptive"`` with a ``desired_kl``) and where ``imitation_coef``
+    is 0 at every iteration (stock PPO). ``constant``: rsl_rl's ``schedule`` alone sets the rate. ``linear`` or
+    ``cosine`` (not under the KL-adaptive schedule): the rate of runner iteration ``it`` decays from
+    ``learning_rate`` to ``min_learning_rate``, reached at ``learning_rate_iterations`` and kept after it, by the
+    formula of MixingDistillation's key of the same name (docs/config.md); set at the start of each update and
+    logged as ``Loss/learning_rate``. A function of the iteration only, so a resumed run continues it exactly. The
+    advisor head keeps ``advisor_learning_rate``. On ``quadcopter_blind`` the cosine decay (1e-3 to 1e-4) ended
+    every seed's last student above the teacher, where a fixed rate left one in a trough (benchmarks/RESULTS.md)."""
 
     learning_rate_iterations: int | None = None
     """With a decaying ``learning_rate_schedule``: the runner iteration (0-based, absolute) at which the rate reaches
@@ -146,8 +149,43 @@ class DAggerPPOOptions:
     min_learning_rate: float | None = None
     init_student_std: float | None = None
     init_critic_from_teacher: bool | None = None
-    lr_schedule: LearningRateScheduleConfig = field(default_factory=LearningRateScheduleConfig)
-    """``learning_rate_schedule``, ``min_learning_rate`` (its end rate) and ``learning_rate_iterations``, parsed."""
+    learning_rate_schedule: str | None = None
+    learning_rate_iterations: int | None = None
+
+
+def resolve_learning_rate_schedule(
+    options: DAggerPPOOptions, learning_rate: float, adaptive: bool, active: bool
+) -> LearningRateScheduleConfig:
+    """Return the learning-rate schedule of ``options`` for a run at ``learning_rate``.
+
+    Args:
+        options: The validated keys.
+        learning_rate: The configured (base) rate.
+        adaptive: Whether rsl_rl's KL-adaptive schedule sets the rate (``schedule="adaptive"`` with a ``desired_kl``).
+        active: Whether the recipe is on (``imitation_coef`` not 0 at every iteration).
+
+    Raises:
+        ValueError: a decay under the KL-adaptive schedule, or a ``min_learning_rate`` above ``learning_rate``.
+    """
+    kind = options.learning_rate_schedule
+    if kind is None:
+        kind = "cosine" if active and not adaptive else "constant"
+    elif kind != "constant" and adaptive:
+        raise ValueError(
+            f"learning_rate_schedule={kind!r} sets the learning rate per iteration, and rsl_rl's "
+            "schedule='adaptive' (PPO's default) sets it from the KL divergence; set schedule='fixed' with a "
+            "decaying learning_rate_schedule."
+        )
+    low = options.min_learning_rate
+    if kind != "constant" and low is None:
+        low = float(learning_rate) / 10.0
+    cfg = LearningRateScheduleConfig(
+        learning_rate_schedule=kind,
+        min_learning_rate=0.0 if low is None else low,
+        learning_rate_iterations=options.learning_rate_iterations,
+    )
+    cfg.check_base(learning_rate)
+    return cfg
 
 
 def validate_dagger_ppo(cfg: Mapping[str, Any]) -> DAggerPPOOptions:
@@ -224,20 +262,15 @@ def _validate_recipe(cfg: Mapping[str, Any]) -> dict[str, Any]:
     std = _number("init_student_std", v["init_student_std"], 0.0, optional=True)
     if std is not None and std <= 0.0:
         raise ValueError(f"init_student_std={std!r} must be > 0 (or None: the distilled checkpoint's std).")
-    min_lr = _number("min_learning_rate", v["min_learning_rate"], 0.0, optional=True)
     kind = v["learning_rate_schedule"]
-    if kind not in LR_SCHEDULES:
-        raise ValueError(not_one_of("learning_rate_schedule", kind, LR_SCHEDULES))
-    if kind != "constant" and min_lr is None:
+    if kind is not None and kind not in LR_SCHEDULES:
+        raise ValueError(not_one_of("learning_rate_schedule", kind, LR_SCHEDULES) + " Or None: the recipe's.")
+    end = v["learning_rate_iterations"]
+    if end is not None and (isinstance(end, bool) or not isinstance(end, int) or end <= 0):
         raise ValueError(
-            f"learning_rate_schedule={kind!r} decays the learning rate to min_learning_rate, which is None; set it "
-            "(e.g. min_learning_rate=1e-4, a tenth of the default learning_rate 1e-3)."
+            f"learning_rate_iterations={end!r} must be an int > 0 (the iteration at which the decay reaches "
+            "min_learning_rate), or None for the end of the learn() call."
         )
-    lr_schedule = LearningRateScheduleConfig(
-        learning_rate_schedule=kind,
-        min_learning_rate=0.0 if min_lr is None else min_lr,
-        learning_rate_iterations=v["learning_rate_iterations"],
-    )
     return {
         "imitation_balance": str(v["imitation_balance"]),
         "advisor_alpha": _number("advisor_alpha", v["advisor_alpha"], 0.0),
@@ -246,8 +279,9 @@ def _validate_recipe(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "critic_warmup": _number("critic_warmup", v["critic_warmup"], -math.inf, 1.0, optional=True),
         "critic_warmup_max_iterations": _integer("critic_warmup_max_iterations", v["critic_warmup_max_iterations"], 0),
         "ppo_ramp_iterations": _integer("ppo_ramp_iterations", v["ppo_ramp_iterations"], 1),
-        "min_learning_rate": min_lr,
-        "lr_schedule": lr_schedule,
+        "min_learning_rate": _number("min_learning_rate", v["min_learning_rate"], 0.0, optional=True),
+        "learning_rate_schedule": kind,
+        "learning_rate_iterations": end,
         "init_student_std": std,
         "init_critic_from_teacher": teacher_critic,
     }
