@@ -15,7 +15,13 @@ import importlib
 from dataclasses import MISSING
 
 from dagmix.mixing.config import MixingConfig
-from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, DAggerPPOOptions, DAggerPPOSchema, validate_dagger_ppo
+from dagmix.mixing.dagger_ppo_schema import (
+    DAGGER_PPO_KEYS,
+    DAggerPPOOptions,
+    DAggerPPOSchema,
+    resolve_learning_rate_schedule,
+    validate_dagger_ppo,
+)
 from dagmix.mixing.estimator_schema import ESTIMATOR_CLASS_NAME, FILTER_CLASS_NAME, EstimatorSchema, FilterSchema
 from dagmix.mixing.multi_teacher_schema import MultiTeacherSchema, validate_multi_teacher
 from dagmix.mixing.options import LossWeighting, ReplayConfig
@@ -160,7 +166,12 @@ class RslRlMixingDAggerPPOAlgorithmCfg(RslRlPpoAlgorithmCfg, DAggerPPOSchema):
                 "symmetry_cfg is not supported by MixingDAggerPPO (the imitation labels would need mirroring too); "
                 "set symmetry_cfg=None."
             )
-        self.to_options()
+        options = self.to_options()
+        if isinstance(self.learning_rate, (int, float)) and isinstance(self.schedule, str):  # MISSING until set
+            adaptive = self.schedule == "adaptive" and self.desired_kl is not None
+            resolve_learning_rate_schedule(
+                options, self.learning_rate, adaptive, not options.imitation_coef.always_zero()
+            )
 
     def to_options(self) -> DAggerPPOOptions:
         """Return the validated options MixingDAggerPPO builds from this config's dict form."""
