@@ -95,7 +95,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
         min_learning_rate: float | None = None,
         init_student_std: float | None = None,
         init_critic_from_teacher: bool | None = None,
-        learning_rate_schedule: str | None = None,
+        learning_rate_schedule: str = "constant",
         learning_rate_iterations: int | None = None,
         **kwargs: Any,
     ) -> None:
@@ -123,7 +123,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
         self._mixed_precision = bool(getattr(self, "use_mixed_precision", False))  # rsl-rl-lib >= 5.5 only
         active = not options.imitation_coef.always_zero()
         adaptive = self.schedule == "adaptive" and self.desired_kl is not None
-        self.lr_schedule = resolve_learning_rate_schedule(options, self.learning_rate, adaptive, active)
+        self.lr_schedule = resolve_learning_rate_schedule(options, self.learning_rate, adaptive)
         self._base_learning_rate = float(self.learning_rate)
         self._lr_end: int | None = None  # iteration at which a decaying schedule reaches min_learning_rate
         self.teacher_action_clip = options.teacher_action_clip

@@ -51,13 +51,8 @@ def _dagger_then_ppo(n: int) -> dict[str, Any]:
     }
 
 
-FIXED_WEIGHTS: dict[str, Any] = {
-    "imitation_balance": "fixed",
-    "critic_warmup": None,
-    "learning_rate_schedule": "constant",
-}
-"""The recipe's per-state balance, critic warm-up and learning-rate decay off: the variants measured before the
-recipe (their rows were made at a constant rate, or rsl_rl's KL-adaptive one)."""
+FIXED_WEIGHTS: dict[str, Any] = {"imitation_balance": "fixed", "critic_warmup": None}
+"""The recipe's per-state balance and critic warm-up off: the loss of the variants measured before the recipe."""
 
 DISTILLATION: dict[str, str] = {
     "distillation_student_only": "student_only",
@@ -91,8 +86,7 @@ DAGGER_PPO: dict[str, Callable[[int], dict[str, Any]]] = {
 - ``dagger_ppo_recommended``: MixingDAggerPPO's default before the recipe (teacher drives 10%, PPO ramps in until
   1/3, imitation anneals to 0 at 5/6, fixed weights on every state);
 - ``advisor``: the recipe, MixingDAggerPPO's defaults (``imitation_balance="advisor"``, no floor; a critic warm-up
-  only with ``init_student``; since the learning-rate decay became a default, a cosine decay of the fixed rate to
-  a tenth; rows made before ran at the constant rate, which ``advisor:learning_rate_schedule=constant`` runs);
+  only with ``init_student``);
 - ``handoff``: the two commands of docs/dagger_ppo.md in one run: dagmix distillation (the task's two-stage default,
   the teacher driving the first fifth) for ``distill_iterations`` (default half the run), then the recipe from that
   student (``init_student``) for the rest, its training episodes out of step as ``dagmix distill --algorithm

@@ -169,9 +169,7 @@ class RslRlMixingDAggerPPOAlgorithmCfg(RslRlPpoAlgorithmCfg, DAggerPPOSchema):
         options = self.to_options()
         if isinstance(self.learning_rate, (int, float)) and isinstance(self.schedule, str):  # MISSING until set
             adaptive = self.schedule == "adaptive" and self.desired_kl is not None
-            resolve_learning_rate_schedule(
-                options, self.learning_rate, adaptive, not options.imitation_coef.always_zero()
-            )
+            resolve_learning_rate_schedule(options, self.learning_rate, adaptive)
 
     def to_options(self) -> DAggerPPOOptions:
         """Return the validated options MixingDAggerPPO builds from this config's dict form."""

@@ -210,16 +210,17 @@ def test_the_constant_schedule_leaves_the_rate_to_rsl_rl(tmp_path, ppo_teacher):
     assert _rates(runner(tmp_path, ppo_teacher, algo), 2) == [7e-4, 7e-4]
 
 
-def test_the_recipe_decays_a_fixed_rate_by_default_to_a_tenth(tmp_path, ppo_teacher):
+def test_the_default_keeps_rsl_rl_s_rate_and_a_decay_ends_at_a_tenth_by_default(tmp_path, ppo_teacher):
     algo = {"schedule": "fixed", "learning_rate": 2e-3}
-    r = runner(tmp_path, ppo_teacher, algo, max_iterations=4)
+    fixed = runner(tmp_path / "f", ppo_teacher, algo)
+    assert not fixed.alg.lr_schedule.decays and "learning rate fixed 0.002" in fixed.alg.describe()
+    assert _rates(fixed, 2) == [2e-3, 2e-3]
+    r = runner(tmp_path, ppo_teacher, {**algo, "learning_rate_schedule": "cosine"}, max_iterations=4)
     assert (r.alg.lr_schedule.learning_rate_schedule, r.alg.lr_schedule.min_learning_rate) == ("cosine", 2e-4)
     expected = [2e-4 + 1.8e-3 * 0.5 * (1 + math.cos(math.pi * it / 4)) for it in range(4)]
     assert _rates(r, 4) == pytest.approx(expected, rel=1e-12)
     assert "learning rate cosine 0.002 -> 0.0002 by the end of the run" in r.alg.describe()
-    stock = runner(tmp_path / "s", ppo_teacher, {**algo, "imitation_coef": 0.0})  # stock PPO: rsl_rl's fixed rate
-    assert not stock.alg.lr_schedule.decays and _rates(stock, 2) == [2e-3, 2e-3]
-    adaptive = runner(tmp_path / "a", ppo_teacher, {"schedule": "adaptive", "learning_rate": 2e-3})  # its own rule
+    adaptive = runner(tmp_path / "a", ppo_teacher, {"schedule": "adaptive", "learning_rate": 2e-3})
     assert not adaptive.alg.lr_schedule.decays and "KL-adaptive from 0.002" in adaptive.alg.describe()
 
 
@@ -231,8 +232,14 @@ def test_the_recipe_decays_a_fixed_rate_by_default_to_a_tenth(tmp_path, ppo_teac
             {"schedule": "fixed", "learning_rate_schedule": "cosine", "min_learning_rate": 1e-2},
             "is above learning_rate",
         ),
-        ({"schedule": "fixed", "learning_rate_schedule": "exp", "min_learning_rate": 1e-4}, "Or None: the recipe's"),
-        ({"schedule": "fixed", "min_learning_rate": 1e-2}, "is above learning_rate"),  # the default decay's end
+        (
+            {"schedule": "fixed", "learning_rate_schedule": "exp", "min_learning_rate": 1e-4},
+            "learning_rate_schedule='exp' is not one of",
+        ),
+        (
+            {"schedule": "fixed", "learning_rate_schedule": "linear", "min_learning_rate": 1e-2},
+            "is above learning_rate",
+        ),
         (
             {
                 "schedule": "fixed",
