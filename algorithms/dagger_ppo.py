@@ -21,7 +21,12 @@ from dagmix.algorithms.guidance import TeacherGuidance, set_action_std
 from dagmix.algorithms.mixing_core import CHECKPOINT_KEY, MixingSurface, check_algorithm_keys
 from dagmix.algorithms.phase_log import SCALAR_BETA, SCALAR_ESTIMATOR_LOSS, SCALAR_TEACHER_FRACTION
 from dagmix.mixing.config import MixingConfig
-from dagmix.mixing.dagger_ppo_schema import DAGGER_PPO_KEYS, resolve_learning_rate_schedule, validate_dagger_ppo
+from dagmix.mixing.dagger_ppo_schema import (
+    DAGGER_PPO_KEYS,
+    kl_adaptive,
+    resolve_learning_rate_schedule,
+    validate_dagger_ppo,
+)
 
 SCALAR_IMITATION_COEF = "Distillation/imitation_coef"
 SCALAR_PPO_COEF = "Distillation/ppo_coef"
@@ -122,10 +127,9 @@ class MixingDAggerPPO(MixingSurface, PPO):
         super().__init__(actor, critic, storage, **kwargs)
         self._mixed_precision = bool(getattr(self, "use_mixed_precision", False))  # rsl-rl-lib >= 5.5 only
         active = not options.imitation_coef.always_zero()
-        adaptive = self.schedule == "adaptive" and self.desired_kl is not None
+        adaptive = kl_adaptive(self.schedule, self.desired_kl)
         self.lr_schedule = resolve_learning_rate_schedule(options, self.learning_rate, adaptive)
         self._base_learning_rate = float(self.learning_rate)
-        self._lr_end: int | None = None  # iteration at which a decaying schedule reaches min_learning_rate
         self.teacher_action_clip = options.teacher_action_clip
         self.teacher: Any = None
         if teacher is not None:
@@ -240,8 +244,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
                 "checkpoint) before learn()."
             )
         self.teacher.eval()
-        length = self.mixing_core.start_learning()
-        self._lr_end = self.lr_schedule.end_iteration(self.mixing_core.iteration, length)
+        self.start_learning()
 
     def eval_mode(self) -> None:
         """Set evaluation mode for every model."""
@@ -310,7 +313,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
         if weights is not None:
             observations[WEIGHT_KEY].copy_(weights)
         warmup = recipe.get("ppo_warmup", 1.0)
-        self._set_learning_rate(core.iteration)
+        self._set_learning_rate()
         loss_dict, stats = self._ppo_imitation_update(
             ppo_coef * warmup, imitation_coef, mixed=core.beta > 0.0, advised=weights is not None
         )
@@ -341,15 +344,6 @@ class MixingDAggerPPO(MixingSurface, PPO):
             metrics.update(experts.metrics(extra))
         core.end_iteration(metrics, loss_dict, f"Imitation coef: {imitation_coef:.4g}, PPO coef: {ppo_coef:.4g}")
         return loss_dict
-
-    def _set_learning_rate(self, iteration: int) -> None:
-        """Set the optimizer's rate for ``iteration``'s update under a decaying ``learning_rate_schedule``."""
-        if self.lr_schedule.decays:
-            if self._lr_end is None:  # update() without learn(): resolve as learn() does
-                self._lr_end = self.lr_schedule.end_iteration(iteration, self.mixing_core.max_iterations)
-            self.learning_rate = self.lr_schedule.apply(
-                self.optimizer, self._base_learning_rate, iteration, self._lr_end
-            )
 
     def broadcast_parameters(self) -> None:
         """Broadcast rank 0's actor, critic (rsl_rl) and advisor head to every rank (rsl_rl's learn() calls this)."""
@@ -559,10 +553,8 @@ class MixingDAggerPPO(MixingSurface, PPO):
         """Return the learning-rate schedule in words, e.g. ``cosine 0.001 -> 0.0001 by the end of the run``."""
         lr = self.lr_schedule
         if not lr.decays:
-            adaptive = self.schedule == "adaptive" and self.desired_kl is not None
-            return (
-                f"KL-adaptive from {self._base_learning_rate:g}" if adaptive else f"fixed {self._base_learning_rate:g}"
-            )
+            rate = f"{self._base_learning_rate:g}"
+            return f"KL-adaptive from {rate}" if kl_adaptive(self.schedule, self.desired_kl) else f"fixed {rate}"
         end = (
             "the end of the run" if lr.learning_rate_iterations is None else f"iteration {lr.learning_rate_iterations}"
         )

@@ -19,6 +19,7 @@ from dagmix import __version__
 from dagmix.algorithms.phase_log import ExtrasLog, phase_lines, switch_banner, switch_beyond_end
 from dagmix.mixing.config import MixingConfig
 from dagmix.mixing.names import did_you_mean
+from dagmix.mixing.options import LearningRateScheduleConfig
 from dagmix.mixing.policy import MixingPolicy, reseed_value
 from dagmix.mixing.schedules import BetaSchedule
 
@@ -358,6 +359,23 @@ class MixingSurface:
     last_metrics = _forward("last_metrics")
     last_losses = _forward("last_losses")
     extras_log = _forward("extras_log")
+
+    lr_schedule: LearningRateScheduleConfig  # the algorithm's learning-rate schedule (set in its __init__)
+    _base_learning_rate: float  # the configured rate the schedule starts from
+    _lr_end: int | None = None  # iteration at which a decaying schedule reaches min_learning_rate
+
+    def start_learning(self) -> None:
+        """Resync the mixing core at the start of ``learn`` and resolve the end of a decaying learning rate."""
+        length = self.mixing_core.start_learning()
+        self._lr_end = self.lr_schedule.end_iteration(self.mixing_core.iteration, length)
+
+    def _set_learning_rate(self) -> None:
+        """Set the optimizer's learning rate for this iteration's update (untouched for a constant schedule)."""
+        if self.lr_schedule.active:
+            if self.lr_schedule.decays and self._lr_end is None:  # update() without learn(): resolve as learn() does
+                self._lr_end = self.lr_schedule.end_iteration(self.iteration, self.mixing_core.max_iterations)
+            lr = self.lr_schedule.apply(self.optimizer, self._base_learning_rate, self.iteration, self._lr_end)
+            self.learning_rate = lr  # rsl_rl's logger reads it (Loss/learning_rate)
 
     def build_mixing_core(self, cfg: MixingConfig, num_envs: int, console: bool) -> MixingCore:
         """Return the :class:`MixingCore` of this algorithm's device and process group (rsl_rl's attributes)."""

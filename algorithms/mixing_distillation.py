@@ -100,7 +100,6 @@ class MixingDistillation(MixingSurface, compat.DistillationBase):
         super().__init__(*models, **kwargs)
         storage = self.storage
         self._base_learning_rate = self.lr_schedule.check_base(self.optimizer.param_groups[0]["lr"])
-        self._lr_end: int | None = None  # iteration at which a decaying schedule reaches min_learning_rate
         self.ema = WeightAverage.attach(self.ema_cfg, compat.raw_student(self), self.optimizer)
 
         num_envs, steps = storage.num_envs, storage.num_transitions_per_env
@@ -157,8 +156,7 @@ class MixingDistillation(MixingSurface, compat.DistillationBase):
         in ``learn``; this algorithm checks it again before the first rollout, see :meth:`act`).
         """
         super().train_mode()
-        length = self.mixing_core.start_learning()
-        self._lr_end = self.lr_schedule.end_iteration(self.mixing_core.iteration, length)
+        self.start_learning()
 
     def act(self, obs: TensorDict) -> torch.Tensor:
         """Run student and teacher for every env; return the mixed action (teacher where the mask is set)."""
@@ -275,14 +273,6 @@ class MixingDistillation(MixingSurface, compat.DistillationBase):
             if replay_count > 0:
                 metrics[SCALAR_REPLAY_LOSS] = replay_sum / replay_count
         return metrics
-
-    def _set_learning_rate(self) -> None:
-        """Set the optimizer's learning rate for this iteration's update (untouched for a constant schedule)."""
-        if self.lr_schedule.active:
-            if self.lr_schedule.decays and self._lr_end is None:  # update() without learn(): resolve as learn() does
-                self._lr_end = self.lr_schedule.end_iteration(self.iteration, self.mixing_core.max_iterations)
-            lr = self.lr_schedule.apply(self.optimizer, self._base_learning_rate, self.iteration, self._lr_end)
-            self.learning_rate = lr  # rsl_rl's logger reads it (Loss/learning_rate)
 
     def get_policy(self) -> Any:
         """Return the student to evaluate and export: the averaged one with ``ema_decay``, else rsl_rl's."""

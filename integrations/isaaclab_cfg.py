@@ -19,6 +19,7 @@ from dagmix.mixing.dagger_ppo_schema import (
     DAGGER_PPO_KEYS,
     DAggerPPOOptions,
     DAggerPPOSchema,
+    kl_adaptive,
     resolve_learning_rate_schedule,
     validate_dagger_ppo,
 )
@@ -168,8 +169,7 @@ class RslRlMixingDAggerPPOAlgorithmCfg(RslRlPpoAlgorithmCfg, DAggerPPOSchema):
             )
         options = self.to_options()
         if isinstance(self.learning_rate, (int, float)) and isinstance(self.schedule, str):  # MISSING until set
-            adaptive = self.schedule == "adaptive" and self.desired_kl is not None
-            resolve_learning_rate_schedule(options, self.learning_rate, adaptive)
+            resolve_learning_rate_schedule(options, self.learning_rate, kl_adaptive(self.schedule, self.desired_kl))
 
     def to_options(self) -> DAggerPPOOptions:
         """Return the validated options MixingDAggerPPO builds from this config's dict form."""

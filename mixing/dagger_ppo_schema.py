@@ -17,7 +17,7 @@ from dagmix.mixing.adaptive import AdaptiveSchedule
 from dagmix.mixing.coefficients import CoefficientSchedule
 from dagmix.mixing.config import SCHEDULE_KINDS, MixingConfig, resolve_mixing
 from dagmix.mixing.names import did_you_mean, not_one_of
-from dagmix.mixing.options import LR_SCHEDULES, LearningRateScheduleConfig, LearningRateScheduleName
+from dagmix.mixing.options import LearningRateScheduleConfig, LearningRateScheduleName
 from dagmix.mixing.schema import MixingSchema, check_config_dict, check_console_and_clip
 
 ImitationLoss = Literal["mse", "huber", "gaussian_nll"]
@@ -153,6 +153,11 @@ class DAggerPPOOptions:
     learning_rate_iterations: int | None = None
 
 
+def kl_adaptive(schedule: str, desired_kl: float | None) -> bool:
+    """Whether rsl_rl's PPO sets the rate from the KL divergence (``schedule="adaptive"`` with a ``desired_kl``)."""
+    return schedule == "adaptive" and desired_kl is not None
+
+
 def resolve_learning_rate_schedule(
     options: DAggerPPOOptions, learning_rate: float, adaptive: bool
 ) -> LearningRateScheduleConfig:
@@ -259,15 +264,8 @@ def _validate_recipe(cfg: Mapping[str, Any]) -> dict[str, Any]:
     std = _number("init_student_std", v["init_student_std"], 0.0, optional=True)
     if std is not None and std <= 0.0:
         raise ValueError(f"init_student_std={std!r} must be > 0 (or None: the distilled checkpoint's std).")
-    kind = v["learning_rate_schedule"]
-    if kind not in LR_SCHEDULES:
-        raise ValueError(not_one_of("learning_rate_schedule", kind, LR_SCHEDULES))
-    end = v["learning_rate_iterations"]
-    if end is not None and (isinstance(end, bool) or not isinstance(end, int) or end <= 0):
-        raise ValueError(
-            f"learning_rate_iterations={end!r} must be an int > 0 (the iteration at which the decay reaches "
-            "min_learning_rate), or None for the end of the learn() call."
-        )
+    kind, end = v["learning_rate_schedule"], v["learning_rate_iterations"]
+    LearningRateScheduleConfig(learning_rate_schedule=kind, learning_rate_iterations=end)  # their checks, once
     return {
         "imitation_balance": str(v["imitation_balance"]),
         "advisor_alpha": _number("advisor_alpha", v["advisor_alpha"], 0.0),
