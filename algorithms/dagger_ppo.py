@@ -102,6 +102,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
         init_critic_from_teacher: bool | None = None,
         learning_rate_schedule: str = "constant",
         learning_rate_iterations: int | None = None,
+        learning_rate_decay_start_fraction: float = 0.0,
         **kwargs: Any,
     ) -> None:
         """Build the algorithm; rsl_rl's PPO keys (``learning_rate``, ``clip_param``, ...) pass through.
@@ -558,7 +559,9 @@ class MixingDAggerPPO(MixingSurface, PPO):
         end = (
             "the end of the run" if lr.learning_rate_iterations is None else f"iteration {lr.learning_rate_iterations}"
         )
-        return f"{lr.learning_rate_schedule} {self._base_learning_rate:g} -> {lr.min_learning_rate:g} by {end}"
+        hold = lr.learning_rate_decay_start_fraction
+        start = f" from {hold:.3g} of the run" if hold > 0 else ""
+        return f"{lr.learning_rate_schedule} {self._base_learning_rate:g} -> {lr.min_learning_rate:g}{start} by {end}"
 
     def save(self) -> dict:
         """Return rsl_rl's PPO checkpoint dict plus ``teacher_state_dict`` and the state under ``"dagmix"``."""

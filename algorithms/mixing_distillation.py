@@ -77,6 +77,7 @@ class MixingDistillation(MixingSurface, compat.DistillationBase):
         min_learning_rate: float = 0.0,
         warmup_iterations: int = 0,
         learning_rate_iterations: int | None = None,
+        learning_rate_decay_start_fraction: float = 0.0,
         ema_decay: float | None = None,
         **kwargs: Any,
     ) -> None:

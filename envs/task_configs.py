@@ -202,6 +202,7 @@ def distill_train_cfg(task: str) -> dict[str, Any]:
             "min_learning_rate": 2e-4,
             "warmup_iterations": 0,
             "learning_rate_iterations": None,  # the decay ends with the run (learn()'s last iteration)
+            "learning_rate_decay_start_fraction": 0.0,
             # quadcopter_blind (the student before the velocity estimate) keeps the 0.9 its results were made with
             "ema_decay": 0.99 if task in QUADCOPTER_STUDENT_TASKS else 0.9,
             # listed at its default (off) so that `key=value` overrides can set it

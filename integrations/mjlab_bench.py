@@ -189,6 +189,7 @@ def train_cfg() -> dict[str, Any]:
             "min_learning_rate": 1e-4,
             "warmup_iterations": 0,
             "learning_rate_iterations": None,
+            "learning_rate_decay_start_fraction": 0.0,
             "ema_decay": 0.9,
         },
         "student": drop_unset_model_keys(dataclasses.asdict(copy.deepcopy(rl.student))),

@@ -123,6 +123,11 @@ class DAggerPPOSchema:
     ``min_learning_rate``. None: the end of the ``learn()`` call, its start iteration plus its number of iterations
     (the run's ``max_iterations`` under rsl_rl's stock runner, which does not pass the length)."""
 
+    learning_rate_decay_start_fraction: float = 0.0
+    """With a decaying ``learning_rate_schedule``: the fraction of the run during which the rate holds at
+    ``learning_rate`` before it decays, in [0, 1) (0, default: the decay starts at once; 2/3: it runs over the last
+    third, after the students have learnt at the full rate)."""
+
 
 DAGGER_PPO_KEYS: tuple[str, ...] = tuple(f.name for f in fields(DAggerPPOSchema))
 """The algorithm config keys MixingDAggerPPO adds to rsl_rl's PPO keys."""
@@ -151,6 +156,7 @@ class DAggerPPOOptions:
     init_critic_from_teacher: bool | None = None
     learning_rate_schedule: str = "constant"
     learning_rate_iterations: int | None = None
+    learning_rate_decay_start_fraction: float = 0.0
 
 
 def kl_adaptive(schedule: str, desired_kl: float | None) -> bool:
@@ -185,6 +191,7 @@ def resolve_learning_rate_schedule(
         learning_rate_schedule=kind,
         min_learning_rate=0.0 if low is None else low,
         learning_rate_iterations=options.learning_rate_iterations,
+        learning_rate_decay_start_fraction=options.learning_rate_decay_start_fraction,
     )
     cfg.check_base(learning_rate)
     return cfg
@@ -265,7 +272,10 @@ def _validate_recipe(cfg: Mapping[str, Any]) -> dict[str, Any]:
     if std is not None and std <= 0.0:
         raise ValueError(f"init_student_std={std!r} must be > 0 (or None: the distilled checkpoint's std).")
     kind, end = v["learning_rate_schedule"], v["learning_rate_iterations"]
-    LearningRateScheduleConfig(learning_rate_schedule=kind, learning_rate_iterations=end)  # their checks, once
+    start = v["learning_rate_decay_start_fraction"]
+    lr = LearningRateScheduleConfig(  # their checks, once
+        learning_rate_schedule=kind, learning_rate_iterations=end, learning_rate_decay_start_fraction=start
+    )
     return {
         "imitation_balance": str(v["imitation_balance"]),
         "advisor_alpha": _number("advisor_alpha", v["advisor_alpha"], 0.0),
@@ -277,6 +287,7 @@ def _validate_recipe(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "min_learning_rate": _number("min_learning_rate", v["min_learning_rate"], 0.0, optional=True),
         "learning_rate_schedule": kind,
         "learning_rate_iterations": end,
+        "learning_rate_decay_start_fraction": lr.learning_rate_decay_start_fraction,
         "init_student_std": std,
         "init_critic_from_teacher": teacher_critic,
     }

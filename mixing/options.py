@@ -169,6 +169,10 @@ class LearningRateKeys:
     ``min_learning_rate``. None (default): the end of the current ``learn()`` call, i.e. its start iteration plus
     its number of iterations (rsl_rl's ``max_iterations`` under the stock runner). To resume a run and continue its
     schedule exactly, resume with the remaining iterations (rsl_rl's convention) or set this key."""
+    learning_rate_decay_start_fraction: float = 0.0
+    """``linear`` / ``cosine``: the fraction of the span from the end of the warmup to the end iteration during which
+    the rate holds at ``learning_rate`` before it decays, in [0, 1) (0, default: the decay starts at once; 2/3: it
+    runs over the last third)."""
 
 
 @dataclass
@@ -193,6 +197,13 @@ class LearningRateScheduleConfig(LearningRateKeys):
                 f"learning_rate_iterations={e!r} must be an int > warmup_iterations={w} (the iteration at which "
                 "the decay reaches min_learning_rate), or None for the end of the learn() call."
             )
+        f = self.learning_rate_decay_start_fraction
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 <= f < 1.0:
+            raise ValueError(
+                f"learning_rate_decay_start_fraction={f!r} must be a number in [0, 1): the fraction of the schedule "
+                "during which the rate holds before it decays (0: decay at once; 2/3: over the last third)."
+            )
+        self.learning_rate_decay_start_fraction = float(f)
 
     @property
     def active(self) -> bool:
@@ -261,7 +272,8 @@ class LearningRateScheduleConfig(LearningRateKeys):
             return base
         if end is None:
             raise ValueError("the end iteration of a decaying learning-rate schedule is not set")
-        p = min(max((iteration - w) / (end - w), 0.0), 1.0)
+        start = w + self.learning_rate_decay_start_fraction * (end - w)
+        p = min(max((iteration - start) / (end - start), 0.0), 1.0)
         low = self.min_learning_rate
         if self.learning_rate_schedule == "linear":
             return base + (low - base) * p

@@ -190,6 +190,10 @@ def test_a_cosine_learning_rate_decays_to_min_learning_rate_at_the_end_of_the_ru
         tmp_path / "l", ppo_teacher, {**algo, "learning_rate_schedule": "linear", "learning_rate_iterations": 2}
     )
     assert _rates(linear, 4) == pytest.approx([1e-3, 5.5e-4, 1e-4, 1e-4], rel=1e-12)  # kept after its end
+    held = runner(tmp_path / "h", ppo_teacher, {**algo, "learning_rate_decay_start_fraction": 0.6}, max_iterations=5)
+    # the decay starts at 0.6 * 5 = iteration 3 and ends at 5: full rate for 0-3, then half way at 4
+    assert _rates(held, 5) == pytest.approx([1e-3, 1e-3, 1e-3, 1e-3, 5.5e-4], rel=1e-12)
+    assert "learning rate cosine 0.001 -> 0.0001 from 0.6 of the run by the end of the run" in held.alg.describe()
 
 
 def test_a_resumed_run_continues_the_learning_rate_decay(tmp_path, ppo_teacher):
@@ -248,6 +252,10 @@ def test_the_default_keeps_rsl_rl_s_rate_and_a_decay_ends_at_a_tenth_by_default(
                 "learning_rate_iterations": 0,
             },
             "learning_rate_iterations=0",
+        ),
+        (
+            {"schedule": "fixed", "learning_rate_schedule": "cosine", "learning_rate_decay_start_fraction": 1},
+            "learning_rate_decay_start_fraction=1 must be a number in [0, 1)",
         ),
     ],
 )

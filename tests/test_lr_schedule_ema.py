@@ -45,6 +45,17 @@ def test_learning_rate_values_in_closed_form():
     const = LearningRateScheduleConfig("constant", warmup_iterations=4)
     assert [const.learning_rate(1.0, i, None) for i in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     assert not LearningRateScheduleConfig().active and const.active and not const.decays
+    # a held start: S = W + f * (E - W) = 2 + 0.5 * 8 = 6; the rate holds until S, then decays over (S, E)
+    held = LearningRateScheduleConfig(
+        "linear", min_learning_rate=0.0, warmup_iterations=2, learning_rate_decay_start_fraction=0.5
+    )
+    assert [held.learning_rate(1.0, i, 10) for i in range(12)] == pytest.approx(
+        [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0, 0.0], abs=1e-12
+    )
+    held_cos = LearningRateScheduleConfig("cosine", min_learning_rate=0.1, learning_rate_decay_start_fraction=2 / 3)
+    assert held_cos.learning_rate(1.0, 200, 300) == pytest.approx(1.0)
+    assert held_cos.learning_rate(1.0, 250, 300) == pytest.approx(0.55)  # half way through the last third
+    assert held_cos.learning_rate(1.0, 300, 300) == pytest.approx(0.1)
 
 
 def test_cosine_schedule_is_set_and_logged_every_iteration(tmp_path, teacher_path):
@@ -95,6 +106,9 @@ def test_explicit_learning_rate_iterations_and_resume_continue_the_schedule_exac
         ({"warmup_iterations": 1.5}, r"warmup_iterations=1.5 must be an int >= 0"),
         ({"warmup_iterations": 5, "learning_rate_iterations": 5}, r"learning_rate_iterations=5 must be an int >"),
         ({"learning_rate_schedul": "cosine"}, r"Did you mean 'learning_rate_schedule'"),
+        ({"learning_rate_decay_start_fraction": 1.0}, r"learning_rate_decay_start_fraction=1.0 must be a number in"),
+        ({"learning_rate_decay_start_fraction": -0.1}, r"learning_rate_decay_start_fraction=-0.1 must be a number"),
+        ({"learning_rate_decay_start_fraction": True}, r"learning_rate_decay_start_fraction=True must be a number"),
         ({"ema_decay": 1.0}, r"ema_decay=1.0 must be a number in \(0, 1\)"),
         ({"ema_decay": 0}, r"ema_decay=0 must be a number in \(0, 1\)"),
         ({"ema_decay": True}, r"ema_decay=True"),
