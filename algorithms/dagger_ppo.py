@@ -100,9 +100,9 @@ class MixingDAggerPPO(MixingSurface, PPO):
         min_learning_rate: float | None = None,
         init_student_std: float | None = None,
         init_critic_from_teacher: bool | None = None,
-        learning_rate_schedule: str = "constant",
+        learning_rate_schedule: str = "auto",
         learning_rate_iterations: int | None = None,
-        learning_rate_decay_start_fraction: float = 0.0,
+        learning_rate_decay_start_fraction: float | None = None,
         **kwargs: Any,
     ) -> None:
         """Build the algorithm; rsl_rl's PPO keys (``learning_rate``, ``clip_param``, ...) pass through.
@@ -131,6 +131,7 @@ class MixingDAggerPPO(MixingSurface, PPO):
         adaptive = kl_adaptive(self.schedule, self.desired_kl)
         self.lr_schedule = resolve_learning_rate_schedule(options, self.learning_rate, adaptive)
         self._base_learning_rate = float(self.learning_rate)
+        self._learning_rate_auto = options.learning_rate_schedule == "auto"
         self.teacher_action_clip = options.teacher_action_clip
         self.teacher: Any = None
         if teacher is not None:
@@ -553,15 +554,18 @@ class MixingDAggerPPO(MixingSurface, PPO):
     def _describe_learning_rate(self) -> str:
         """Return the learning-rate schedule in words, e.g. ``cosine 0.001 -> 0.0001 by the end of the run``."""
         lr = self.lr_schedule
+        auto = " (auto)" if self._learning_rate_auto else ""
         if not lr.decays:
             rate = f"{self._base_learning_rate:g}"
-            return f"KL-adaptive from {rate}" if kl_adaptive(self.schedule, self.desired_kl) else f"fixed {rate}"
+            kind = "KL-adaptive from" if kl_adaptive(self.schedule, self.desired_kl) else "fixed"
+            return f"{kind} {rate}{auto}"
         end = (
             "the end of the run" if lr.learning_rate_iterations is None else f"iteration {lr.learning_rate_iterations}"
         )
         hold = lr.learning_rate_decay_start_fraction
         start = f" from {hold:.3g} of the run" if hold > 0 else ""
-        return f"{lr.learning_rate_schedule} {self._base_learning_rate:g} -> {lr.min_learning_rate:g}{start} by {end}"
+        rates = f"{self._base_learning_rate:g} -> {lr.min_learning_rate:g}"
+        return f"{lr.learning_rate_schedule} {rates}{start} by {end}{auto}"
 
     def save(self) -> dict:
         """Return rsl_rl's PPO checkpoint dict plus ``teacher_state_dict`` and the state under ``"dagmix"``."""

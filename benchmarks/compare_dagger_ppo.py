@@ -3,10 +3,10 @@
 Variants: ``distillation_student_only`` (MixingDistillation with beta 0, i.e. what stock rsl_rl ``Distillation``
 does), ``distillation_<v>`` for any compare_schedules variant ``v`` (e.g. ``distillation_two_stage:phase1_iterations=
 30``), and the MixingDAggerPPO variants of :data:`DAGGER_PPO` (``ppo_no_teacher``, ``dagger_ppo_fixed``,
-``dagger_then_ppo``, ``dagger_ppo_recommended``, ``advisor``, ``handoff``), each optionally with algorithm keys after
-a colon. Tasks: ``--task quadcopter`` (default), ``quadcopter_blind``, ``cue_doors``, ``mjlab_cartpole_swingup``
-(mjlab's swing-up, MixingDAggerPPO as ``Mjlab-Cartpole-Swingup-Dagmix-DAggerPPO`` registers it; its training episodes
-out of step, as in its distillation runs).
+``dagger_then_ppo``, ``dagger_ppo_recommended``, ``advisor``, ``recipe``, ``handoff``), each optionally with
+algorithm keys after a colon. Tasks: ``--task quadcopter`` (default), ``quadcopter_blind``, ``cue_doors``,
+``mjlab_cartpole_swingup`` (mjlab's swing-up, MixingDAggerPPO as ``Mjlab-Cartpole-Swingup-Dagmix-DAggerPPO``
+registers it; its training episodes out of step, as in its distillation runs).
 
 Same machinery, flags, resumable output layout and reports as ``compare_schedules`` (``runs/<variant>/seed<k>.json``,
 ``per_iteration.csv``, ``summary.csv``, ``summary.md``, figures); ``loss`` is the behaviour loss for distillation
@@ -51,7 +51,10 @@ def _dagger_then_ppo(n: int) -> dict[str, Any]:
     }
 
 
-FIXED_WEIGHTS: dict[str, Any] = {"imitation_balance": "fixed", "critic_warmup": None}
+CONSTANT_RATE: dict[str, Any] = {"learning_rate_schedule": "constant"}
+"""rsl_rl's ``schedule`` alone sets the learning rate: the rate of every variant measured before the ``auto`` default
+(the held cosine decay), kept so that their committed rows keep their meaning."""
+FIXED_WEIGHTS: dict[str, Any] = {"imitation_balance": "fixed", "critic_warmup": None, **CONSTANT_RATE}
 """The recipe's per-state balance and critic warm-up off: the loss of the variants measured before the recipe."""
 
 DISTILLATION: dict[str, str] = {
@@ -61,7 +64,7 @@ DISTILLATION: dict[str, str] = {
 """Distillation variants: the compare_schedules variant each one runs (``distillation_<variant>`` for any other)."""
 
 DAGGER_PPO: dict[str, Callable[[int], dict[str, Any]]] = {
-    "ppo_no_teacher": lambda n: {"imitation_coef": 0.0, "mixing": {"schedule": "student_only"}},
+    "ppo_no_teacher": lambda n: {"imitation_coef": 0.0, "mixing": {"schedule": "student_only"}, **CONSTANT_RATE},
     "dagger_ppo_fixed": lambda n: {  # rsl_rl DaggerPPO's defaults: dagger_loss_coef 1, KL-adaptive lr from 1e-3
         "imitation_coef": 1.0,
         "ppo_coef": 1.0,
@@ -72,12 +75,14 @@ DAGGER_PPO: dict[str, Callable[[int], dict[str, Any]]] = {
     },
     "dagger_then_ppo": _dagger_then_ppo,
     "dagger_ppo_recommended": _recommended,
-    "advisor": lambda n: {},
-    "handoff": lambda n: {"distill_iterations": n // 2, "init_at_random_ep_len": True},
+    "advisor": lambda n: dict(CONSTANT_RATE),
+    "recipe": lambda n: {},
+    "handoff": lambda n: {"distill_iterations": n // 2, "init_at_random_ep_len": True, **CONSTANT_RATE},
 }
 """MixingDAggerPPO variants: algorithm keys over ``dagger_ppo_train_cfg`` as a function of the run length.
 
-- ``ppo_no_teacher``: PPO on the student's observations, no imitation (``imitation_coef`` 0: stock PPO);
+- ``ppo_no_teacher``: PPO on the student's observations, no imitation (``imitation_coef`` 0: stock PPO at the
+  fixed rate);
 - ``dagger_ppo_fixed``: rsl_rl ``DaggerPPO``'s loss: PPO plus imitation at weight 1 on every state, the student
   always driving, the KL-adaptive learning rate from 1e-3;
 - ``dagger_then_ppo``: rl_games PR #378's preset: pure DAgger (the teacher drives the first 10%) until 1/3 of the
@@ -85,12 +90,18 @@ DAGGER_PPO: dict[str, Callable[[int], dict[str, Any]]] = {
   checkpoint where it fits;
 - ``dagger_ppo_recommended``: MixingDAggerPPO's default before the recipe (teacher drives 10%, PPO ramps in until
   1/3, imitation anneals to 0 at 5/6, fixed weights on every state);
-- ``advisor``: the recipe, MixingDAggerPPO's defaults (``imitation_balance="advisor"``, no floor; a critic warm-up
-  only with ``init_student``);
+- ``advisor``: the recipe at a constant learning rate, MixingDAggerPPO's defaults before the ``auto`` rate
+  (``imitation_balance="advisor"``, no floor; a critic warm-up only with ``init_student``;
+  ``learning_rate_schedule="constant"``);
+- ``recipe``: MixingDAggerPPO's defaults: ``advisor`` with ``learning_rate_schedule="auto"``, at the fixed 1e-3 of
+  ``dagger_ppo_train_cfg`` the rate held for 0.67 of the run, then a cosine to 1e-4; the same runs, bit for bit, as
+  ``advisor:learning_rate_schedule=cosine,min_learning_rate=1e-4,learning_rate_decay_start_fraction=0.67`` (the name
+  its committed rows carry);
 - ``handoff``: the two commands of docs/dagger_ppo.md in one run: dagmix distillation (the task's two-stage default,
   the teacher driving the first fifth) for ``distill_iterations`` (default half the run), then the recipe from that
   student (``init_student``) for the rest, its training episodes out of step as ``dagmix distill --algorithm
-  dagger_ppo`` starts them. The budget counts both stages.
+  dagger_ppo`` starts them. The budget counts both stages. At the constant rate its rows were made with
+  (``handoff:learning_rate_schedule=auto`` for today's default).
 
 Any of them takes algorithm keys after a colon, e.g. ``advisor:imitation_floor=0.0,critic_warmup=None``, and the
 run keys of :data:`RUN_KEYS`.
@@ -242,6 +253,7 @@ def _run_dagger_ppo(args: Args, variant: str, seed: int, path: str) -> dict[str,
                 "teacher_fraction": metrics["Distillation/teacher_fraction"],
                 "imitation_coef": metrics["Distillation/imitation_coef"],
                 "ppo_coef": metrics["Distillation/ppo_coef"],
+                "learning_rate": float(alg.learning_rate),  # the actor's rate after the update (Loss/learning_rate)
                 **{k.split("/")[-1]: v for k, v in metrics.items() if k in RECIPE_SCALARS},
             }
             if it % args.eval_interval == 0 or it == args.iterations - 1 or it in handover:

@@ -228,7 +228,8 @@ def dagger_ppo_train_cfg(task: str) -> dict[str, Any]:
     reads the privileged ``teacher`` group (``critic`` on ``cue_doors``, which adds the latched cue), and the teacher
     section matches the shipped PPO teacher. The algorithm keys beyond rsl_rl's PPO are MixingDAggerPPO's defaults
     (docs/dagger_ppo.md): imitation and PPO weighed per state by the advisor head, the critic warm-up, the student
-    driving; a fixed learning rate.
+    driving; a fixed learning rate, which ``learning_rate_schedule="auto"`` holds for 0.67 of the run and then
+    decays by a cosine to a tenth.
     """
     cfg = teacher_train_cfg(task)
     cfg.update(experiment_name=f"{task}_dagger_ppo", max_iterations=300)

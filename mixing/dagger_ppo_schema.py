@@ -17,11 +17,18 @@ from dagmix.mixing.adaptive import AdaptiveSchedule
 from dagmix.mixing.coefficients import CoefficientSchedule
 from dagmix.mixing.config import SCHEDULE_KINDS, MixingConfig, resolve_mixing
 from dagmix.mixing.names import did_you_mean, not_one_of
-from dagmix.mixing.options import LearningRateScheduleConfig, LearningRateScheduleName
+from dagmix.mixing.options import LearningRateScheduleConfig
 from dagmix.mixing.schema import MixingSchema, check_config_dict, check_console_and_clip
 
 ImitationLoss = Literal["mse", "huber", "gaussian_nll"]
 ImitationBalance = Literal["advisor", "fixed"]
+DAggerPPOLearningRateSchedule = Literal["auto", "constant", "linear", "cosine"]
+DAGGER_PPO_LR_SCHEDULES: tuple[str, ...] = get_args(DAggerPPOLearningRateSchedule)
+"""The values of MixingDAggerPPO's ``learning_rate_schedule``: MixingDistillation's and ``auto``."""
+AUTO_DECAY = "cosine"
+"""The decay ``learning_rate_schedule="auto"`` runs under a fixed learning rate."""
+AUTO_DECAY_START_FRACTION = 0.67
+"""The fraction of the run ``auto``'s decay holds the rate for (the measured 0.67: benchmarks/RESULTS.md)."""
 IMITATION_LOSSES: tuple[str, ...] = get_args(ImitationLoss)
 """The values of ``imitation_loss`` (from its ``Literal``, declared once)."""
 IMITATION_BALANCES: tuple[str, ...] = get_args(ImitationBalance)
@@ -95,8 +102,9 @@ class DAggerPPOSchema:
     min_learning_rate: float | None = None
     """The lowest learning rate. Under rsl_rl's KL-adaptive schedule (``schedule="adaptive"``): the least rate it may
     set, so that the imitation term, which moves the mean and so the KL, cannot collapse it (None: the configured
-    ``learning_rate``). Under a decaying ``learning_rate_schedule``: the rate the decay ends at (None: a tenth of
-    ``learning_rate``, the measured 1e-3 to 1e-4). Without effect with the ``constant`` schedule at a fixed rate."""
+    ``learning_rate``). Under a decaying ``learning_rate_schedule`` (``auto`` under a fixed rate included): the rate
+    the decay ends at (None: a tenth of ``learning_rate``, the measured 1e-3 to 1e-4). Without effect with the
+    ``constant`` schedule at a fixed rate."""
 
     init_student_std: float | None = None
     """With ``init_student``: the action std the actor starts PPO with (distillation does not train it). None: the
@@ -107,28 +115,33 @@ class DAggerPPOSchema:
     None: when the checkpoint has one that fits the critic (same observations and sizes); True: required (an error
     if it does not fit); False: never."""
 
-    learning_rate_schedule: LearningRateScheduleName = "constant"
-    """``constant`` (default): rsl_rl's ``schedule`` alone sets the rate (fixed, or KL-adaptive). ``linear`` or
-    ``cosine`` (not under the KL-adaptive schedule, ``schedule="adaptive"`` with a ``desired_kl``): the rate of
-    runner iteration ``it`` decays from ``learning_rate`` to ``min_learning_rate``, reached at
-    ``learning_rate_iterations`` and kept after it, by the formula of MixingDistillation's key of the same name
-    (docs/config.md); set at the start of each update and logged as ``Loss/learning_rate``. A function of the
-    iteration only, so a resumed run continues it exactly. The advisor head keeps ``advisor_learning_rate``. On
-    ``quadcopter_blind`` a cosine decay (1e-3 to 1e-4) made the last student steady (within 0.006 of its best
-    periodic evaluation in every seed) but ended no better on average than the constant rate
-    (benchmarks/RESULTS.md)."""
+    learning_rate_schedule: DAggerPPOLearningRateSchedule = "auto"
+    """``auto`` (default, the recipe): under a fixed rate (rsl_rl's ``schedule="fixed"``, or no ``desired_kl``) a
+    ``cosine`` decay from ``learning_rate`` to ``min_learning_rate`` (None: a tenth of it) that holds the rate for the
+    first ``learning_rate_decay_start_fraction`` of the run (None: 0.67), so it runs over the last third; under
+    rsl_rl's KL-adaptive schedule (``schedule="adaptive"`` with a ``desired_kl``, PPO's default) ``constant``: the KL
+    sets the rate, floored at ``min_learning_rate``. ``constant``: rsl_rl's ``schedule`` alone sets the rate (fixed,
+    or KL-adaptive). ``linear`` or ``cosine`` (not under the KL-adaptive schedule): the rate of runner iteration
+    ``it`` decays from ``learning_rate`` to ``min_learning_rate``, reached at ``learning_rate_iterations`` and kept
+    after it, by the formula of MixingDistillation's key of the same name (docs/config.md); set at the start of each
+    update and logged as ``Loss/learning_rate``. A function of the iteration only, so a resumed run continues it
+    exactly. The advisor head keeps ``advisor_learning_rate``. Measured at 1e-3 (benchmarks/RESULTS.md, 5 seeds):
+    ``auto`` ends every seed's last student on ``quadcopter_blind`` at 1.051-1.057 of the teacher's return (the
+    ``constant`` rate 0.980-1.059, a cosine from the start 0.983-1.038), and is within distillation's CI where there
+    is no gap (``quadcopter``, mjlab's Cartpole swing-up)."""
 
     learning_rate_iterations: int | None = None
     """With a decaying ``learning_rate_schedule``: the runner iteration (0-based, absolute) at which the rate reaches
     ``min_learning_rate``. None: the end of the ``learn()`` call, its start iteration plus its number of iterations
     (the run's ``max_iterations`` under rsl_rl's stock runner, which does not pass the length)."""
 
-    learning_rate_decay_start_fraction: float = 0.0
+    learning_rate_decay_start_fraction: float | None = None
     """With a decaying ``learning_rate_schedule``: the fraction of the run during which the rate holds at
-    ``learning_rate`` before it decays, in [0, 1) (0, default: the decay starts at once; 2/3: it runs over the last
-    third, after the students have learnt at the full rate). On ``quadcopter_blind`` (5 seeds) a cosine to 1e-4 held
-    for 0.67 of the run ended every seed's last student at 1.051-1.057 of the teacher's return, success 0.999-1.000,
-    above every distillation row; on ``quadcopter`` (no gap) within distillation's CI (benchmarks/RESULTS.md)."""
+    ``learning_rate`` before it decays, in [0, 1) (0: the decay starts at once; 2/3: it runs over the last third,
+    after the students have learnt at the full rate). None (default): 0.67 under ``auto``, 0 under an explicit
+    ``linear`` or ``cosine``. On ``quadcopter_blind`` (5 seeds) a cosine to 1e-4 held for 0.67 of the run ended every
+    seed's last student at 1.051-1.057 of the teacher's return, success 0.999-1.000, above every distillation row
+    (benchmarks/RESULTS.md)."""
 
 
 DAGGER_PPO_KEYS: tuple[str, ...] = tuple(f.name for f in fields(DAggerPPOSchema))
@@ -156,9 +169,9 @@ class DAggerPPOOptions:
     min_learning_rate: float | None = None
     init_student_std: float | None = None
     init_critic_from_teacher: bool | None = None
-    learning_rate_schedule: str = "constant"
+    learning_rate_schedule: str = "auto"
     learning_rate_iterations: int | None = None
-    learning_rate_decay_start_fraction: float = 0.0
+    learning_rate_decay_start_fraction: float | None = None
 
 
 def kl_adaptive(schedule: str, desired_kl: float | None) -> bool:
@@ -179,12 +192,16 @@ def resolve_learning_rate_schedule(
     Raises:
         ValueError: a decay under the KL-adaptive schedule, or a ``min_learning_rate`` above ``learning_rate``.
     """
-    kind = options.learning_rate_schedule
+    kind, start = options.learning_rate_schedule, options.learning_rate_decay_start_fraction
+    if kind == "auto":
+        kind = "constant" if adaptive else AUTO_DECAY
+        if start is None and not adaptive:
+            start = AUTO_DECAY_START_FRACTION
     if kind != "constant" and adaptive:
         raise ValueError(
             f"learning_rate_schedule={kind!r} sets the learning rate per iteration, and rsl_rl's "
             "schedule='adaptive' (PPO's default) sets it from the KL divergence; set schedule='fixed' with a "
-            "decaying learning_rate_schedule."
+            "decaying learning_rate_schedule, or learning_rate_schedule='auto' (the KL's rate under 'adaptive')."
         )
     low = options.min_learning_rate
     if kind != "constant" and low is None:
@@ -193,7 +210,7 @@ def resolve_learning_rate_schedule(
         learning_rate_schedule=kind,
         min_learning_rate=0.0 if low is None else low,
         learning_rate_iterations=options.learning_rate_iterations,
-        learning_rate_decay_start_fraction=options.learning_rate_decay_start_fraction,
+        learning_rate_decay_start_fraction=0.0 if start is None else start,
     )
     cfg.check_base(learning_rate)
     return cfg
@@ -275,8 +292,12 @@ def _validate_recipe(cfg: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"init_student_std={std!r} must be > 0 (or None: the distilled checkpoint's std).")
     kind, end = v["learning_rate_schedule"], v["learning_rate_iterations"]
     start = v["learning_rate_decay_start_fraction"]
-    lr = LearningRateScheduleConfig(  # their checks, once
-        learning_rate_schedule=kind, learning_rate_iterations=end, learning_rate_decay_start_fraction=start
+    if kind not in DAGGER_PPO_LR_SCHEDULES:
+        raise ValueError(not_one_of("learning_rate_schedule", kind, DAGGER_PPO_LR_SCHEDULES))
+    lr = LearningRateScheduleConfig(  # their checks, once ("auto" is checked as its decay)
+        learning_rate_schedule=AUTO_DECAY if kind == "auto" else kind,
+        learning_rate_iterations=end,
+        learning_rate_decay_start_fraction=0.0 if start is None else start,
     )
     return {
         "imitation_balance": str(v["imitation_balance"]),
@@ -289,7 +310,7 @@ def _validate_recipe(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "min_learning_rate": _number("min_learning_rate", v["min_learning_rate"], 0.0, optional=True),
         "learning_rate_schedule": kind,
         "learning_rate_iterations": end,
-        "learning_rate_decay_start_fraction": lr.learning_rate_decay_start_fraction,
+        "learning_rate_decay_start_fraction": None if start is None else lr.learning_rate_decay_start_fraction,
         "init_student_std": std,
         "init_critic_from_teacher": teacher_critic,
     }

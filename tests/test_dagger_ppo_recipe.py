@@ -214,18 +214,49 @@ def test_the_constant_schedule_leaves_the_rate_to_rsl_rl(tmp_path, ppo_teacher):
     assert _rates(runner(tmp_path, ppo_teacher, algo), 2) == [7e-4, 7e-4]
 
 
-def test_the_default_keeps_rsl_rl_s_rate_and_a_decay_ends_at_a_tenth_by_default(tmp_path, ppo_teacher):
+def test_the_default_holds_a_fixed_rate_for_two_thirds_then_decays_by_a_cosine_to_a_tenth(tmp_path, ppo_teacher):
     algo = {"schedule": "fixed", "learning_rate": 2e-3}
-    fixed = runner(tmp_path / "f", ppo_teacher, algo)
-    assert not fixed.alg.lr_schedule.decays and "learning rate fixed 0.002" in fixed.alg.describe()
-    assert _rates(fixed, 2) == [2e-3, 2e-3]
-    r = runner(tmp_path, ppo_teacher, {**algo, "learning_rate_schedule": "cosine"}, max_iterations=4)
-    assert (r.alg.lr_schedule.learning_rate_schedule, r.alg.lr_schedule.min_learning_rate) == ("cosine", 2e-4)
-    expected = [2e-4 + 1.8e-3 * 0.5 * (1 + math.cos(math.pi * it / 4)) for it in range(4)]
-    assert _rates(r, 4) == pytest.approx(expected, rel=1e-12)
-    assert "learning rate cosine 0.002 -> 0.0002 by the end of the run" in r.alg.describe()
+    r = runner(tmp_path / "d", ppo_teacher, algo, max_iterations=6)
+    lr = r.alg.lr_schedule
+    assert (lr.learning_rate_schedule, lr.min_learning_rate, lr.learning_rate_decay_start_fraction) == (
+        "cosine",
+        2e-4,
+        0.67,
+    )
+    # the decay starts at 0.67 * 6 = iteration 4.02 and ends at 6
+    expected = [2e-3] * 5 + [2e-4 + 1.8e-3 * 0.5 * (1 + math.cos(math.pi * (5 - 4.02) / (6 - 4.02)))]
+    assert _rates(r, 6) == pytest.approx(expected, rel=1e-12)
+    assert "learning rate cosine 0.002 -> 0.0002 from 0.67 of the run by the end of the run (auto)" in r.alg.describe()
+    # the same run as the explicit keys, bit for bit (the benchmarks' rows of the held decay are the default's)
+    explicit = {
+        "learning_rate_schedule": "cosine",
+        "min_learning_rate": 2e-4,
+        "learning_rate_decay_start_fraction": 0.67,
+    }
+    e = runner(tmp_path / "e", ppo_teacher, {**algo, **explicit}, max_iterations=6)
+    assert _rates(e, 6) == _rates(runner(tmp_path / "d2", ppo_teacher, algo, max_iterations=6), 6)
+    for k, v in e.alg.actor.state_dict().items():
+        assert torch.equal(v, r.alg.actor.state_dict()[k]), k
+    # an explicit decay starts at once unless told otherwise; the auto decay takes a set fraction and floor
+    c = runner(tmp_path / "c", ppo_teacher, {**algo, "learning_rate_schedule": "cosine"}, max_iterations=4)
+    assert (c.alg.lr_schedule.min_learning_rate, c.alg.lr_schedule.learning_rate_decay_start_fraction) == (2e-4, 0.0)
+    assert "learning rate cosine 0.002 -> 0.0002 by the end of the run" in c.alg.describe()
+    set_keys = {**algo, "min_learning_rate": 5e-4, "learning_rate_decay_start_fraction": 0.0}
+    s = runner(tmp_path / "s", ppo_teacher, set_keys, max_iterations=4)
+    expected = [5e-4 + 1.5e-3 * 0.5 * (1 + math.cos(math.pi * it / 4)) for it in range(4)]
+    assert _rates(s, 4) == pytest.approx(expected, rel=1e-12)
+
+
+def test_under_kl_adaptive_the_default_leaves_the_rate_to_the_kl_and_constant_to_rsl_rl(tmp_path, ppo_teacher):
     adaptive = runner(tmp_path / "a", ppo_teacher, {"schedule": "adaptive", "learning_rate": 2e-3})
-    assert not adaptive.alg.lr_schedule.decays and "KL-adaptive from 0.002" in adaptive.alg.describe()
+    assert not adaptive.alg.lr_schedule.decays
+    assert "learning rate KL-adaptive from 0.002 (auto)" in adaptive.alg.describe()
+    fixed = runner(
+        tmp_path / "f", ppo_teacher, {"schedule": "fixed", "learning_rate": 2e-3, "learning_rate_schedule": "constant"}
+    )
+    assert not fixed.alg.lr_schedule.decays
+    assert fixed.alg.describe().endswith("learning rate fixed 0.002")
+    assert _rates(fixed, 2) == [2e-3, 2e-3]
 
 
 @pytest.mark.parametrize(
@@ -257,6 +288,12 @@ def test_the_default_keeps_rsl_rl_s_rate_and_a_decay_ends_at_a_tenth_by_default(
             {"schedule": "fixed", "learning_rate_schedule": "cosine", "learning_rate_decay_start_fraction": 1},
             "learning_rate_decay_start_fraction=1 must be a number in [0, 1)",
         ),
+        (
+            {"schedule": "fixed", "learning_rate_decay_start_fraction": -0.1},  # the default's decay too
+            "learning_rate_decay_start_fraction=-0.1 must be a number in [0, 1)",
+        ),
+        ({"schedule": "fixed", "min_learning_rate": 1e-2}, "is above learning_rate"),  # the default's floor
+        ({"schedule": "fixed", "learning_rate_schedule": "Auto"}, "learning_rate_schedule='Auto' is not one of"),
     ],
 )
 def test_a_learning_rate_decay_refuses_what_it_cannot_follow(tmp_path, ppo_teacher, algo, message):

@@ -73,7 +73,13 @@ def test_stock_on_policy_runner_trains_from_the_configclasses(isaaclab, tmp_path
     saved = torch.load(teacher, weights_only=True)["actor_state_dict"]
     assert all(torch.equal(v, runner.alg.teacher.state_dict()[k]) for k, v in saved.items())
     runner.learn(3)
-    assert not runner.alg.lr_schedule.decays  # the default: Isaac Lab's fixed rate, as configured
+    lr = runner.alg.lr_schedule  # the default under Isaac Lab's fixed rate: held for 0.67 of the run, then a cosine
+    assert (lr.learning_rate_schedule, lr.min_learning_rate, lr.learning_rate_decay_start_fraction) == (
+        "cosine",
+        1e-4,
+        0.67,
+    )
+    assert lr.learning_rate(1e-3, 2, 3) == 1e-3 and lr.learning_rate(1e-3, 3, 3) == pytest.approx(1e-4)
     assert runner.alg.coefficients_at(0) == {"beta": 1.0, "imitation_coef": 0.5, "ppo_coef": 1.0}
     assert runner.alg.coefficients_at(2) == {"beta": 0.0, "imitation_coef": 0.5, "ppo_coef": 0.0}
     assert runner.alg.last_metrics["Distillation/imitation_coef"] == 0.5

@@ -221,12 +221,20 @@ def test_compare_dagger_ppo_smoke_outputs_exist_parse_and_resume(tmp_path, capsy
     variants = {r["variant"] for r in rows}
     assert variants == {*compare_dagger_ppo.DISTILLATION, *compare_dagger_ppo.DAGGER_PPO}
     n = len(compare_dagger_ppo.DISTILLATION) + len(compare_dagger_ppo.DAGGER_PPO)
-    assert n == 8 and len(rows) == n * 3
+    assert n == 9 and len(rows) == n * 3
     rec = {int(r["iteration"]): r for r in rows if r["variant"] == "dagger_ppo_recommended"}
     assert [float(rec[i]["beta"]) for i in range(3)] == [1.0, 0.0, 0.0]  # the teacher drives the first 10%
     assert all(float(r["loss"]) >= 0 for r in rows)
     advisor = json.loads((tmp_path / "runs" / "advisor" / "seed0.json").read_text())["iterations"]
     assert all(0.0 <= r["imitation_weight"] <= 1.0 for r in advisor) and "explained_variance" in advisor[0]
+    recipe = json.loads((tmp_path / "runs" / "recipe" / "seed0.json").read_text())
+    # advisor keeps the constant rate its rows were made with; recipe is the defaults (the rate held for 0.67 of the
+    # 3 iterations: its decay would start after iteration 2)
+    assert [r["learning_rate"] for r in advisor] == [1e-3] * 3 == [r["learning_rate"] for r in recipe["iterations"]]
+    assert recipe["algorithm"] == {}
+    assert json.loads((tmp_path / "runs" / "advisor" / "seed0.json").read_text())["algorithm"] == {
+        "learning_rate_schedule": "constant"
+    }
     run = json.loads((tmp_path / "runs" / "dagger_ppo_fixed" / "seed0.json").read_text())
     assert run["imitation_coef"] == "1.0" and run["ppo_coef"] == "1.0" and run["final"]["num_episodes"] == 8
     assert "dagger_ppo_recommended" in (tmp_path / "summary.md").read_text()
@@ -293,7 +301,8 @@ def test_compare_dagger_ppo_runs_cue_doors_with_keys_after_the_variant(tmp_path,
     compare_dagger_ppo.main(argv)
     (path,) = (tmp_path / "runs").glob("advisor*/seed0.json")
     run = json.loads(path.read_text())
-    assert run["task"] == "cue_doors" and run["algorithm"] == {"imitation_floor": 0.1, "critic_warmup": None}
+    keys = {"learning_rate_schedule": "constant", "imitation_floor": 0.1, "critic_warmup": None}
+    assert run["task"] == "cue_doors" and run["algorithm"] == keys
     assert "Task: cue_doors." in (tmp_path / "summary.md").read_text()
     for bad in ("advisor:imitation_flor=0.1", "no_such_variant"):
         with pytest.raises(SystemExit):
