@@ -563,7 +563,8 @@ class MixingDAggerPPO(MixingSurface, PPO):
             "the end of the run" if lr.learning_rate_iterations is None else f"iteration {lr.learning_rate_iterations}"
         )
         hold = lr.learning_rate_decay_start_fraction
-        start = f" from {hold:.3g} of the run" if hold > 0 else ""
+        span = "the run" if lr.learning_rate_iterations is None else "the way"  # the fraction is of the decay's span
+        start = f" from {hold:.3g} of {span}" if hold > 0 else ""
         rates = f"{self._base_learning_rate:g} -> {lr.min_learning_rate:g}"
         return f"{lr.learning_rate_schedule} {rates}{start} by {end}{auto}"
 

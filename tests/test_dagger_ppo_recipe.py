@@ -194,6 +194,10 @@ def test_a_cosine_learning_rate_decays_to_min_learning_rate_at_the_end_of_the_ru
     # the decay starts at 0.6 * 5 = iteration 3 and ends at 5: full rate for 0-3, then half way at 4
     assert _rates(held, 5) == pytest.approx([1e-3, 1e-3, 1e-3, 1e-3, 5.5e-4], rel=1e-12)
     assert "learning rate cosine 0.001 -> 0.0001 from 0.6 of the run by the end of the run" in held.alg.describe()
+    pinned = {**algo, "learning_rate_decay_start_fraction": 0.5, "learning_rate_iterations": 4}
+    to_4 = runner(tmp_path / "p", ppo_teacher, pinned, max_iterations=5)  # held for 0.5 of iterations 0-4, not of 5
+    assert "learning rate cosine 0.001 -> 0.0001 from 0.5 of the way by iteration 4" in to_4.alg.describe()
+    assert _rates(to_4, 5) == pytest.approx([1e-3, 1e-3, 1e-3, 5.5e-4, 1e-4], rel=1e-12)
 
 
 def test_a_resumed_run_continues_the_learning_rate_decay(tmp_path, ppo_teacher):
