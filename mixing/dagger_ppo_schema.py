@@ -139,7 +139,8 @@ class DAggerPPOSchema:
     """With a decaying ``learning_rate_schedule``: the fraction of the run during which the rate holds at
     ``learning_rate`` before it decays, in [0, 1) (0: the decay starts at once; 2/3: it runs over the last third,
     after the students have learnt at the full rate). None (default): 0.67 under ``auto``, 0 under an explicit
-    ``linear`` or ``cosine``. On ``quadcopter_blind`` (5 seeds) a cosine to 1e-4 held for 0.67 of the run ended every
+    ``linear`` or ``cosine``. A value where no decay runs (``constant``, or ``auto`` under the KL-adaptive schedule)
+    is an error. On ``quadcopter_blind`` (5 seeds) a cosine to 1e-4 held for 0.67 of the run ended every
     seed's last student at 1.051-1.057 of the teacher's return, success 0.999-1.000, above every distillation row
     (benchmarks/RESULTS.md)."""
 
@@ -190,13 +191,24 @@ def resolve_learning_rate_schedule(
         adaptive: Whether rsl_rl's KL-adaptive schedule sets the rate (``schedule="adaptive"`` with a ``desired_kl``).
 
     Raises:
-        ValueError: a decay under the KL-adaptive schedule, or a ``min_learning_rate`` above ``learning_rate``.
+        ValueError: a decay under the KL-adaptive schedule, a ``learning_rate_decay_start_fraction`` without a decay,
+            or a ``min_learning_rate`` above ``learning_rate``.
     """
     kind, start = options.learning_rate_schedule, options.learning_rate_decay_start_fraction
     if kind == "auto":
         kind = "constant" if adaptive else AUTO_DECAY
         if start is None and not adaptive:
             start = AUTO_DECAY_START_FRACTION
+    if kind == "constant" and start is not None:
+        why = (
+            "under rsl_rl's KL-adaptive schedule learning_rate_schedule='auto' leaves the rate to the KL"
+            if options.learning_rate_schedule == "auto"
+            else "learning_rate_schedule='constant' does not decay"
+        )
+        raise ValueError(
+            f"learning_rate_decay_start_fraction={start!r} holds a decay, and {why}; leave it None, or set "
+            "schedule='fixed' (with learning_rate_schedule 'auto', 'linear' or 'cosine')."
+        )
     if kind != "constant" and adaptive:
         raise ValueError(
             f"learning_rate_schedule={kind!r} sets the learning rate per iteration, and rsl_rl's "

@@ -298,6 +298,14 @@ def test_under_kl_adaptive_the_default_leaves_the_rate_to_the_kl_and_constant_to
         ),
         ({"schedule": "fixed", "min_learning_rate": 1e-2}, "is above learning_rate"),  # the default's floor
         ({"schedule": "fixed", "learning_rate_schedule": "Auto"}, "learning_rate_schedule='Auto' is not one of"),
+        (  # a hold without a decay is refused, not ignored
+            {"schedule": "fixed", "learning_rate_schedule": "constant", "learning_rate_decay_start_fraction": 0.5},
+            "learning_rate_decay_start_fraction=0.5 holds a decay, and learning_rate_schedule='constant' does not",
+        ),
+        (
+            {"learning_rate_decay_start_fraction": 0.67},  # PPO's KL-adaptive default
+            "and under rsl_rl's KL-adaptive schedule learning_rate_schedule='auto' leaves the rate to the KL",
+        ),
     ],
 )
 def test_a_learning_rate_decay_refuses_what_it_cannot_follow(tmp_path, ppo_teacher, algo, message):
