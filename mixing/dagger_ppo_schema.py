@@ -120,7 +120,8 @@ class DAggerPPOSchema:
     ``cosine`` decay from ``learning_rate`` to ``min_learning_rate`` (None: a tenth of it) that holds the rate for the
     first ``learning_rate_decay_start_fraction`` of the run (None: 0.67), so it runs over the last third; under
     rsl_rl's KL-adaptive schedule (``schedule="adaptive"`` with a ``desired_kl``, PPO's default) ``constant``: the KL
-    sets the rate, floored at ``min_learning_rate``. ``constant``: rsl_rl's ``schedule`` alone sets the rate (fixed,
+    sets the rate, floored at ``min_learning_rate``; with ``imitation_coef`` 0 (the recipe off: rsl_rl's PPO)
+    ``constant``. ``constant``: rsl_rl's ``schedule`` alone sets the rate (fixed,
     or KL-adaptive). ``linear`` or ``cosine`` (not under the KL-adaptive schedule): the rate of runner iteration
     ``it`` decays from ``learning_rate`` to ``min_learning_rate``, reached at ``learning_rate_iterations`` and kept
     after it, by the formula of MixingDistillation's key of the same name (docs/config.md); set at the start of each
@@ -139,10 +140,10 @@ class DAggerPPOSchema:
     """With a decaying ``learning_rate_schedule``: the fraction of the run during which the rate holds at
     ``learning_rate`` before it decays, in [0, 1) (0: the decay starts at once; 2/3: it runs over the last third,
     after the students have learnt at the full rate). None (default): 0.67 under ``auto``, 0 under an explicit
-    ``linear`` or ``cosine``. A value where no decay runs (``constant``, or ``auto`` under the KL-adaptive schedule)
-    is an error. On ``quadcopter_blind`` (5 seeds) a cosine to 1e-4 held for 0.67 of the run ended every
-    seed's last student at 1.051-1.057 of the teacher's return, success 0.999-1.000, above every distillation row
-    (benchmarks/RESULTS.md)."""
+    ``linear`` or ``cosine``. A value where no decay runs (``constant``, or ``auto`` under the KL-adaptive schedule
+    or with ``imitation_coef`` 0) is an error. On ``quadcopter_blind`` (5 seeds) a cosine to 1e-4 held for 0.67 of
+    the run ended every seed's last student at 1.051-1.057 of the teacher's return, success 0.999-1.000, above every
+    distillation row (benchmarks/RESULTS.md)."""
 
 
 DAGGER_PPO_KEYS: tuple[str, ...] = tuple(f.name for f in fields(DAggerPPOSchema))
@@ -195,16 +196,19 @@ def resolve_learning_rate_schedule(
             or a ``min_learning_rate`` above ``learning_rate``.
     """
     kind, start = options.learning_rate_schedule, options.learning_rate_decay_start_fraction
+    ppo_alone = options.imitation_coef.always_zero()  # the recipe is off: rsl_rl's PPO, its rate included
     if kind == "auto":
-        kind = "constant" if adaptive else AUTO_DECAY
-        if start is None and not adaptive:
+        kind = "constant" if adaptive or ppo_alone else AUTO_DECAY
+        if start is None and kind != "constant":
             start = AUTO_DECAY_START_FRACTION
     if kind == "constant" and start is not None:
-        why = (
-            "under rsl_rl's KL-adaptive schedule learning_rate_schedule='auto' leaves the rate to the KL"
-            if options.learning_rate_schedule == "auto"
-            else "learning_rate_schedule='constant' does not decay"
-        )
+        why = "learning_rate_schedule='constant' does not decay"
+        if options.learning_rate_schedule == "auto":
+            why = (
+                "with imitation_coef 0 learning_rate_schedule='auto' keeps rsl_rl's rate"
+                if ppo_alone and not adaptive
+                else "under rsl_rl's KL-adaptive schedule learning_rate_schedule='auto' leaves the rate to the KL"
+            )
         raise ValueError(
             f"learning_rate_decay_start_fraction={start!r} holds a decay, and {why}; leave it None, or set "
             "schedule='fixed' (with learning_rate_schedule 'auto', 'linear' or 'cosine')."

@@ -162,13 +162,15 @@ def test_recurrent_teacher_labels_follow_its_hidden_state(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- the two ends
+@pytest.mark.parametrize("schedule", ["adaptive", "fixed"])  # at a fixed rate the default rate stays rsl_rl's too
 @pytest.mark.parametrize("actor", ["mlp", "gru"])
-def test_imitation_coef_0_and_beta_0_train_bit_for_bit_as_stock_ppo(tmp_path, ppo_teacher, actor):
+def test_imitation_coef_0_and_beta_0_train_bit_for_bit_as_stock_ppo(tmp_path, ppo_teacher, actor, schedule):
     # seeded once before construction, as the CLI does: building the teacher must not draw random numbers
-    stock = runner(tmp_path / "s", None, class_name="PPO", actor=actor, seed=7)
-    stock.learn(3)
-    ours = runner(tmp_path / "o", ppo_teacher, {"imitation_coef": 0.0}, actor=actor, seed=7)
-    ours.learn(3)
+    stock = runner(tmp_path / "s", None, {"schedule": schedule}, class_name="PPO", actor=actor, seed=7)
+    stock.learn(4)  # the whole run (max_iterations 4): a held decay would change iteration 3's rate
+    ours = runner(tmp_path / "o", ppo_teacher, {"imitation_coef": 0.0, "schedule": schedule}, actor=actor, seed=7)
+    ours.learn(4)
+    assert not ours.alg.lr_schedule.active
     assert type(stock.alg).__name__ == "PPO" and ours.alg.beta_schedule.beta(0) == 0.0
     for a, b in [(stock.alg.actor, ours.alg.actor), (stock.alg.critic, ours.alg.critic)]:
         sa, sb = a.state_dict(), b.state_dict()

@@ -306,6 +306,10 @@ def test_under_kl_adaptive_the_default_leaves_the_rate_to_the_kl_and_constant_to
             {"learning_rate_decay_start_fraction": 0.67},  # PPO's KL-adaptive default
             "and under rsl_rl's KL-adaptive schedule learning_rate_schedule='auto' leaves the rate to the KL",
         ),
+        (
+            {"schedule": "fixed", "imitation_coef": 0.0, "learning_rate_decay_start_fraction": 0.67},
+            "and with imitation_coef 0 learning_rate_schedule='auto' keeps rsl_rl's rate",
+        ),
     ],
 )
 def test_a_learning_rate_decay_refuses_what_it_cannot_follow(tmp_path, ppo_teacher, algo, message):
