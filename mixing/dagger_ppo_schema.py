@@ -17,12 +17,12 @@ from dagmix.mixing.adaptive import AdaptiveSchedule
 from dagmix.mixing.coefficients import CoefficientSchedule
 from dagmix.mixing.config import SCHEDULE_KINDS, MixingConfig, resolve_mixing
 from dagmix.mixing.names import did_you_mean, not_one_of
-from dagmix.mixing.options import LearningRateScheduleConfig
+from dagmix.mixing.options import LearningRateScheduleConfig, LearningRateScheduleName
 from dagmix.mixing.schema import MixingSchema, check_config_dict, check_console_and_clip
 
 ImitationLoss = Literal["mse", "huber", "gaussian_nll"]
 ImitationBalance = Literal["advisor", "fixed"]
-DAggerPPOLearningRateSchedule = Literal["auto", "constant", "linear", "cosine"]
+DAggerPPOLearningRateSchedule = Literal["auto", LearningRateScheduleName]  # nested Literals flatten
 DAGGER_PPO_LR_SCHEDULES: tuple[str, ...] = get_args(DAggerPPOLearningRateSchedule)
 """The values of MixingDAggerPPO's ``learning_rate_schedule``: MixingDistillation's and ``auto``."""
 AUTO_DECAY = "cosine"
@@ -196,19 +196,18 @@ def resolve_learning_rate_schedule(
             or a ``min_learning_rate`` above ``learning_rate``.
     """
     kind, start = options.learning_rate_schedule, options.learning_rate_decay_start_fraction
-    ppo_alone = options.imitation_coef.always_zero()  # the recipe is off: rsl_rl's PPO, its rate included
-    if kind == "auto":
-        kind = "constant" if adaptive or ppo_alone else AUTO_DECAY
-        if start is None and kind != "constant":
-            start = AUTO_DECAY_START_FRACTION
+    why = "learning_rate_schedule='constant' does not decay"  # why a constant rate takes no start fraction
+    if kind == "auto" and adaptive:
+        kind, why = (
+            "constant",
+            "under rsl_rl's KL-adaptive schedule learning_rate_schedule='auto' leaves the rate to the KL",
+        )
+    elif kind == "auto" and options.imitation_coef.always_zero():  # the recipe is off: rsl_rl's PPO, its rate too
+        kind, why = "constant", "with imitation_coef 0 learning_rate_schedule='auto' keeps rsl_rl's rate"
+    elif kind == "auto":
+        kind = AUTO_DECAY
+        start = AUTO_DECAY_START_FRACTION if start is None else start
     if kind == "constant" and start is not None:
-        why = "learning_rate_schedule='constant' does not decay"
-        if options.learning_rate_schedule == "auto":
-            why = (
-                "with imitation_coef 0 learning_rate_schedule='auto' keeps rsl_rl's rate"
-                if ppo_alone and not adaptive
-                else "under rsl_rl's KL-adaptive schedule learning_rate_schedule='auto' leaves the rate to the KL"
-            )
         raise ValueError(
             f"learning_rate_decay_start_fraction={start!r} holds a decay, and {why}; leave it None, or set "
             "schedule='fixed' (with learning_rate_schedule 'auto', 'linear' or 'cosine')."
