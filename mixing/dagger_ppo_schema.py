@@ -196,21 +196,24 @@ def resolve_learning_rate_schedule(
             or a ``min_learning_rate`` above ``learning_rate``.
     """
     kind, start = options.learning_rate_schedule, options.learning_rate_decay_start_fraction
-    why = "learning_rate_schedule='constant' does not decay"  # why a constant rate takes no start fraction
+    # why a constant rate takes no start fraction, and what would decay instead
+    why = "learning_rate_schedule='constant' does not decay"
+    fix = "learning_rate_schedule 'auto', 'linear' or 'cosine' under schedule='fixed'"
     if kind == "auto" and adaptive:
         kind, why = (
             "constant",
             "under rsl_rl's KL-adaptive schedule learning_rate_schedule='auto' leaves the rate to the KL",
         )
+        fix = "schedule='fixed'"
     elif kind == "auto" and options.imitation_coef.always_zero():  # the recipe is off: rsl_rl's PPO, its rate too
         kind, why = "constant", "with imitation_coef 0 learning_rate_schedule='auto' keeps rsl_rl's rate"
+        fix = "learning_rate_schedule 'linear' or 'cosine'"
     elif kind == "auto":
         kind = AUTO_DECAY
         start = AUTO_DECAY_START_FRACTION if start is None else start
     if kind == "constant" and start is not None:
         raise ValueError(
-            f"learning_rate_decay_start_fraction={start!r} holds a decay, and {why}; leave it None, or set "
-            "schedule='fixed' (with learning_rate_schedule 'auto', 'linear' or 'cosine')."
+            f"learning_rate_decay_start_fraction={start!r} holds a decay, and {why}; leave it None, or set {fix}."
         )
     if kind != "constant" and adaptive:
         raise ValueError(

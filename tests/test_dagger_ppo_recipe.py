@@ -300,15 +300,18 @@ def test_under_kl_adaptive_the_default_leaves_the_rate_to_the_kl_and_constant_to
         ({"schedule": "fixed", "learning_rate_schedule": "Auto"}, "learning_rate_schedule='Auto' is not one of"),
         (  # a hold without a decay is refused, not ignored
             {"schedule": "fixed", "learning_rate_schedule": "constant", "learning_rate_decay_start_fraction": 0.5},
-            "learning_rate_decay_start_fraction=0.5 holds a decay, and learning_rate_schedule='constant' does not",
+            "learning_rate_decay_start_fraction=0.5 holds a decay, and learning_rate_schedule='constant' does not "
+            "decay; leave it None, or set learning_rate_schedule 'auto', 'linear' or 'cosine' under schedule='fixed'.",
         ),
         (
             {"learning_rate_decay_start_fraction": 0.67},  # PPO's KL-adaptive default
-            "and under rsl_rl's KL-adaptive schedule learning_rate_schedule='auto' leaves the rate to the KL",
+            "and under rsl_rl's KL-adaptive schedule learning_rate_schedule='auto' leaves the rate to the KL; leave "
+            "it None, or set schedule='fixed'.",
         ),
         (
             {"schedule": "fixed", "imitation_coef": 0.0, "learning_rate_decay_start_fraction": 0.67},
-            "and with imitation_coef 0 learning_rate_schedule='auto' keeps rsl_rl's rate",
+            "and with imitation_coef 0 learning_rate_schedule='auto' keeps rsl_rl's rate; leave it None, or set "
+            "learning_rate_schedule 'linear' or 'cosine'.",
         ),
     ],
 )
